@@ -1,0 +1,28 @@
+"""User-facing errors: the CLI prints their message as one line and exits with status 2."""
+
+import difflib
+from collections.abc import Iterable
+
+
+class VaebenchError(Exception):
+    """Base class for errors a user can cause (bad input, missing data, corrupt files)."""
+
+
+class DatasetError(VaebenchError):
+    """A dataset is missing, corrupt, or cannot be downloaded."""
+
+
+class CheckpointError(VaebenchError):
+    """A model or checkpoint file is missing, truncated, or does not match the run."""
+
+
+class UnknownNameError(VaebenchError, ValueError):
+    """A name (family, dataset, architecture) that is not in its registry."""
+
+
+def unknown_name(kind: str, name: str, allowed: Iterable[str]) -> UnknownNameError:
+    """Build the one-line error for an unknown name, with a did-you-mean suggestion."""
+    allowed = sorted(allowed)
+    close = difflib.get_close_matches(str(name), allowed, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return UnknownNameError(f"unknown {kind} '{name}'{hint} allowed: {', '.join(allowed)}")
