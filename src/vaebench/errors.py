@@ -25,4 +25,4 @@ def unknown_name(kind: str, name: str, allowed: Iterable[str]) -> UnknownNameErr
     allowed = sorted(allowed)
     close = difflib.get_close_matches(str(name), allowed, n=1)
     hint = f"; did you mean '{close[0]}'?" if close else ""
-    return UnknownNameError(f"unknown {kind} '{name}'{hint} allowed: {', '.join(allowed)}")
+    return UnknownNameError(f"unknown {kind} '{name}'{hint} (allowed: {', '.join(allowed)})")

@@ -1,0 +1,36 @@
+# vaebench: which output distribution should an image VAE's decoder use?
+# One study = the config's losses x latent_dims x seeds on one dataset.
+#   snakemake --cores all                                # full reproduction (config/config.yaml)
+#   snakemake --cores all --configfile config/quick.yaml # quick preset, offline, minutes on a CPU
+# Stages: data -> train -> evaluate -> aggregate -> figures -> report (one rule file each).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+include: "workflow/rules/evaluate.smk"
+include: "workflow/rules/aggregate.smk"
+include: "workflow/rules/report.smk"
+
+
+localrules:
+    all,
+    data,
+    aggregate,
+    figures,
+    report,
+
+
+rule all:
+    input:
+        final_outputs(),

@@ -1,0 +1,93 @@
+"""The study config: strings from `--config` are coerced, bad values stop with one clear line."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from vaebench.config import ConfigError, check, family_fingerprint, load_schema
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+
+
+def study(**changes):
+    cfg = yaml.safe_load((ROOT / "config" / "quick.yaml").read_text())
+    cfg.update(changes)
+    return cfg
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "quick.yaml"])
+def test_shipped_configs_are_valid(name):
+    cfg = yaml.safe_load((ROOT / "config" / name).read_text())
+    assert check(cfg, SCHEMA) == cfg
+
+
+def test_strings_from_the_command_line_are_coerced():
+    # what `snakemake --config latent_dims=[2,16] evaluate={k: 100}` hands over
+    cfg = study(latent_dims=["2", "16"], seeds="[0, 1]", evaluate={"k": "100", "n_test": "null", "batch": "50"},
+                train={"epochs": "3", "lr": "1e-3", "dequantize": "false"})
+    out = check(cfg, SCHEMA)
+    assert out["latent_dims"] == [2, 16] and out["seeds"] == [0, 1]
+    assert out["evaluate"] == {"k": 100, "n_test": None, "batch": 50}
+    assert out["train"] == {"epochs": 3, "lr": 0.001, "dequantize": False}
+
+
+@pytest.mark.parametrize(
+    "changes, expected",
+    [
+        ({"losses": ["contnuous_bernoulli"]}, "config key 'losses[0]': unknown value 'contnuous_bernoulli'; "
+                                              "did you mean 'continuous_bernoulli'?"),
+        ({"dataset": "mnst"}, "did you mean 'mnist'?"),
+        ({"losses": []}, "config key 'losses'"),
+        ({"latent_dims": ["two"]}, "config key 'latent_dims[0]'"),
+        ({"evaluate": {"k": -5}}, "config key 'evaluate.k'"),
+        ({"evaluate": {"k": 0}}, "config key 'evaluate.k'"),
+        ({"epochs": 3}, "unknown key 'epochs'"),
+        ({"seeds": [0, 0]}, "config key 'seeds'"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_key(changes, expected):
+    with pytest.raises(ConfigError) as err:
+        check(study(**changes), SCHEMA)
+    message = str(err.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_unknown_family_lists_the_allowed_values():
+    with pytest.raises(ConfigError, match="allowed: bernoulli, beta, continuous_bernoulli"):
+        check(study(losses=["gauss"]), SCHEMA)
+
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10), st.floats(allow_nan=True),
+                    st.text(max_size=8))
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.text(max_size=6), inner, max_size=3)),
+                      max_leaves=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(key=st.sampled_from(sorted(SCHEMA["properties"]) + ["bogus"]), value=values)
+def test_random_values_give_a_clean_error_or_a_valid_config(key, value):
+    cfg = study()
+    cfg[key] = copy.deepcopy(value)
+    try:
+        out = check(cfg, SCHEMA)
+    except ConfigError as err:
+        assert "\n" not in str(err)
+    else:
+        assert isinstance(out, dict)
+
+
+def test_family_fingerprint_tracks_one_class(tmp_path):
+    source = tmp_path / "families.py"
+    source.write_text('class A:\n    name = "a"\n    def f(self):\n        return 1\n\n'
+                      'class B:\n    name = "b"\n    def f(self):\n        return 2\n')
+    a, b = family_fingerprint(source, "a"), family_fingerprint(source, "b")
+    source.write_text(source.read_text().replace("return 2", "return 3") + "# comment\n")
+    assert family_fingerprint(source, "a") == a
+    assert family_fingerprint(source, "b") != b

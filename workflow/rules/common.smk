@@ -1,0 +1,64 @@
+# Helpers shared by the rule files: validated config, run paths, CLI options, resources.
+
+import shlex
+import yaml
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from vaebench.config import ConfigError, check, family_fingerprint, load_schema
+
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+FAMILIES_SOURCE = Path(workflow.basedir) / "src" / "vaebench" / "families.py"
+RUN = "results/{dataset}/{loss}/z{dim}/seed{seed}"
+
+try:
+    config.update(check(config, load_schema(SCHEMA)))  # --config values arrive as strings
+except ConfigError as err:
+    sys.exit(f"vaebench: invalid configuration: {err}")
+validate(config, SCHEMA)  # fills the schema's defaults
+
+
+wildcard_constraints:
+    dataset=r"[a-z0-9_]+",
+    loss=r"[a-z_]+",
+    dim=r"\d+",
+    seed=r"\d+",
+
+
+def run_dirs():
+    """Every run directory the config asks for."""
+    return expand(RUN, dataset=config["dataset"], loss=config["losses"], dim=config["latent_dims"],
+                  seed=config["seeds"])
+
+
+def final_outputs():
+    return [f"{run}/metrics.json" for run in run_dirs()] + ["report/index.html"]
+
+
+def cli_options(options):
+    """Render {'k': 5000, 'n_test': None, 'dequantize': False} as quoted CLI flags.
+
+    None is left out (the CLI default applies), False booleans become --no-<flag>.
+    No config value reaches the shell unquoted.
+    """
+    words = []
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is True:
+            words += [flag] if value is True else []
+        elif value is False:
+            words.append("--no-" + key.replace("_", "-"))
+        else:
+            words += [flag, shlex.quote(str(value))]
+    return " ".join(words)
+
+
+def job_resource(rule_name, key, default):
+    return config.get("resources", {}).get(rule_name, {}).get(key, default)
+
+
+def family_code(wildcards):
+    """Rerun trigger: a hash of the family's class, so editing it retrains that family only."""
+    return family_fingerprint(FAMILIES_SOURCE, wildcards.loss)
