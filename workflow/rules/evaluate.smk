@@ -9,6 +9,8 @@ rule evaluate:
     output:
         metrics=f"{RUN}/metrics.json",
         artifacts=f"{RUN}/artifacts.npz",
+    conda:
+        "../../environment.yml"
     log:
         f"{RUN}/evaluate.log",
     params:

@@ -9,6 +9,8 @@ rule figures:
     output:
         report(directory("results/{dataset}/figures"), patterns=["{name}.png"],
                caption="../report/figures.rst", category="Figures"),
+    conda:
+        "../../environment.yml"
     log:
         "logs/figures/{dataset}.log",
     shell:
@@ -21,9 +23,11 @@ rule report:
         study=f"results/{config['dataset']}/study.yaml",
     output:
         report("report/index.html", caption="../report/index.rst", category="Report"),
+    conda:
+        "../../environment.yml"
     log:
         "logs/report.log",
     params:
-        results=f"results/{config['dataset']}",
+        results=lambda w, input: os.path.dirname(input.study),
     shell:
         "vaebench report --results {params.results:q} --config {input.study:q} --out {output:q} > {log:q} 2>&1"

@@ -8,6 +8,8 @@ rule train:
         model=f"{RUN}/model.pt",
         history=f"{RUN}/history.csv",
         run=f"{RUN}/run.json",
+    conda:
+        "../../environment.yml"
     log:
         f"{RUN}/train.log",
     params:

@@ -1,0 +1,92 @@
+"""`vaebench train`: every family trains with finite numbers; a seed fixes everything; runs resume."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaebench.cli import main
+from vaebench.families import FAMILIES
+from vaebench.models import load_model
+from vaebench.train import TrainConfig, train
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return str(tmp_path_factory.mktemp("data"))  # holds the mnist5k cache for the whole module
+
+
+def read_history(run: Path, drop=("seconds",)) -> list[dict]:
+    with open(run / "history.csv") as f:
+        return [{k: v for k, v in row.items() if k not in drop} for row in csv.DictReader(f)]
+
+
+def same_weights(a: Path, b: Path) -> bool:
+    sa, sb = (load_model(p / "model.pt").state_dict() for p in (a, b))
+    return sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_trains_one_epoch_with_finite_numbers(family, tmp_path, data_dir):
+    out = tmp_path / family
+    code = main(["train", "--dataset", "mnist5k", "--loss", family, "--latent-dim", "4", "--epochs", "1",
+                 "--hidden", "64", "--batch-size", "256", "--threads", "1", "--data-dir", data_dir,
+                 "--out", str(out)])
+    assert code == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "ok" and record["epochs_completed"] == 1 and record["loss"] == family
+    assert record["dims"] == 784 and len(record["dataset_sha256"]) == 64 and record["device"] == "cpu"
+    (row,) = read_history(out, drop=())
+    for key in ("train_loss_nats", "test_elbo_nats", "test_kl_nats", "test_recon_nats", "seconds"):
+        assert torch.isfinite(torch.tensor(float(row[key]))), key
+    assert float(row["test_kl_nats"]) >= 0
+    assert not (out / "checkpoint.pt").exists()  # removed once the model is final
+    model = load_model(out / "model.pt")
+    assert model.family.name == family and model.config.latent_dim == 4
+
+
+def test_same_seed_gives_identical_history_and_weights(tmp_path, data_dir):
+    cfg = dict(loss="gaussian", latent_dim=3, epochs=2, hidden=32, threads=1, data_dir=data_dir)
+    for name in ("a", "b"):
+        train(TrainConfig(**cfg, seed=7), tmp_path / name, max_batches=5)
+    train(TrainConfig(**cfg, seed=8), tmp_path / "c", max_batches=5)
+    assert read_history(tmp_path / "a") == read_history(tmp_path / "b")
+    assert same_weights(tmp_path / "a", tmp_path / "b")
+    assert read_history(tmp_path / "a") != read_history(tmp_path / "c")
+
+
+def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
+    assert main(["train", "--loss", "gausian", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "did you mean 'gaussian'" in err and "\n" not in err
+    assert main(["train", "--latent-dim", "0", "--out", str(tmp_path)]) == 2
+    assert "--latent-dim must be a positive integer" in capsys.readouterr().err
+
+
+def test_killed_run_resumes_to_the_same_model(tmp_path, data_dir):
+    args = [sys.executable, "-m", "vaebench.cli", "train", "--loss", "continuous_bernoulli", "--latent-dim", "2",
+            "--hidden", "64", "--epochs", "6", "--threads", "1", "--data-dir", data_dir]
+    subprocess.run([*args, "--out", str(tmp_path / "whole")], check=True, capture_output=True)
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(out)], stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not (out / "history.csv").exists() or len(read_history(out)) < 2):
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert (out / "checkpoint.pt").exists() and not (out / "run.json").exists()
+    done_before_kill = len(read_history(out))
+    assert 2 <= done_before_kill < 6
+
+    resumed = subprocess.run([*args, "--out", str(out)], check=True, capture_output=True, text=True)
+    assert f"from epoch {done_before_kill}" in resumed.stderr
+    assert read_history(out) == read_history(tmp_path / "whole")
+    assert same_weights(out, tmp_path / "whole")
