@@ -35,6 +35,7 @@ include: "workflow/rules/report.smk"
 localrules:
     all,
     data,
+    study_config,
     aggregate,
     figures,
     report,

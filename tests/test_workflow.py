@@ -18,7 +18,8 @@ TINY = ROOT / ".test" / "config" / "config.yaml"
 
 
 def copy_workflow(dest: Path) -> Path:
-    shutil.copy(ROOT / "Snakefile", dest / "Snakefile")
+    for name in ("Snakefile", "environment.yml"):
+        shutil.copy(ROOT / name, dest / name)
     for folder in ("workflow", "config", "profiles"):
         shutil.copytree(ROOT / folder, dest / folder)
     (dest / "src" / "vaebench").mkdir(parents=True)
