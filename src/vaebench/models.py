@@ -7,6 +7,7 @@ Two architectures, both built from the dataset's own C x H x W (so D is never ch
 """
 
 import math
+import pickle
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -124,7 +125,7 @@ def load_model(path: str | Path, device: torch.device | str = "cpu") -> VAE:
         model.load_state_dict(payload["state_dict"])
     except FileNotFoundError:
         raise CheckpointError(f"model file {path} does not exist: train the run first") from None
-    except (RuntimeError, KeyError, TypeError, EOFError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    except (RuntimeError, KeyError, TypeError, EOFError, ValueError, pickle.UnpicklingError) as err:
+        first = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"cannot load model file {path} (truncated or corrupt?): {first}") from None
     return model.to(device)
