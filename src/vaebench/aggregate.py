@@ -1,0 +1,207 @@
+"""`vaebench aggregate`: every run of one dataset in one table, a summary across seeds, pairwise tests.
+
+Works from the run directories alone (results/DATASET/FAMILY/zDIM/seedSEED/ with run.json,
+metrics.json), so a partial rerun reports exactly what exists. No run is dropped silently:
+a run the config expects but that is not on disk is a row with status "missing", a trained
+but not evaluated run is "not evaluated", a diverged run stays "diverged". Only "ok" runs
+enter means, intervals and tests; the summary counts the others.
+
+Also home of the family order and labels that every table and figure shares.
+"""
+
+import argparse
+import json
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from vaebench import stats
+from vaebench.errors import VaebenchError
+
+# The order of likelihood-spec.md's table: related families stay next to each other.
+FAMILY_ORDER = ("bernoulli", "continuous_bernoulli", "gaussian_fixed", "gaussian", "gaussian_shared",
+                "laplace_fixed", "laplace", "logit_normal", "logit_laplace", "beta", "discretized_logistic")
+FALLBACK_LABELS = {"bernoulli": "bernoulli (read as CB)"}
+
+OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE = "ok", "diverged", "not evaluated", "missing", "unreadable"
+ID_COLUMNS = ("dataset", "family", "latent_dim", "seed", "status", "note", "run_dir")
+METRIC_COLUMNS = ("bpd_disc", "bpd_deq", "ll_disc_nats", "ll_disc_se", "ll_deq_nats", "ll_deq_se", "elbo_nats",
+                  "kl_nats", "recon_mse", "knn_acc", "active_units", "coverage90", "k", "n_test",
+                  "train_seconds", "eval_seconds")
+SUMMARY_METRICS = ("bpd_disc", "bpd_deq", "ll_disc_nats", "ll_deq_nats", "elbo_nats", "kl_nats", "recon_mse",
+                   "knn_acc", "active_units", "coverage90", "train_seconds", "eval_seconds")
+# metrics.json repeats these with the values of the evaluation job: kept apart from training's
+EVAL_PROVENANCE = ("device", "device_name", "git_commit", "torch_version", "python_version", "numpy_version",
+                   "vaebench_version", "hostname", "command", "threads")
+RUN_DIR_PARTS = (re.compile(r"^[A-Za-z0-9_]+$"), re.compile(r"^z(\d+)$"), re.compile(r"^seed(\d+)$"))
+
+
+class ResultsError(VaebenchError):
+    """The results directory or its tables are missing or malformed."""
+
+
+def family_order(families) -> list[str]:
+    """Known families in FAMILY_ORDER, then any others alphabetically."""
+    families = set(families)
+    return [f for f in FAMILY_ORDER if f in families] + sorted(families - set(FAMILY_ORDER))
+
+
+def family_labels(metrics: pd.DataFrame) -> dict[str, str]:
+    """Display label per family: metrics.json's family_label where a run has one, else the fallback."""
+    labels = {f: FALLBACK_LABELS.get(f, f) for f in metrics["family"].unique()}
+    if "family_label" in metrics.columns:
+        for family, label in metrics.dropna(subset=["family_label"]).groupby("family")["family_label"].first().items():
+            labels[family] = label
+    return labels
+
+
+def note_column(metric: str) -> str:
+    """Where a null metric's reason lives: evaluate writes ll_disc_note for ll_disc_* and bpd_disc."""
+    kind = metric.removeprefix("bpd_").removeprefix("ll_").removesuffix("_nats").removesuffix("_se")
+    return f"ll_{kind}_note" if metric.startswith(("bpd_", "ll_")) else f"{metric}_note"
+
+
+def parse_run_dir(path: str | Path) -> tuple[str, int, int] | None:
+    """(family, latent_dim, seed) from .../FAMILY/zDIM/seedSEED, or None if the path is not a run."""
+    parts = Path(path).parts[-3:]
+    if len(parts) < 3:
+        return None
+    matches = [pattern.match(part) for pattern, part in zip(RUN_DIR_PARTS, parts)]
+    if not all(matches):
+        return None
+    return parts[0], int(matches[1].group(1)), int(matches[2].group(1))
+
+
+def find_run_dirs(results: Path) -> list[Path]:
+    return sorted(p for p in results.glob("*/z*/seed*") if p.is_dir() and parse_run_dir(p))
+
+
+def _read_json(path: Path) -> dict | None:
+    """The object in `path`, or None if the file does not exist; ValueError if it is not a JSON object."""
+    try:
+        obj = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path.name} is not valid JSON ({type(err).__name__})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{path.name} is not a JSON object")
+    return obj
+
+
+def _status(run: dict | None, metrics: dict | None) -> tuple[str, str]:
+    if run is None and metrics is None:
+        return MISSING, "directory exists but has no run.json: training did not finish"
+    if (run or metrics).get("status") == DIVERGED:
+        epoch = (run or metrics).get("diverged_epoch")
+        where = f" at epoch {epoch}" if epoch is not None else ""
+        return DIVERGED, f"diverged{where}; counted, not averaged"
+    if metrics is None:
+        return NOT_EVALUATED, "trained (run.json) but not evaluated (no metrics.json)"
+    status = metrics.get("status") or OK
+    return status, "" if status == OK else f"status '{status}' in metrics.json"
+
+
+def run_row(results: Path, run_dir: Path) -> dict:
+    """One metrics.csv row: run.json's config, metrics.json's numbers, and the derived status."""
+    family, dim, seed = parse_run_dir(run_dir)
+    row = {"dataset": results.name, "family": family, "latent_dim": dim, "seed": seed,
+           "run_dir": run_dir.relative_to(results).as_posix()}
+    try:
+        run, metrics = _read_json(run_dir / "run.json"), _read_json(run_dir / "metrics.json")
+    except ValueError as err:
+        return {**row, "status": UNREADABLE, "note": str(err)}
+    identity = dict(row)
+    row.update(run or {})
+    for key, value in (metrics or {}).items():
+        row[f"eval_{key}" if key in EVAL_PROVENANCE else key] = value
+    if isinstance(row.get("family_options"), dict):
+        row["family_options"] = json.dumps(row["family_options"], sort_keys=True)
+    status, note = _status(run, metrics)
+    return {**row, **identity, "status": status, "note": note}
+
+
+def missing_row(results: Path, family: str, dim: int, seed: int) -> dict:
+    return {"dataset": results.name, "family": family, "latent_dim": dim, "seed": seed, "status": MISSING,
+            "note": "expected by the config, not on disk", "run_dir": f"{family}/z{dim}/seed{seed}"}
+
+
+def collect(results: Path, expected=()) -> pd.DataFrame:
+    """One row per run directory on disk plus one per expected run that is absent."""
+    if not results.is_dir():
+        raise ResultsError(f"results directory {results} does not exist")
+    keys = {}
+    for path in expected:
+        key = parse_run_dir(path)
+        if key is None:
+            raise ResultsError(f"--expected {path}: not a run directory (FAMILY/zDIM/seedSEED)")
+        keys[key] = None
+    rows = {parse_run_dir(d): run_row(results, d) for d in find_run_dirs(results)}
+    rows.update({key: missing_row(results, *key) for key in keys if key not in rows})
+    if not rows:
+        raise ResultsError(f"no run directories under {results} (expected {results}/FAMILY/zDIM/seedSEED/run.json)")
+    table = pd.DataFrame(list(rows.values()))
+    for column in METRIC_COLUMNS:  # present even when no run has been evaluated yet
+        if column not in table.columns:
+            table[column] = float("nan")
+    order = {f: i for i, f in enumerate(family_order(table["family"]))}
+    table = table.sort_values(["family", "latent_dim", "seed"], key=lambda c: c.map(order) if c.name == "family" else c)
+    first = list(ID_COLUMNS) + [c for c in METRIC_COLUMNS if c in table.columns]
+    return table[first + sorted(set(table.columns) - set(first))].reset_index(drop=True)
+
+
+def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per family x latent dimension: run counts by status, and mean / std / 95% CI / n of each metric over ok runs."""
+    rows = []
+    for (family, dim), group in metrics.groupby(["family", "latent_dim"], sort=False):
+        ok = group[group["status"] == OK]
+        row = {"dataset": group["dataset"].iloc[0], "family": family, "latent_dim": int(dim), "n_runs": len(group)}
+        for status in (OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE):
+            row[f"n_{status.replace(' ', '_')}"] = int((group["status"] == status).sum())
+        for metric in SUMMARY_METRICS:
+            if metric not in group.columns:
+                continue
+            ci = stats.t_interval(pd.to_numeric(ok[metric], errors="coerce"))
+            row.update({f"{metric}_{key}": value for key, value in ci.items()})
+            notes = ok[note_column(metric)].dropna() if note_column(metric) in ok.columns else []
+            row[f"{metric}_note"] = notes.iloc[0] if len(notes) else ""
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def read_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """metrics.csv, summary.csv and tests.csv of a results directory, with a clear error if absent."""
+    tables = []
+    for name in ("metrics.csv", "summary.csv", "tests.csv"):
+        path = results / name
+        if not path.exists():
+            raise ResultsError(f"{path} does not exist: run `vaebench aggregate --results {results}` first")
+        tables.append(pd.read_csv(path, keep_default_na=True))
+    metrics, summary, tests = tables
+    for table in tables:
+        for column in ("note", "better", "tied_with") + tuple(c for c in table.columns if c.endswith("_note")):
+            if column in table.columns:
+                table[column] = table[column].astype("string").fillna("").astype(str)
+    return metrics, summary, tests
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", required=True, type=Path, help="results/DATASET, holding FAMILY/zDIM/seedSEED/ runs")
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help="where metrics.csv, summary.csv and tests.csv go (default: --results)")
+    p.add_argument("--expected", nargs="*", default=[], metavar="RUN_DIR",
+                   help="run directories the config asks for; those absent on disk become rows with status 'missing'")
+
+
+def run(args: argparse.Namespace) -> int:
+    metrics = collect(args.results, args.expected)
+    families = family_order(metrics["family"])
+    out_dir = args.out_dir or args.results
+    out_dir.mkdir(parents=True, exist_ok=True)
+    metrics.to_csv(out_dir / "metrics.csv", index=False)
+    summarise(metrics).to_csv(out_dir / "summary.csv", index=False)
+    stats.all_tests(metrics, families).to_csv(out_dir / "tests.csv", index=False)
+    counts = metrics["status"].value_counts()
+    print(f"{len(metrics)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) -> {out_dir}")
+    return 0

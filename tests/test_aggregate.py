@@ -1,0 +1,125 @@
+"""Aggregation of synthetic run directories: every run is a row, nothing is dropped silently."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as sps
+from synthetic_runs import DIVERGED, MISSING, write_synthetic_results
+
+from vaebench import aggregate
+from vaebench.cli import main
+
+
+@pytest.fixture
+def study(tmp_path):
+    return write_synthetic_results(tmp_path / "results" / "mnist5k")
+
+
+def read_metric(run_dir, key):
+    return json.loads((run_dir / "metrics.json").read_text())[key]
+
+
+def test_every_run_is_a_row_with_its_status(study):
+    table = aggregate.collect(study.results, study.expected)
+    assert len(table) == len(study.families) * len(study.latent_dims) * len(study.seeds)
+    status = table.set_index(["family", "latent_dim", "seed"])["status"]
+    assert status[MISSING] == "missing"
+    assert status[DIVERGED] == "diverged"
+    assert (status.drop([MISSING, DIVERGED]) == "ok").all()
+    assert list(table.columns[:7]) == list(aggregate.ID_COLUMNS)
+
+
+def test_without_expected_runs_only_what_is_on_disk_is_reported(study):
+    table = aggregate.collect(study.results)
+    assert len(table) == len(study.expected) - 1
+    assert "missing" not in set(table["status"])
+
+
+def test_trained_but_not_evaluated_and_unreadable_runs_are_kept(study):
+    (study.run_dir("bernoulli", 2, 1) / "metrics.json").unlink()
+    (study.run_dir("gaussian", 2, 0) / "metrics.json").write_text("{not json")
+    table = aggregate.collect(study.results, study.expected).set_index(["family", "latent_dim", "seed"])
+    assert table.loc[("bernoulli", 2, 1), "status"] == "not evaluated"
+    assert table.loc[("gaussian", 2, 0), "status"] == "unreadable"
+    assert "not valid JSON" in table.loc[("gaussian", 2, 0), "note"]
+
+
+def test_a_row_carries_every_metric_and_the_config(study):
+    table = aggregate.collect(study.results, study.expected).set_index(["family", "latent_dim", "seed"])
+    run_dir = study.run_dir("gaussian", 8, 0)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    run = json.loads((run_dir / "run.json").read_text())
+    row = table.loc[("gaussian", 8, 0)]
+    for key in ("bpd_disc", "bpd_deq", "ll_disc_se", "knn_acc", "coverage90", "k", "n_test", "eval_seconds"):
+        assert row[key] == pytest.approx(metrics[key])
+    for key in ("arch", "hidden", "epochs", "batch_size", "lr", "dequantize", "started_at", "dataset_sha256"):
+        assert row[key] == run[key]
+    assert row["eval_device"] == metrics["device"] and row["device"] == run["device"]
+    assert json.loads(table.loc[("gaussian", 8, 0), "family_options"]) == run["family_options"]
+
+
+def test_summary_averages_ok_runs_only_and_counts_the_rest(study):
+    table = aggregate.collect(study.results, study.expected)
+    summary = aggregate.summarise(table).set_index(["family", "latent_dim"])
+    family, dim, bad_seed = DIVERGED
+    row = summary.loc[(family, dim)]
+    assert (row["n_runs"], row["n_ok"], row["n_diverged"]) == (3, 2, 1)
+    values = [read_metric(study.run_dir(family, dim, s), "bpd_disc") for s in study.seeds if s != bad_seed]
+    assert row["bpd_disc_mean"] == pytest.approx(np.mean(values))
+    assert row["bpd_disc_n"] == 2
+    low, high = sps.t.interval(0.95, 1, loc=np.mean(values), scale=sps.sem(values))
+    assert (row["bpd_disc_ci95_low"], row["bpd_disc_ci95_high"]) == pytest.approx((low, high))
+    assert summary.loc[MISSING[:2], "n_missing"] == 1
+
+
+def test_a_null_metric_keeps_its_reason(tmp_path):
+    study = write_synthetic_results(tmp_path / "mnist5k", families=("beta", "discretized_logistic"),
+                                    latent_dims=(2,), seeds=(0, 1), diverged=None, missing=None)
+    summary = aggregate.summarise(aggregate.collect(study.results)).set_index("family")
+    assert np.isnan(summary.loc["beta", "bpd_disc_mean"]) and summary.loc["beta", "bpd_disc_n"] == 0
+    assert "no CDF" in summary.loc["beta", "bpd_disc_note"]
+    assert "both columns agree" in summary.loc["discretized_logistic", "bpd_deq_note"]
+    assert summary.loc["discretized_logistic", "bpd_deq_mean"] == pytest.approx(
+        summary.loc["discretized_logistic", "bpd_disc_mean"])
+
+
+def test_cli_writes_the_three_tables(study, tmp_path):
+    out = tmp_path / "tables"
+    code = main(["aggregate", "--results", str(study.results), "--out-dir", str(out),
+                 "--expected", *map(str, study.expected)])
+    assert code == 0
+    metrics = pd.read_csv(out / "metrics.csv")
+    summary = pd.read_csv(out / "summary.csv")
+    tests = pd.read_csv(out / "tests.csv")
+    assert len(metrics) == len(study.expected)
+    assert len(summary) == len(study.families) * len(study.latent_dims)
+    assert set(tests["metric"]) == {"bpd_disc", "bpd_deq"}
+    pairs = len(study.families) * (len(study.families) - 1) // 2
+    assert len(tests) == 2 * pairs * len(study.latent_dims)
+    tables = aggregate.read_tables(out)
+    assert tables[0]["note"].map(type).eq(str).all()
+
+
+def test_family_order_puts_known_families_first():
+    assert aggregate.family_order(["zeta", "gaussian", "bernoulli", "alpha"]) == ["bernoulli", "gaussian", "alpha",
+                                                                                  "zeta"]
+
+
+def test_note_columns_follow_what_evaluate_writes():
+    assert aggregate.note_column("bpd_disc") == "ll_disc_note"
+    assert aggregate.note_column("ll_deq_nats") == "ll_deq_note"
+    assert aggregate.note_column("coverage90") == "coverage90_note"
+
+
+def test_user_errors_are_one_line(tmp_path, capsys):
+    assert main(["aggregate", "--results", str(tmp_path / "nope")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    assert main(["aggregate", "--results", str(tmp_path / "empty")]) == 2
+    assert "no run directories" in capsys.readouterr().err
+    assert main(["aggregate", "--results", str(tmp_path / "empty"), "--expected", "results/x/notarun"]) == 2
+    assert "not a run directory" in capsys.readouterr().err
+    with pytest.raises(aggregate.ResultsError, match="vaebench aggregate"):
+        aggregate.read_tables(tmp_path / "empty")
