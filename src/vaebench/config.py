@@ -113,24 +113,33 @@ def _declared_name(node: ast.ClassDef) -> str | None:
     return None
 
 
-def family_fingerprint(families_source: str | Path, family: str) -> str:
-    """A short hash of one family's class and the base classes it inherits in the same module.
+def _defined_names(node: ast.stmt) -> list[str]:
+    if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
+        return [node.name]
+    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+    return [t.id for t in targets if isinstance(t, ast.Name)]
 
-    Comments and formatting do not count (the syntax tree is hashed). Rules pass it as a param,
-    so Snakemake's params rerun-trigger retrains exactly the families whose code changed:
-    Snakemake itself does not see changes inside imported modules.
+
+def family_fingerprint(families_source: str | Path, family: str) -> str:
+    """A short hash of the code one family runs: its class, and every class, function and constant
+    of the module that it uses, directly or through them (its base classes, numerical helpers).
+
+    Comments and formatting do not count (syntax trees are hashed). Rules pass it as a param, so
+    Snakemake's params rerun-trigger retrains exactly the families whose code changed: Snakemake
+    itself does not see changes inside imported modules.
     """
-    classes = {node.name: node for node in ast.parse(Path(families_source).read_text()).body
-               if isinstance(node, ast.ClassDef)}
-    by_family = {_declared_name(node): node for node in classes.values() if _declared_name(node)}
+    body = ast.parse(Path(families_source).read_text()).body
+    definitions = {name: node for node in body for name in _defined_names(node)}
+    by_family = {_declared_name(n): n for n in body if isinstance(n, ast.ClassDef) and _declared_name(n)}
     if family not in by_family:
         raise unknown_name("family", family, by_family)
     digest, todo, seen = hashlib.sha256(), [by_family[family]], set()
     while todo:
         node = todo.pop()
-        if node.name in seen:
+        if id(node) in seen:
             continue
-        seen.add(node.name)
+        seen.add(id(node))
         digest.update(ast.dump(node).encode())
-        todo += [classes[b.id] for b in node.bases if isinstance(b, ast.Name) and b.id in classes]
+        used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
+        todo += [definitions[name] for name in sorted(used) if name in definitions]
     return digest.hexdigest()[:12]

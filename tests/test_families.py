@@ -1,0 +1,390 @@
+"""Output families against independent references: scipy densities and CDFs, closed forms, quadrature."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from scipy import integrate, special, stats
+
+from vaebench.errors import UnknownNameError, VaebenchError
+from vaebench.families import FAMILIES, OPEN_INTERVAL_EPS, make_family
+
+LOG_BOUND = math.log(1e4)  # beta's log-concentration bound
+
+# Natural parameters per family, including extreme ones (lambda for the Bernoullis, (loc, scale) for
+# location-scale families, (alpha, beta) for beta).
+CASES = {
+    "continuous_bernoulli": [(1e-4,), (0.3,), (0.4999,), (0.5,), (0.5001,), (0.52,), (0.9999,)],
+    "bernoulli": [(1e-4,), (0.5,), (0.8,)],
+    "gaussian_fixed": [(0.3, 0.5 ** 0.5), (0.5, 2e-3), (1.2, 0.05)],
+    "gaussian": [(0.5, 1.0004e-3), (0.3, 0.02), (-0.2, 0.7), (1.1, 5.0)],
+    "gaussian_shared": [(0.4, 0.0025), (0.5, 1.0)],
+    "laplace_fixed": [(0.5, 1.0), (0.2, 0.01)],
+    "laplace": [(0.5, 1.5e-3), (0.3, 0.05), (1.3, 2.0)],
+    "logit_normal": [(0.0, 0.01), (-3.0, 0.5), (2.0, 1.5), (0.5, 6.0), (1.0, 30.0)],
+    "logit_laplace": [(0.0, 0.01), (-3.0, 0.5), (2.0, 1.5), (0.5, 6.0), (1.0, 30.0)],
+    "beta": [(0.3, 0.6), (0.5, 0.5), (2.0, 5.0), (50.0, 20.0), (1500.0, 2000.0), (0.2, 300.0), (5000.0, 3.0)],
+    "discretized_logistic": [(0.5, 1.5e-4), (0.3, 0.01), (-0.1, 0.05), (1.05, 0.3), (0.5, 30.0)],
+}
+ALL = [(name, nat) for name, cases in CASES.items() for nat in cases]
+IDS = [f"{name}-{'-'.join(f'{p:g}' for p in nat)}" for name, nat in ALL]
+REAL_LINE = {"gaussian_fixed", "gaussian", "gaussian_shared", "laplace_fixed", "laplace"}
+LOGIT = {"logit_normal", "logit_laplace"}
+CB_LIKE = {"continuous_bernoulli", "bernoulli"}
+
+
+def inv_softplus(y):
+    return y + math.log(-math.expm1(-y))
+
+
+def build(name, nat, dtype=torch.float64):
+    """(family, raw params [1, P, 1, 1, 1]) whose natural parameters are `nat`."""
+    options = {"gaussian_fixed": {"sigma": nat[-1]}, "laplace_fixed": {"b": nat[-1]}}.get(name, {})
+    family = make_family(name, **options).to(dtype)
+    if name in CB_LIKE:
+        raw = [special.logit(nat[0])]
+    elif name in ("gaussian_fixed", "laplace_fixed"):
+        raw = [nat[0]]
+    elif name == "gaussian_shared":
+        raw = [nat[0]]
+        with torch.no_grad():  # invert log sigma = -6 + softplus(p + 6)
+            family.log_sigma.fill_(-6 + inv_softplus(math.log(nat[1]) + 6))
+    elif name == "beta":
+        raw = [LOG_BOUND * math.atanh(math.log(c) / LOG_BOUND) for c in nat]
+    else:
+        raw = [nat[0], inv_softplus(nat[1] - family.scale_floor)]
+    return family.requires_grad_(False), torch.tensor(raw, dtype=dtype).view(1, -1, 1, 1, 1)
+
+
+def expand(params, n):
+    return params.expand(n, -1, -1, -1, -1)
+
+
+class Reference:
+    """scipy / closed-form log-density, CDF and survival function of one case, vectorised over x."""
+
+    def __init__(self, name, nat):
+        self.name = name
+        if name in CB_LIKE:
+            lam = nat[0]
+            c = 2.0 if lam == 0.5 else 2 * math.atanh(1 - 2 * lam) / (1 - 2 * lam)
+            power = lambda x: lam ** x * (1 - lam) ** (1 - x)  # noqa: E731
+            self.logpdf = lambda x: math.log(c) + x * math.log(lam) + (1 - x) * math.log1p(-lam)
+            self.cdf = (lambda x: x) if lam == 0.5 else (lambda x: (power(x) + lam - 1) / (2 * lam - 1))
+            self.sf = (lambda x: 1 - x) if lam == 0.5 else (lambda x: (lam - power(x)) / (2 * lam - 1))
+            return
+        if name == "beta":
+            dist = stats.beta(*nat)
+            self.logpdf, self.cdf, self.sf = dist.logpdf, dist.cdf, dist.sf
+            return
+        loc, scale = nat
+        base = {"laplace": stats.laplace, "discretized_logistic": stats.logistic}
+        noise = base.get(name.removeprefix("logit_").removesuffix("_fixed"), stats.norm)(loc, scale)
+        if name in LOGIT:
+            self.logpdf = lambda x: noise.logpdf(special.logit(x)) - np.log(x) - np.log1p(-x)
+            self.cdf = lambda x: noise.cdf(special.logit(x))
+            self.sf = lambda x: noise.sf(special.logit(x))
+        else:
+            self.logpdf, self.cdf, self.sf = noise.logpdf, noise.cdf, noise.sf
+
+    def bin_probs(self):
+        """P(bin v), v = 0..255, from CDF differences (survival differences in the upper half)."""
+        v = np.arange(256.0)
+        lo, hi = v / 256, (v + 1) / 256
+        if self.name in REAL_LINE or self.name == "discretized_logistic":
+            lo[0], hi[-1] = -np.inf, np.inf
+        return np.where(self.cdf(lo) > 0.5, self.sf(lo) - self.sf(hi), self.cdf(hi) - self.cdf(lo))
+
+
+def density(family, params):
+    """Scalar density x -> p(x) of a one-pixel case, for scipy.integrate.quad."""
+    def p(x):
+        return math.exp(family.log_density(params, torch.tensor(x, dtype=params.dtype).view(1, 1, 1, 1)).item())
+    return p
+
+
+def integral(name, nat, family, params, g, lower=None, upper=None):
+    """int g(x) p(x) dx over the support, or between `lower` and `upper`, by adaptive quadrature split at
+    breakpoints. Logit families are integrated in logit space; discretized_logistic's density is piecewise
+    constant, so it is summed bin by bin after checking it is constant in each bin."""
+    if name == "discretized_logistic":
+        v = torch.arange(256.0)
+        x = ((v[:, None] + torch.tensor([0.01, 0.5, 0.99])) / 256).reshape(-1, 1, 1, 1).double()
+        dens = family.log_density(expand(params, len(x)), x).exp().view(256, 3).numpy()
+        np.testing.assert_allclose(dens, dens[:, 1:2].repeat(3, 1), rtol=1e-12)
+        mass_below = np.concatenate([[0.0], np.cumsum(dens[:, 1] / 256)])  # mass below each bin edge
+
+        def below(t):
+            k = min(int(t * 256), 255)
+            return mass_below[k] + (t * 256 - k) * dens[k, 1] / 256
+        return below(1.0 if upper is None else upper) - below(0.0 if lower is None else lower)
+    if name in LOGIT:
+        return logit_integral(name, nat, g, lower, upper)
+    p = density(family, params)
+    if name in REAL_LINE:
+        loc, scale = nat
+        start, stop, inner = -np.inf, np.inf, [loc + k * scale for k in (-40, -8, -2, 0, 2, 8, 40)]
+    elif name == "beta":
+        a, b = nat
+        mode = min(max((a - 1) / (a + b - 2), 1e-6), 1 - 1e-6)
+        sd = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+        start, stop, inner = 0.0, 1.0, [mode + k * sd for k in (-8, -2, 0, 2, 8)] + [1e-9, 1e-6, 1e-3, 0.5]
+    else:
+        start, stop, inner = 0.0, 1.0, [0.5]
+    start = start if lower is None else lower
+    stop = stop if upper is None else upper
+    return piecewise_quad(lambda x: g(x) * p(x), start, stop, inner)
+
+
+def piecewise_quad(f, start, stop, breakpoints):
+    edges = [start] + sorted(t for t in set(breakpoints) if start < t < stop) + [stop]
+    return sum(integrate.quad(f, a, b, limit=200, epsabs=1e-13, epsrel=1e-10)[0] for a, b in zip(edges, edges[1:]))
+
+
+def logit_integral(name, nat, g, lower, upper):
+    """Logit families in logit space y, x = sigmoid(y), dx = x(1 - x) dy. x near 1 is not resolved in
+    float64, so the part with y > 0 is integrated as its mirror image over y < 0 (1 - X is the same
+    family with loc -> -loc)."""
+    loc, scale = nat
+
+    def half(loc, h, start, stop):  # int h(x) p(x) dx over y in [start, stop], stop <= 0
+        family, params = build(name, (loc, scale))
+        p = density(family, params)
+        f = lambda y: h(special.expit(y)) * p(special.expit(y)) * special.expit(y) * special.expit(-y)  # noqa: E731
+        start = max(start, min(loc - 60 * scale, -30.0))
+        return piecewise_quad(f, start, stop, [loc + k * scale for k in (-8, -2, 0, 2, 8)])
+
+    y_lo = -np.inf if lower is None else special.logit(lower)
+    y_hi = np.inf if upper is None else special.logit(upper)
+    total = half(loc, g, y_lo, min(y_hi, 0.0)) if y_lo < 0 else 0.0
+    if y_hi > 0:
+        total += half(-loc, lambda x: g(1 - x), -y_hi, -max(y_lo, 0.0))
+    return total
+
+
+# ---------------------------------------------------------------------------------------- registry
+
+def test_registry_has_exactly_the_eleven_families():
+    assert len(FAMILIES) == 11 and set(FAMILIES) == set(CASES)
+    for name, cls in FAMILIES.items():
+        assert cls.name == name and cls.n_params in (1, 2) and isinstance(cls.label, str)
+        assert cls.has_cdf
+
+
+def test_make_family_typo_suggests_the_right_name():
+    with pytest.raises(UnknownNameError, match="did you mean 'continuous_bernoulli'"):
+        make_family("contnuous_bernoulli")
+
+
+def test_options_are_picked_per_family_and_none_means_default():
+    cli_options = {"sigma": 0.2, "b": None}  # as train.py passes --sigma / --laplace-b
+    assert make_family("gaussian_fixed", **cli_options).options == {"sigma": 0.2}
+    assert make_family("laplace_fixed", **cli_options).options == {"b": 1.0}
+    assert make_family("laplace_fixed", sigma=0.2, b=0.3).options == {"b": 0.3}
+    assert make_family("gaussian", **cli_options).options == {}
+    assert make_family("gaussian_fixed").options == {"sigma": 0.5 ** 0.5}
+    with pytest.raises(VaebenchError, match="sigma"):
+        make_family("gaussian_fixed", sigma=-1.0)
+
+
+def test_fixed_scales_give_summed_squared_and_absolute_error():
+    mu = torch.rand(3, 1, 1, 4, 4, dtype=torch.float64)
+    x = torch.rand(3, 1, 4, 4, dtype=torch.float64)
+    d = 16
+    sq = ((x - mu[:, 0]) ** 2).flatten(1).sum(1)
+    ab = (x - mu[:, 0]).abs().flatten(1).sum(1)
+    torch.testing.assert_close(-make_family("gaussian_fixed").log_density(mu, x), sq + d / 2 * math.log(math.pi))
+    torch.testing.assert_close(-make_family("laplace_fixed").log_density(mu, x), ab + d * math.log(2))
+
+
+# ------------------------------------------------------------------------ densities and bins per case
+
+@pytest.mark.parametrize("name,nat", ALL, ids=IDS)
+def test_log_density_matches_reference(name, nat):
+    family, params = build(name, nat)
+    x = np.concatenate([[1e-6, 2e-3], np.linspace(0.01, 0.99, 41), [0.998, 1 - 1e-6]])
+    ours = family.log_density(expand(params, len(x)), torch.tensor(x).view(-1, 1, 1, 1)).numpy()
+    ref = Reference(name, nat)
+    if name == "discretized_logistic":
+        with np.errstate(divide="ignore"):  # bins that underflow in scipy are skipped below
+            expected = np.log(ref.bin_probs()[np.floor(256 * x).astype(int)]) + math.log(256)
+    else:
+        expected = ref.logpdf(x)
+    ok = expected > -1e300
+    np.testing.assert_allclose(ours[ok], expected[ok], rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name,nat", ALL, ids=IDS)
+def test_density_integrates_to_one(name, nat):
+    family, params = build(name, nat)
+    assert integral(name, nat, family, params, lambda x: 1.0) == pytest.approx(1.0, abs=1e-8)
+
+
+@pytest.mark.parametrize("name,nat", ALL, ids=IDS)
+def test_log_prob_bins_match_scipy_cdf_differences(name, nat):
+    family, params = build(name, nat)
+    v = torch.arange(256.0).view(-1, 1, 1, 1)
+    ours = family.log_prob_bins(expand(params, 256), v).numpy()
+    ref = Reference(name, nat).bin_probs()
+    assert special.logsumexp(ours) == pytest.approx(0.0, abs=1e-10)  # all 256 bins: probability 1
+    ok = ref > 1e-280
+    assert ok.sum() >= 2
+    np.testing.assert_allclose(ours[ok], np.log(ref[ok]), rtol=1e-8, atol=1e-9)
+    assert np.isfinite(ours).all() and (ours[~ok] < -600).all()
+
+
+@pytest.mark.parametrize("name,nat", ALL, ids=IDS)
+def test_cdf_matches_integral_of_density(name, nat):
+    family, params = build(name, nat)
+    points = [1e-3, 0.37, 0.81, 0.999]
+    ours = family.cdf(expand(params, len(points)), torch.tensor(points, dtype=torch.float64).view(-1, 1, 1, 1))
+    increments = np.diff(ours.flatten().numpy(), prepend=0.0)    # F(x_1), F(x_2) - F(x_1), ...
+    for lower, upper, step in zip([None] + points[:-1], points, increments):
+        assert step == pytest.approx(integral(name, nat, family, params, lambda t: 1.0, lower, upper), abs=2e-8), upper
+
+
+@pytest.mark.parametrize("name,nat", ALL, ids=IDS)
+def test_mean_and_std_match_quadrature(name, nat):
+    family, params = build(name, nat)
+    mean = family.mean(params).item()
+    std = family.std(params)
+    if name == "discretized_logistic":  # moments of v/255, v ~ P(bin)
+        probs, v = Reference(name, nat).bin_probs(), np.arange(256) / 255
+        expected_mean = (probs * v).sum()
+        expected_std = math.sqrt((probs * (v - expected_mean) ** 2).sum())
+    elif name == "bernoulli":  # what BCE fits, not the CB mean
+        expected_mean, expected_std = nat[0], None
+    else:
+        expected_mean = integral(name, nat, family, params, lambda x: x)
+        expected_std = math.sqrt(integral(name, nat, family, params, lambda x: (x - expected_mean) ** 2))
+    assert mean == pytest.approx(expected_mean, rel=1e-9, abs=1e-10)
+    if not family.learned_scale:
+        assert std is None
+    else:
+        assert std.item() == pytest.approx(expected_std, rel=1e-7, abs=1e-10)
+
+
+# ---------------------------------------------------------------------------- training objective
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_train_loss_is_the_documented_objective(name):
+    generator = torch.Generator().manual_seed(0)
+    family = make_family(name)
+    params = torch.randn(4, family.n_params, 2, 3, 3, generator=generator, dtype=torch.float64)
+    v = torch.randint(0, 256, (4, 2, 3, 3), generator=generator)
+    x = (v + torch.rand(v.shape, generator=generator, dtype=torch.float64)) / 256
+    loss = family.train_loss(params, x, v)
+    assert loss.shape == (4,)
+    if name == "bernoulli":
+        bce = F.binary_cross_entropy_with_logits(params[:, 0], x, reduction="none").flatten(1).sum(1)
+        torch.testing.assert_close(loss, bce)
+    elif name == "discretized_logistic":
+        torch.testing.assert_close(loss, -family.log_prob_bins(params, v))
+        torch.testing.assert_close(family.log_density(params, x), -loss + 18 * math.log(256))
+    else:
+        torch.testing.assert_close(loss, -family.log_density(params, x))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_gradients_are_finite_at_extreme_parameters(name, dtype):
+    family = make_family(name)
+    if name == "gaussian_shared":
+        with torch.no_grad():
+            family.log_sigma.fill_(-30.0)
+    grid = torch.tensor([-30.0, 0.0, 30.0], dtype=dtype)
+    raw = torch.cartesian_prod(*[grid] * family.n_params).view(-1, family.n_params)   # [G, P]
+    x = torch.tensor([0.0, 2.0 ** -30, 0.5, 1 - 2.0 ** -24, 1.0], dtype=dtype)
+    v = torch.tensor([0, 0, 128, 255, 255])
+    params = raw[:, :, None].expand(-1, -1, len(x)).reshape(len(raw), family.n_params, 1, 1, len(x))
+    params = params.clone().requires_grad_(True)
+    loss = family.train_loss(params, x.expand(len(raw), 1, 1, -1), v.expand(len(raw), 1, 1, -1))
+    loss.sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(params.grad).all()
+    assert loss.dtype == dtype
+
+
+def test_gaussian_shared_sigma_is_a_trained_parameter():
+    family = make_family("gaussian_shared")
+    assert [n for n, _ in family.named_parameters()] == ["log_sigma"]
+    assert "log_sigma" in family.state_dict()
+    params = torch.rand(2, 1, 1, 4, 4)
+    family.train_loss(params, torch.rand(2, 1, 4, 4), None).sum().backward()
+    assert family.log_sigma.grad is not None and family.log_sigma.grad.abs() > 0
+    with torch.no_grad():
+        family.log_sigma.fill_(-50.0)  # soft clip at log sigma = -6
+    assert family.std(params).min().item() == pytest.approx(math.exp(-6), rel=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_hot_path_runs_on_meta_device_without_host_sync(name):
+    """Meta tensors have no data: any .item(), host copy or CPU-only tensor in the hot path raises here."""
+    family = make_family(name).to("meta")
+    params = torch.empty(2, family.n_params, 1, 4, 4, device="meta")
+    x = torch.empty(2, 1, 4, 4, device="meta")
+    v = torch.empty(2, 1, 4, 4, dtype=torch.uint8, device="meta")
+    assert family.log_density(params, x).shape == (2,)
+    assert family.train_loss(params, x, v).shape == (2,)
+
+
+@pytest.mark.parametrize("name", ["logit_normal", "logit_laplace", "beta"])
+def test_open_interval_families_move_only_the_endpoints(name):
+    """x = 0 and 1 (v/255 data) are read at eps and 1 - eps; points inside (0, 1) are left alone."""
+    family = make_family(name)
+    params = torch.tensor([[0.3, -0.5]], dtype=torch.float64).view(1, 2, 1, 1, 1).expand(4, -1, -1, -1, -1)
+    eps = OPEN_INTERVAL_EPS
+    at = lambda *x: family.log_density(params, torch.tensor(x, dtype=torch.float64).view(-1, 1, 1, 1))  # noqa: E731
+    torch.testing.assert_close(at(0.0, 1.0, 1e-12, 1 - 1e-12), at(eps, 1 - eps, 1e-12, 1 - 1e-12))
+    assert (at(1e-12, 1 - 1e-12, 0.5, 0.5)[:2] != at(eps, 1 - eps, 0.5, 0.5)[:2]).all()
+
+
+def test_parameterisations_stay_bounded():
+    raw = torch.tensor([-1e4, -30.0, 0.0, 30.0, 1e4], dtype=torch.float64)
+    a, b = make_family("beta").concentrations(torch.stack([raw, raw], 1))
+    assert (a > 0.99e-4).all() and (a < 1.01e4).all() and a[2].item() == 1.0
+    params = torch.stack([raw, raw], 1)[..., None, None, None]
+    assert make_family("gaussian").loc_scale(params)[1].min() >= 1e-3
+    assert make_family("discretized_logistic").loc_scale(params)[1].min() >= 1e-4
+
+
+# ---------------------------------------------------------------- continuous Bernoulli departures
+
+def test_continuous_bernoulli_matches_torch_and_the_logit_form():
+    lam = torch.tensor([0.01, 0.2, 0.4995, 0.5, 0.5005, 0.7, 0.99], dtype=torch.float64)
+    eta = special.logit(lam.numpy())[:, None]
+    x = torch.linspace(0.001, 0.999, 9, dtype=torch.float64)
+    family = make_family("continuous_bernoulli")
+    params = torch.tensor(eta).view(-1, 1, 1, 1, 1).expand(-1, 1, 1, 1, len(x))
+    ours = family.log_density(params.reshape(-1, 1, 1, 1, 1), x.repeat(len(lam)).view(-1, 1, 1, 1))
+    torch_cb = torch.distributions.ContinuousBernoulli(probs=lam[:, None]).log_prob(x)
+    torch.testing.assert_close(ours.view(len(lam), -1), torch_cb, rtol=1e-9, atol=1e-9)
+    xs, safe = x.numpy(), np.where(eta == 0, 1.0, eta)
+    logit_form = xs * eta - np.logaddexp(0, eta) + np.where(eta == 0, math.log(2), np.log(safe / np.tanh(safe / 2)))
+    np.testing.assert_allclose(ours.view(len(lam), -1).numpy(), logit_form, rtol=1e-9, atol=1e-9)
+    torch_mean = torch.distributions.ContinuousBernoulli(probs=lam).mean
+    torch.testing.assert_close(family.mean(torch.tensor(eta).view(-1, 1, 1, 1, 1)).flatten(), torch_mean)
+
+
+def test_continuous_bernoulli_saturated_pixels_do_not_depend_on_dtype():
+    """torch clamps probs by the dtype's eps, so its CB disagrees between float32 and float64 here."""
+    family = make_family("continuous_bernoulli")
+    logits = torch.tensor([-20.0, -15.0, 15.0, 20.0]).view(-1, 1, 1, 1, 1)
+    x = torch.full((4, 1, 1, 1), 0.3, dtype=torch.float64)
+    low = family.log_density(logits, x.float())
+    high = family.log_density(logits.double(), x)
+    torch.testing.assert_close(low.double(), high, rtol=1e-6, atol=1e-5)
+    lam = special.expit(logits.double().flatten().numpy())
+    c = 2 * np.arctanh(1 - 2 * lam) / (1 - 2 * lam)
+    # the float64 closed form itself loses ~8 digits here (1 - 2 lambda rounds near 1): loose tolerance
+    np.testing.assert_allclose(high.numpy(), np.log(c) + 0.3 * np.log(lam) + 0.7 * np.log1p(-lam), rtol=1e-8)
+
+
+def test_discretized_logistic_columns_agree():
+    family = make_family("discretized_logistic")
+    generator = torch.Generator().manual_seed(1)
+    params = torch.randn(3, 2, 1, 5, 5, generator=generator, dtype=torch.float64)
+    v = torch.randint(0, 256, (3, 1, 5, 5), generator=generator)
+    x = (v + torch.rand(v.shape, generator=generator, dtype=torch.float64)) / 256
+    torch.testing.assert_close(family.log_density(params, x), family.log_prob_bins(params, v) + 25 * math.log(256))
