@@ -71,8 +71,9 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
 
 
 def test_killed_run_resumes_to_the_same_model(tmp_path, data_dir):
+    # small batches make an epoch last about a second, so the kill lands mid-run
     args = [sys.executable, "-m", "vaebench.cli", "train", "--loss", "continuous_bernoulli", "--latent-dim", "2",
-            "--hidden", "64", "--epochs", "6", "--threads", "1", "--data-dir", data_dir]
+            "--batch-size", "16", "--epochs", "6", "--threads", "1", "--data-dir", data_dir]
     subprocess.run([*args, "--out", str(tmp_path / "whole")], check=True, capture_output=True)
 
     out = tmp_path / "killed"

@@ -22,12 +22,14 @@ import torch
 from vaebench.data import DATASETS, ImageDataset, load_dataset, to_unit_interval
 from vaebench.errors import CheckpointError, VaebenchError, unknown_name
 from vaebench.families import FAMILIES
+from vaebench.gpu_slots import device_slot
 from vaebench.models import ARCHITECTURES, VAE, ModelConfig, build_model, gaussian_kl, save_model
 from vaebench.utils import atomic_write, pick_device, provenance, set_threads, utc_now, write_json
 
 HISTORY_COLUMNS = ("epoch", "train_loss_nats", "test_elbo_nats", "test_kl_nats", "test_recon_nats", "seconds")
 CHECKPOINT = "checkpoint.pt"
 EVAL_BATCH = 1000
+RESUMABLE_CHANGES = ("epochs", "device", "threads", "compile")  # a run may resume with other values
 
 
 @dataclass
@@ -47,6 +49,7 @@ class TrainConfig:
     device: str = "auto"
     threads: int = 0
     data_dir: str | None = None
+    compile: bool = False
 
     @property
     def family_options(self) -> dict[str, float]:
@@ -58,6 +61,11 @@ def model_config(cfg: TrainConfig, data: ImageDataset) -> ModelConfig:
     c, h, w = data.shape
     return ModelConfig(arch=cfg.arch, channels=c, height=h, width=w, latent_dim=cfg.latent_dim,
                        family=cfg.loss, family_options=cfg.family_options, hidden=cfg.hidden)
+
+
+def make_optimizer(model: VAE, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """Adam, fused: one kernel updates every parameter (steps 2x faster on CPU, one launch on GPU)."""
+    return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
 
 
 def train_epoch(model: VAE, opt: torch.optim.Optimizer, images: torch.Tensor, cfg: TrainConfig,
@@ -138,8 +146,8 @@ def _load_checkpoint(path: Path, cfg: TrainConfig, device: torch.device) -> dict
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
         raise CheckpointError(f"checkpoint {path} is unreadable ({type(err).__name__}): delete it to "
                               "restart the run from scratch") from None
-    same = {k: v for k, v in ckpt["train_config"].items() if k not in ("epochs", "device", "threads")}
-    mine = {k: v for k, v in asdict(cfg).items() if k not in ("epochs", "device", "threads")}
+    same = {k: v for k, v in ckpt["train_config"].items() if k not in RESUMABLE_CHANGES}
+    mine = {k: v for k, v in asdict(cfg).items() if k not in RESUMABLE_CHANGES}
     if same != mine:
         raise CheckpointError(f"checkpoint {path} was written with other arguments: delete it or use another --out")
     return ckpt
@@ -155,8 +163,9 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     data = load_dataset(cfg.dataset, cfg.data_dir)
     torch.manual_seed(cfg.seed)  # weight initialisation
     model = build_model(model_config(cfg, data)).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    opt = make_optimizer(model, cfg)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    step_model = torch.compile(model) if cfg.compile else model  # shares model's parameters
     train_images, test_images = data.train_images.to(device), data.test_images.to(device)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -175,7 +184,7 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     last_good = {k: t.clone() for k, t in model.state_dict().items()}
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
-        train_loss = train_epoch(model, opt, train_images, cfg, gen, max_batches).item()
+        train_loss = train_epoch(step_model, opt, train_images, cfg, gen, max_batches).item()
         if not (math.isfinite(train_loss) and _finite(model)):
             status, diverged_epoch = "diverged", epoch
             print(f"epoch {epoch}: loss or parameters not finite; keeping epoch {epoch - 1}", file=sys.stderr)
@@ -227,6 +236,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--laplace-b", type=float, default=None, help="fixed scale of laplace_fixed (default 1)")
     p.add_argument("--device", default=d.device, help="'auto' (cuda when present, else cpu), 'cpu', 'cuda:1', ...")
     p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads; 0 keeps torch's default")
+    p.add_argument("--compile", action="store_true",
+                   help="torch.compile the model for training (pays off on GPU; on CPU the mlp gains little "
+                        "and compiling takes a minute)")
     p.add_argument("--data-dir", default=None, help="where datasets are looked for and downloaded to")
     p.add_argument("--out", required=True, type=Path, help="run directory for model.pt, history.csv, run.json")
     p.add_argument("--dry-run", action="store_true", help="one epoch of two batches, to check that everything runs")
@@ -242,5 +254,7 @@ def run(args: argparse.Namespace) -> int:
             raise VaebenchError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(cfg, name)}")
     if args.dry_run:
         cfg.epochs = 1
-    record = train(cfg, args.out, max_batches=2 if args.dry_run else None)
+    with device_slot(cfg.device) as device:  # several GPUs: a device of this job's own, until it ends
+        cfg.device = str(device)
+        train(cfg, args.out, max_batches=2 if args.dry_run else None)
     return 0  # a diverged run is a recorded result, not a failed job: the study carries on

@@ -1,0 +1,121 @@
+"""The GPU slot allocator, on CPU: N simulated devices, concurrent processes, killed and failing holders."""
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from vaebench.errors import VaebenchError
+from vaebench.gpu_slots import device_ids, device_slot, gpu_slot
+
+HOLDER = """
+import sys, time
+from vaebench.gpu_slots import gpu_slot
+with gpu_slot(1, sys.argv[1]) as index:
+    print("held", index, flush=True)
+    time.sleep(60)
+"""
+
+
+def _job(lock_dir: str, n_devices: int, holds: int, log: str) -> None:
+    """A worker: take a slot `holds` times, hold it briefly, append 'index start end' (monotonic clock)."""
+    for _ in range(holds):
+        with gpu_slot(n_devices, lock_dir) as index:
+            start = time.monotonic()
+            time.sleep(0.05)
+            end = time.monotonic()
+        with open(log, "a") as f:
+            f.write(f"{index} {start} {end}\n")
+
+
+def test_concurrent_jobs_never_share_a_device(tmp_path):
+    n_devices, n_jobs, holds = 2, 4, 5
+    ctx = multiprocessing.get_context("fork")  # separate processes, as Snakemake's jobs are; fork starts fast
+    logs = [tmp_path / f"job{j}.log" for j in range(n_jobs)]
+    procs = [ctx.Process(target=_job, args=(str(tmp_path / "locks"), n_devices, holds, str(log))) for log in logs]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        assert p.exitcode == 0
+    intervals = [tuple(float(t) for t in line.split()) for log in logs for line in log.read_text().splitlines()]
+    assert len(intervals) == n_jobs * holds
+    assert {int(i) for i, _, _ in intervals} == set(range(n_devices))
+    for device in range(n_devices):
+        mine = sorted((s, e) for i, s, e in intervals if i == device)
+        assert all(later[0] >= earlier[1] for earlier, later in zip(mine, mine[1:])), f"device {device} shared"
+    # more jobs than devices, so some waited: at every moment at most n_devices holders
+    events = sorted([(s, 1) for _, s, _ in intervals] + [(e, -1) for _, _, e in intervals])
+    running = [sum(d for _, d in events[:k + 1]) for k in range(len(events))]
+    assert max(running) == n_devices
+
+
+def test_killed_holder_releases_its_slot(tmp_path):
+    lock_dir = tmp_path / "locks"
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_dir)], stdout=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        assert proc.stdout.readline().split() == ["held", "0"]
+        with pytest.raises(VaebenchError, match="no free GPU slot"):
+            with gpu_slot(1, lock_dir, timeout=0.2):
+                pass
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    with gpu_slot(1, lock_dir, timeout=5) as index:
+        assert index == 0
+
+
+def test_an_exception_in_the_block_releases_the_slot(tmp_path):
+    with pytest.raises(RuntimeError, match="job failed"):
+        with gpu_slot(1, tmp_path) as index:
+            assert index == 0
+            with pytest.raises(VaebenchError):  # held: a second holder (even in this process) must wait
+                with gpu_slot(1, tmp_path, timeout=0):
+                    pass
+            raise RuntimeError("job failed")
+    with gpu_slot(1, tmp_path, timeout=0) as index:
+        assert index == 0
+
+
+def test_slots_fill_devices_breadth_first(tmp_path):
+    with gpu_slot(2, tmp_path, per_device=2) as a, gpu_slot(2, tmp_path, per_device=2) as b, \
+            gpu_slot(2, tmp_path, per_device=2) as c, gpu_slot(2, tmp_path, per_device=2) as d:
+        assert (a, b, c, d) == (0, 1, 0, 1)
+        assert sorted(p.name for p in Path(tmp_path).glob("*.lock")) == [
+            "gpu0.slot0.lock", "gpu0.slot1.lock", "gpu1.slot0.lock", "gpu1.slot1.lock"]
+
+
+def test_locks_follow_the_physical_device(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
+    assert device_ids(2) == ["3", "1"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert device_ids(2) == ["0", "1"]
+
+
+def test_device_slot_is_a_no_op_without_several_gpus(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEBENCH_GPU_LOCK_DIR", str(tmp_path))
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    with device_slot("auto") as device:
+        assert device.type == expected
+    with device_slot("cpu") as device:
+        assert device == torch.device("cpu")
+    assert not list(tmp_path.iterdir())  # nothing was locked
+
+
+def test_device_slot_picks_a_free_device_when_several_are_visible(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEBENCH_GPU_LOCK_DIR", str(tmp_path))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    with device_slot("auto") as first, device_slot("auto") as second:
+        assert (first, second) == (torch.device("cuda", 0), torch.device("cuda", 1))
+    with device_slot("auto") as again:
+        assert again == torch.device("cuda", 0)
+    with device_slot("cuda:2") as explicit:
+        assert explicit == torch.device("cuda", 2)
