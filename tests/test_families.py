@@ -306,13 +306,22 @@ def test_gradients_are_finite_at_extreme_parameters(name, dtype):
     assert loss.dtype == dtype
 
 
-def test_gaussian_shared_sigma_is_a_trained_parameter():
+def test_gaussian_shared_sigma_is_the_batch_optimum_in_training_and_kept_for_evaluation():
     family = make_family("gaussian_shared")
     assert [n for n, _ in family.named_parameters()] == ["log_sigma"]
     assert "log_sigma" in family.state_dict()
-    params = torch.rand(2, 1, 1, 4, 4)
-    family.train_loss(params, torch.rand(2, 1, 4, 4), None).sum().backward()
-    assert family.log_sigma.grad is not None and family.log_sigma.grad.abs() > 0
+    params, x = torch.rand(2, 1, 1, 4, 4, dtype=torch.float64), torch.rand(2, 1, 4, 4, dtype=torch.float64)
+    family.train_loss(params, x, None)
+    rmse = np.sqrt(np.mean((x.numpy() - params[:, 0].numpy()) ** 2))
+    assert family.std(params).mean().item() == pytest.approx(rmse, rel=1e-6)
+    # the optimum: no other sigma gives this batch a higher likelihood
+    best = family.log_density(params, x).sum().item()
+    for factor in (0.9, 1.1):
+        other = stats.norm(params[:, 0].numpy(), rmse * factor).logpdf(x.numpy()).sum()
+        assert other < best
+    family.eval()
+    family.train_loss(params, x + 0.3, None)  # evaluation never moves sigma
+    assert family.std(params).mean().item() == pytest.approx(rmse, rel=1e-6)
     with torch.no_grad():
         family.log_sigma.fill_(-50.0)  # soft clip at log sigma = -6
     assert family.std(params).min().item() == pytest.approx(math.exp(-6), rel=1e-6)

@@ -388,10 +388,14 @@ class Gaussian(LearnedScale):
 
 @register
 class GaussianShared(LocationScale):
-    """Normal(mu_i, sigma) with one learned log-sigma per model (sigma-VAE, Rybkin et al. 2021).
+    """Normal(mu_i, sigma) with one sigma per model: sigma-VAE's "optimal sigma" (Rybkin et al. 2021).
 
-    log sigma = -6 + softplus(p + 6): sigma-VAE's soft clip at -6, which keeps a gradient everywhere.
-    The parameter lives in the module, so it is saved in the state_dict and trained by the optimizer.
+    In training mode each step first sets sigma to its analytic optimum, the batch RMSE between x and
+    mu (computed without gradient, log sigma floored at -6 as in sigma-VAE), then scores the batch
+    with it: Rybkin et al. found this better than learning sigma by gradient, and a gradient-learned
+    log-sigma moves only about lr per Adam step, far too slowly for a short run. The last value is
+    kept in the `log_sigma` parameter (saved in the state_dict) and used as it is in eval mode.
+    log sigma = -6 + softplus(p + 6): the soft clip at -6 keeps a gradient everywhere.
     """
 
     name = "gaussian_shared"
@@ -408,6 +412,14 @@ class GaussianShared(LocationScale):
     def loc_scale(self, params):
         log_sigma = self.min_log_sigma + F.softplus(self.log_sigma.to(params.dtype) - self.min_log_sigma)
         return params[:, 0], log_sigma.exp()
+
+    def train_loss(self, params: Tensor, x: Tensor, v: Tensor) -> Tensor:
+        if self.training:
+            with torch.no_grad():  # on the device: no host synchronisation
+                mse = (x - params[:, 0]).pow(2).mean().to(self.log_sigma.dtype)
+                target = (0.5 * mse.log()).clamp(min=self.min_log_sigma + 1e-3)
+                self.log_sigma.copy_(self.min_log_sigma + torch.log(torch.expm1(target - self.min_log_sigma)))
+        return super().train_loss(params, x, v)
 
 
 @register
