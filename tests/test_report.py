@@ -224,3 +224,16 @@ def test_report_opens_in_a_real_browser(full):
     assert all(complete and width > 0 for complete, width, _ in images), images
     assert rows == len(study.families)
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
+
+
+def test_edge_bin_finding_appears_only_when_the_columns_disagree(full, tmp_path):
+    _, page, _ = full
+    assert "the discretized column ranks" not in page  # synthetic columns agree: nothing to explain
+    study = write_synthetic_results(tmp_path / "results" / "mnist5k", latent_dims=(8,), diverged=None, missing=None)
+    for metrics in (study.results / "gaussian").glob("z*/seed*/metrics.json"):
+        m = json.loads(metrics.read_text())
+        metrics.write_text(json.dumps({**m, "bpd_disc": 0.5, "bpd_deq": m["bpd_deq"] + 5}))
+    page, _ = build(study.results, study.expected, tmp_path / "index.html")
+    text = re.sub(r"<[^>]+>", "", page)
+    assert "Latent dimension 8: the discretized column ranks gaussian" in text
+    assert "widest gap between the two columns is gaussian" in text

@@ -292,7 +292,8 @@ class Report:
 
     def findings(self) -> str:
         items = (self.sample_size_finding() + self.status_finding() + self.winner_findings()
-                 + self.bernoulli_finding() + self.fixed_gaussian_finding() + self.calibration_finding()
+                 + self.edge_bin_finding() + self.bernoulli_finding() + self.fixed_gaussian_finding()
+                 + self.calibration_finding()
                  + self.comparability_finding())
         return "<ul class='findings'>" + "".join(f"<li>{i}</li>" for i in items) + "</ul>"
 
@@ -432,6 +433,30 @@ class Report:
         diverged = int(((self.study.metrics["family"] == "gaussian_fixed")
                         & (self.study.metrics["status"] == DIVERGED)).sum())
         return [text + (f" {stats.count(diverged, 'gaussian_fixed run')} diverged." if diverged else "")]
+
+    def edge_bin_finding(self) -> list[str]:
+        """Where the two likelihood columns disagree on the winner, say why: the real line's edge bins."""
+        items = []
+        for dim in self.study.dims:
+            means = {m: {f: self.stat(f, dim, m)["mean"] for f in self.study.families} for m in ("bpd_disc", "bpd_deq")}
+            means = {m: {f: v for f, v in vals.items() if finite(v)} for m, vals in means.items()}
+            if not means["bpd_disc"] or not means["bpd_deq"]:
+                continue
+            best = {m: min(vals, key=vals.get) for m, vals in means.items()}
+            gaps = {f: means["bpd_deq"][f] - means["bpd_disc"][f] for f in means["bpd_disc"] if f in means["bpd_deq"]}
+            widest = max(gaps, key=gaps.get)
+            if best["bpd_disc"] == best["bpd_deq"] and gaps[widest] < 1:
+                continue
+            items.append(
+                f"Latent dimension {dim}: the discretized column ranks {self.label(best['bpd_disc'])} first, the "
+                f"dequantized column {self.label(best['bpd_deq'])}. The widest gap between the two columns is "
+                f"{self.label(widest)}'s ({fmt(means['bpd_deq'][widest])} vs {fmt(means['bpd_disc'][widest])} "
+                "bits/dim). A family on the whole real line (gaussian*, laplace*, discretized_logistic) gives the "
+                "edge bins v = 0 and v = 255 all its mass below 0 and above 1, which the discretized likelihood "
+                "counts and the density of dequantized values in (0, 1) does not; on images with much black or "
+                "white background that mass is a large share of the score. Families on (0, 1) have no such "
+                "mass, so read the two columns together.")
+        return items
 
     def calibration_finding(self) -> list[str]:
         rows = [(f, d, self.stat(f, d, "coverage90")["mean"]) for f in self.study.families for d in self.study.dims]
