@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ import pytest
 import yaml
 
 from slurm_cluster import SlurmCluster, unavailable_reason
+from workflow_copy import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / ".test" / "config" / "config.yaml"
@@ -38,18 +38,6 @@ def plugin_reason() -> str | None:
     except ImportError:
         return "snakemake-executor-plugin-slurm is not installed: pip install -e '.[slurm]'"
     return None
-
-
-def copy_workflow(dest: Path) -> Path:
-    dest.mkdir(parents=True)
-    for name in ("Snakefile", "environment.yml"):
-        if (ROOT / name).exists():
-            shutil.copy(ROOT / name, dest / name)
-    for folder in ("workflow", "config", "profiles"):
-        shutil.copytree(ROOT / folder, dest / folder)
-    (dest / "src" / "vaebench").mkdir(parents=True)
-    shutil.copy(ROOT / "src" / "vaebench" / "families.py", dest / "src" / "vaebench" / "families.py")
-    return dest
 
 
 def snakemake(workdir: Path, *args: str, env: dict | None = None, timeout: float = 600) -> tuple[str, float]:

@@ -5,26 +5,15 @@ results/ are never touched and a family's code can be edited without touching th
 """
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
+from workflow_copy import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / ".test" / "config" / "config.yaml"
-
-
-def copy_workflow(dest: Path) -> Path:
-    for name in ("Snakefile", "environment.yml"):
-        shutil.copy(ROOT / name, dest / name)
-    for folder in ("workflow", "config", "profiles"):
-        shutil.copytree(ROOT / folder, dest / folder)
-    (dest / "src" / "vaebench").mkdir(parents=True)
-    shutil.copy(ROOT / "src" / "vaebench" / "families.py", dest / "src" / "vaebench" / "families.py")
-    return dest
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
