@@ -447,9 +447,11 @@ class Report:
             widest = max(gaps, key=gaps.get)
             if best["bpd_disc"] == best["bpd_deq"] and gaps[widest] < 1:
                 continue
+            ranks = (f"both columns rank {self.label(best['bpd_disc'])} first" if best["bpd_disc"] == best["bpd_deq"]
+                     else f"the discretized column ranks {self.label(best['bpd_disc'])} first, the dequantized "
+                          f"column {self.label(best['bpd_deq'])}")
             items.append(
-                f"Latent dimension {dim}: the discretized column ranks {self.label(best['bpd_disc'])} first, the "
-                f"dequantized column {self.label(best['bpd_deq'])}. The widest gap between the two columns is "
+                f"Latent dimension {dim}: {ranks}. The widest gap between the two columns is "
                 f"{self.label(widest)}'s ({fmt(means['bpd_deq'][widest])} vs {fmt(means['bpd_disc'][widest])} "
                 "bits/dim). A family on the whole real line (gaussian*, laplace*, discretized_logistic) gives the "
                 "edge bins v = 0 and v = 255 all its mass below 0 and above 1, which the discretized likelihood "
