@@ -128,7 +128,7 @@ def default_chunk(k: int, batch: int, dims: int, n_params: int, device: torch.de
 
 def family_block(n: int, b: int, dims: int, device: torch.device) -> int:
     """Samples per family call: the whole chunk on a GPU (fewer, larger kernels); on CPU a block whose float64
-    maps stay in cache, since the family math is a chain of memory-bound elementwise ops (1.2-2.5x faster)."""
+    maps stay in cache, since the family math is a chain of memory-bound elementwise ops (1.2-4x faster)."""
     if device.type == "cuda":
         return n
     return max(1, CPU_FAMILY_BYTES * torch.get_num_threads() // (b * dims * 8))
