@@ -237,3 +237,9 @@ def test_edge_bin_finding_appears_only_when_the_columns_disagree(full, tmp_path)
     text = re.sub(r"<[^>]+>", "", page)
     assert "Latent dimension 8: the discretized column ranks gaussian" in text
     assert "widest gap between the two columns is gaussian" in text
+
+
+def test_report_says_what_is_deterministic(full):
+    _, page, _ = full
+    section = page[page.index("id=\"determinism\""):page.index("</ul>", page.index("id=\"determinism\""))]
+    assert "On CPU a seed fixes everything" in section and "On a GPU" in section and "bit for bit" in section
