@@ -19,7 +19,6 @@ hits them alike. Reports median and min-max images/s and the ratios of the media
 import argparse
 import time
 
-import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset

@@ -42,7 +42,7 @@ def test_a_training_epoch_never_reads_a_tensor_on_the_host(family, monkeypatch):
                     reason="torch.compile on CPU needs a C++ compiler")
 def test_compiled_training_matches_eager(tmp_path):
     cfg = dict(loss="gaussian", latent_dim=2, hidden=16, epochs=1, threads=1, data_dir=str(tmp_path / "data"))
-    eager = train(TrainConfig(**cfg), tmp_path / "eager", max_batches=3)
+    train(TrainConfig(**cfg), tmp_path / "eager", max_batches=3)
     compiled = train(TrainConfig(**cfg, compile=True), tmp_path / "compiled", max_batches=3)
     assert compiled["compile"] is True and compiled["status"] == "ok"
     (a,), (b,) = history(tmp_path / "eager"), history(tmp_path / "compiled")

@@ -210,7 +210,7 @@ def learning_curves(study: Study):
     colors = dict(zip(study.dims, sns.color_palette("viridis", len(study.dims))))
     for ax, family in zip(axes.flat, families):
         runs = history[history["family"] == family]
-        for (dim, seed), run in runs.groupby(["latent_dim", "seed"]):
+        for (dim, _seed), run in runs.groupby(["latent_dim", "seed"]):
             diverged = run["status"].iloc[0] == "diverged"
             ax.plot(run["epoch"], run["test_elbo_nats"], color=colors[dim], linewidth=1.2,
                     linestyle=":" if diverged else "-", alpha=0.85, marker="o" if len(run) < 6 else None,
