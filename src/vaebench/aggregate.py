@@ -18,6 +18,7 @@ import pandas as pd
 
 from vaebench import stats
 from vaebench.errors import VaebenchError
+from vaebench.utils import atomic_write
 
 # The order of likelihood-spec.md's table: related families stay next to each other.
 FAMILY_ORDER = ("bernoulli", "continuous_bernoulli", "gaussian_fixed", "gaussian", "gaussian_shared",
@@ -198,10 +199,9 @@ def run(args: argparse.Namespace) -> int:
     metrics = collect(args.results, args.expected)
     families = family_order(metrics["family"])
     out_dir = args.out_dir or args.results
-    out_dir.mkdir(parents=True, exist_ok=True)
-    metrics.to_csv(out_dir / "metrics.csv", index=False)
-    summarise(metrics).to_csv(out_dir / "summary.csv", index=False)
-    stats.all_tests(metrics, families).to_csv(out_dir / "tests.csv", index=False)
+    for name, table in (("metrics", metrics), ("summary", summarise(metrics)),
+                        ("tests", stats.all_tests(metrics, families))):
+        atomic_write(out_dir / f"{name}.csv", lambda tmp, table=table: table.to_csv(tmp, index=False))
     counts = metrics["status"].value_counts()
     print(f"{len(metrics)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) -> {out_dir}")
     return 0

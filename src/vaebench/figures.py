@@ -27,6 +27,7 @@ import seaborn as sns  # noqa: E402
 
 from vaebench.aggregate import FAMILY_ORDER, OK, ResultsError, family_labels, family_order, read_tables  # noqa: E402
 from vaebench.stats import ALPHA, MIN_PAIRS_T, count  # noqa: E402
+from vaebench.utils import atomic_write  # noqa: E402
 
 DPI = 110
 # related families share a hue; fixed-scale variants are dashed
@@ -553,7 +554,8 @@ def draw_all(study: Study, out_dir: Path) -> dict[str, str]:
                 skipped[name] = str(reason)
                 fig = placeholder(name, str(reason))
             for ext in ("png", "svg"):
-                fig.savefig(out_dir / f"{name}.{ext}", dpi=DPI, bbox_inches="tight", metadata=_metadata(ext))
+                atomic_write(out_dir / f"{name}.{ext}", lambda tmp, ext=ext: fig.savefig(
+                    tmp, format=ext, dpi=DPI, bbox_inches="tight", metadata=_metadata(ext)))
             plt.close(fig)
     return skipped
 

@@ -24,6 +24,7 @@ import yaml
 from vaebench import stats
 from vaebench.aggregate import DIVERGED, OK, ResultsError
 from vaebench.figures import CAPTIONS, FIGURES, Study
+from vaebench.utils import atomic_write
 
 METRIC_NAMES = {"bpd_disc": "discretized bits/dim", "bpd_deq": "dequantized bits/dim"}
 PAPER_K = 5000  # Burda et al.'s protocol
@@ -573,7 +574,6 @@ def run(args: argparse.Namespace) -> int:
     study = Study.load(args.results)
     report = Report(study, load_config(args.config), args.figures or args.results / "figures")
     page = report.render()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(page, encoding="utf-8")
+    atomic_write(args.out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     print(f"report ({len(page) // 1024} KiB, {len(study.metrics)} runs) -> {args.out}")
     return 0

@@ -1,4 +1,8 @@
-"""Small shared helpers: devices and threads, atomic file writes, provenance of every result."""
+"""Small shared helpers: devices and threads, atomic file writes, provenance of every result.
+
+torch is imported inside the functions that need it, so the reporting stages (pandas and
+matplotlib only) can use the same atomic writes without paying seconds for a torch import.
+"""
 
 import datetime as _dt
 import json
@@ -11,14 +15,18 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-import torch
+from typing import TYPE_CHECKING
 
 import vaebench
 
+if TYPE_CHECKING:
+    import torch
 
-def pick_device(name: str = "auto") -> torch.device:
+
+def pick_device(name: str = "auto") -> "torch.device":
     """'auto' picks cuda when present, else cpu; any other name is taken as given."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
@@ -26,6 +34,8 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def set_threads(threads: int) -> int:
     """Honour the scheduler's thread budget (Snakemake's `threads`); 0 keeps torch's default."""
+    import torch
+
     if threads > 0:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
@@ -72,8 +82,11 @@ def utc_now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def provenance(device: torch.device) -> dict:
+def provenance(device: "torch.device") -> dict:
     """Versions, commit, host and device: attached to every run record and metrics file."""
+    import numpy as np
+    import torch
+
     return {
         "python_version": platform.python_version(),
         "torch_version": torch.__version__,
