@@ -1,19 +1,23 @@
 """Evaluation throughput: decoder passes per second of the importance-sampled likelihood, against the bare decoder.
 
 - eval:   the likelihood part of `vaebench evaluate` (evaluate.importance_sampled_ll over the test images in
-          batches of --batch, with evaluate's default chunk), passes/s = images * K / seconds;
+          batches of --batch, with evaluate's default chunk), passes/s = images * K / seconds; eager and
+          with --compile (the family math as one torch.compile'd kernel; its compile time is reported apart);
 - bound:  model.decode alone, in the model's dtype, on as many rows as one of evaluate's decoder calls
           (chunk * batch): no family math, no float64, no log-sum-exp.
 Interleaved round by round; medians and min-max. Then: seconds per image-sample across K and across
-the number of test images (constant = linear cost), and peak RSS of a fresh process per K (flat = memory
-independent of K). Models: the mlp trained for two epochs on mnist5k (so the decoder outputs are
+the number of test images (constant = linear cost), peak RSS of a fresh process per K (flat = memory
+independent of K), and the precision of the float32 family math: the same model's per-image log-likelihoods
+against its float64 copy. Models: the mlp trained for two epochs on mnist5k (so the decoder outputs are
 realistic), cached in bench/out/models.
 
     python bench/eval_throughput.py [--families continuous_bernoulli gaussian] [--k 100 1000 5000] [--threads 1]
+                                    [--modes eager compiled]
 """
 
 import argparse
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -24,8 +28,8 @@ import torch
 
 from common import DATA_DIR, OUT_DIR, print_table, ratio, summary, write_result
 from vaebench.data import load_dataset
-from vaebench.evaluate import (STREAM_IS, STREAM_TEST_DEQ, EvalConfig, default_chunk, dequantize_blocks, evaluate,
-                               full_precision, importance_sampled_ll, stream_generator)
+from vaebench.evaluate import (STREAM_IS, STREAM_TEST_DEQ, EvalConfig, Scorer, default_chunk, dequantize_blocks,
+                               evaluate, family_scorer, full_precision, importance_sampled_ll, stream_generator)
 from vaebench.models import VAE, build_model, load_model, save_model
 from vaebench.train import TrainConfig, model_config, train_epoch
 
@@ -46,16 +50,40 @@ def trained_model(family: str, data) -> VAE:
     return load_model(path)
 
 
-def likelihood_seconds(model: VAE, data, k: int, n: int, batch: int) -> float:
-    """Wall time of evaluate()'s likelihood loop on the first n test images."""
+def likelihoods(model: VAE, data, k: int, n: int, batch: int,
+                score: Scorer | None = None) -> tuple[float, torch.Tensor, torch.Tensor]:
+    """(wall time, [n] LL_deq, [n] LL_disc) of evaluate()'s likelihood loop on the first n test images."""
     v = data.test_images[:n]
     x = dequantize_blocks(data.test_images, n, stream_generator(0, STREAM_TEST_DEQ, "cpu"))
     gen = stream_generator(0, STREAM_IS, "cpu")
     chunk = default_chunk(k, batch, data.dims, model.family.n_params, torch.device("cpu"))
     t0 = time.perf_counter()
-    for start in range(0, n, batch):
-        importance_sampled_ll(model, x[start:start + batch], v[start:start + batch], k, chunk, gen)
-    return time.perf_counter() - t0
+    ll = [importance_sampled_ll(model, x[start:start + batch], v[start:start + batch], k, chunk, gen, score)
+          for start in range(0, n, batch)]
+    return time.perf_counter() - t0, torch.cat([d for d, _ in ll]), torch.cat([q for _, q in ll])
+
+
+def likelihood_seconds(model: VAE, data, k: int, n: int, batch: int, score: Scorer | None = None) -> float:
+    return likelihoods(model, data, k, n, batch, score)[0]
+
+
+def float32_error(model: VAE, data, k: int, n: int, batch: int) -> dict:
+    """Per-image LLs with the family math in float32 (as evaluated, eager and compiled) against the same decoder
+    outputs and noise with the family math in float64: max and mean |difference|, nats."""
+    eager = family_scorer(model.family)
+
+    def in_float64(params, x, v):
+        return eager(params.double(), x.double(), v)
+
+    reference = likelihoods(model, data, k, n, batch, in_float64)[1:]
+    out = {"k": k, "n": n}
+    for mode in ("eager", "compiled"):
+        lls = likelihoods(model, data, k, n, batch, family_scorer(model.family, compiled=mode == "compiled"))[1:]
+        for column, ours, ref in zip(("deq", "disc"), lls, reference):
+            diff = (ours - ref).abs()
+            out[f"{mode}_{column}"] = {"max_abs_nats": diff.max().item(), "mean_abs_nats": diff.mean().item(),
+                                       "max_abs_bits_per_dim": diff.max().item() / (data.dims * math.log(2))}
+    return out
 
 
 @torch.no_grad()
@@ -69,47 +97,59 @@ def decoder_rows_per_second(model: VAE, rows: int, calls: int) -> float:
         return rows * calls / (time.perf_counter() - t0)
 
 
-def throughput(model: VAE, data, ks: list[int], n: int, batch: int, rounds: int) -> dict:
+def throughput(model: VAE, data, ks: list[int], n: int, batch: int, rounds: int, modes: list[str]) -> dict:
+    """Per mode (eager / compiled) and K: passes/s, interleaved with the bare decoder round by round."""
     chunk = default_chunk(max(ks), batch, data.dims, model.family.n_params, torch.device("cpu"))
-    likelihood_seconds(model, data, 16, batch, batch)  # warm-up
-    rates = {k: [] for k in ks}
+    scorers = {mode: family_scorer(model.family, compiled=mode == "compiled") for mode in modes}
+    warm_up = {}
+    for mode, score in scorers.items():  # compiles every shape the timed runs meet (full chunk, remainder)
+        t0 = time.perf_counter()
+        for k in ks:
+            likelihood_seconds(model, data, k, batch, batch, score)
+        warm_up[mode] = time.perf_counter() - t0
+    rates = {(mode, k): [] for mode in modes for k in ks}
     bound = []
     for _ in range(rounds):
         for k in ks:
-            rates[k].append(n * k / likelihood_seconds(model, data, k, n, batch))
+            for mode, score in scorers.items():
+                rates[mode, k].append(n * k / likelihood_seconds(model, data, k, n, batch, score))
             bound.append(decoder_rows_per_second(model, chunk * batch, 10))
     bound_s = summary(bound)
     return {"chunk": chunk, "rows_per_decoder_call": chunk * batch, "bound_passes_per_s": bound_s,
-            "eval_passes_per_s": {k: summary(r) for k, r in rates.items()},
-            "eval_over_bound": {k: ratio(summary(r), bound_s) for k, r in rates.items()}}
+            "warm_up_seconds": warm_up,
+            "eval_passes_per_s": {f"{mode} K={k}": summary(r) for (mode, k), r in rates.items()},
+            "eval_over_bound": {f"{mode} K={k}": ratio(summary(r), bound_s) for (mode, k), r in rates.items()}}
 
 
-def scaling(model: VAE, data, ks: list[int], ns: list[int], batch: int, rounds: int) -> dict:
+def scaling(model: VAE, data, ks: list[int], ns: list[int], batch: int, rounds: int, score: Scorer) -> dict:
     """Seconds per (image, sample) over a grid of K and n: constant means cost linear in both."""
     grid = {}
     for _ in range(rounds):
         for k in ks:
             for n in ns:
-                grid.setdefault(f"k{k}_n{n}", []).append(likelihood_seconds(model, data, k, n, batch) / (n * k) * 1e6)
+                seconds = likelihood_seconds(model, data, k, n, batch, score)
+                grid.setdefault(f"k{k}_n{n}", []).append(seconds / (n * k) * 1e6)
     return {key: summary(v) for key, v in grid.items()}
 
 
-def peak_rss_child(family: str, k: int, n: int, batch: int, threads: int) -> dict:
+def peak_rss_child(family: str, k: int, n: int, batch: int, threads: int, mode: str) -> dict:
     """Run the likelihood loop in a fresh process; its peak RSS (MiB) before and after."""
     out = subprocess.run([sys.executable, __file__, "--child-memory", family, str(k), str(n), str(batch),
-                          str(threads)], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
+                          str(threads), mode], capture_output=True, text=True, check=True, cwd=Path(__file__).parent)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def child_memory(family: str, k: int, n: int, batch: int, threads: int) -> None:
+def child_memory(family: str, k: int, n: int, batch: int, threads: int, mode: str) -> None:
     torch.set_num_threads(threads)
     data = load_dataset("mnist5k", DATA_DIR)
     model = trained_model(family, data)
-    likelihood_seconds(model, data, 16, batch, batch)  # everything but the K-dependent part is paid here
+    score = family_scorer(model.family, compiled=mode == "compiled")
+    likelihood_seconds(model, data, 16, batch, batch, score)  # all but the K-dependent part is paid here
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    seconds = likelihood_seconds(model, data, k, n, batch)
+    seconds = likelihood_seconds(model, data, k, n, batch, score)
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"k": k, "peak_rss_mib_before": before, "peak_rss_mib": after, "seconds": seconds}))
+    print(json.dumps({"k": k, "mode": mode, "peak_rss_mib_before": before, "peak_rss_mib": after,
+                      "seconds": seconds}))
 
 
 def main() -> None:
@@ -123,23 +163,30 @@ def main() -> None:
     p.add_argument("--batch", type=int, default=EvalConfig.batch)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--modes", nargs="+", choices=["eager", "compiled"], default=["eager", "compiled"],
+                   help="family math eager and/or torch.compile'd (evaluate --compile)")
     p.add_argument("--quick-evaluate", action="store_true",
                    help="also time the whole evaluate() at the quick preset's K=100, n_test=1000, per family")
-    p.add_argument("--child-memory", nargs=5, metavar=("FAMILY", "K", "N", "BATCH", "THREADS"), help=argparse.SUPPRESS)
+    p.add_argument("--child-memory", nargs=6, metavar=("FAMILY", "K", "N", "BATCH", "THREADS", "MODE"),
+                   help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child_memory:
-        family, *numbers = args.child_memory
-        child_memory(family, *map(int, numbers))
+        family, *numbers, mode = args.child_memory
+        child_memory(family, *map(int, numbers), mode)
         return
     torch.set_num_threads(args.threads)
     data = load_dataset("mnist5k", DATA_DIR)
     results = {}
     for family in args.families:
         model = trained_model(family, data)
-        res = {"throughput": throughput(model, data, args.k, args.n_test, args.batch, args.rounds)}
-        res["scaling_us_per_image_sample"] = scaling(model, data, args.scaling_k[:1], args.scaling_n, args.batch, 1) | \
-            scaling(model, data, args.scaling_k, args.scaling_n[:1], args.batch, 1)
-        res["memory"] = [peak_rss_child(family, k, args.n_test, args.batch, args.threads) for k in args.k]
+        res = {"throughput": throughput(model, data, args.k, args.n_test, args.batch, args.rounds, args.modes)}
+        fastest = family_scorer(model.family, compiled="compiled" in args.modes)
+        res["scaling_us_per_image_sample"] = (
+            scaling(model, data, args.scaling_k[:1], args.scaling_n, args.batch, 1, fastest)
+            | scaling(model, data, args.scaling_k, args.scaling_n[:1], args.batch, 1, fastest))
+        res["memory"] = [peak_rss_child(family, k, args.n_test, args.batch, args.threads, mode)
+                         for mode in args.modes for k in args.k]
+        res["float32_error"] = float32_error(model, data, min(args.k), args.n_test, args.batch)
         if args.quick_evaluate:
             t0 = time.perf_counter()
             evaluate(model, data, EvalConfig(k=100, n_test=1000))
@@ -155,20 +202,30 @@ def main() -> None:
         b = t["bound_passes_per_s"]
         rows.append([family, "bound (decode only)", f"{t['rows_per_decoder_call']} rows", b["median"],
                      f"{b['min']:.0f}-{b['max']:.0f}", 1.0])
-        for k, s in t["eval_passes_per_s"].items():
-            rows.append([family, "evaluate", f"K={k}", s["median"], f"{s['min']:.0f}-{s['max']:.0f}",
-                         t["eval_over_bound"][k]])
+        for key, s in t["eval_passes_per_s"].items():
+            mode, k = key.split()
+            rows.append([family, f"evaluate, {mode}", k, s["median"], f"{s['min']:.0f}-{s['max']:.0f}",
+                         t["eval_over_bound"][key]])
     print_table(f"evaluation throughput (decoder passes/s), {args.n_test} test images, batch {args.batch}, "
                 f"{args.threads} thread(s), {args.rounds} interleaved rounds",
                 ["family", "what", "size", "passes/s median", "min-max", "/ bound"], rows)
     rows = [[family, key, s["median"]] for family, res in results.items()
             for key, s in res["scaling_us_per_image_sample"].items()]
-    print_table("cost per image-sample (microseconds; constant = linear in K and in n)",
+    print_table("warm-up seconds per mode (compiled: torch.compile of every shape met, then the runs)",
+                ["family"] + args.modes,
+                [[family] + [res["throughput"]["warm_up_seconds"][m] for m in args.modes]
+                 for family, res in results.items()])
+    print_table(f"cost per image-sample (microseconds, {args.modes[-1]}; constant = linear in K and in n)",
                 ["family", "K, n", "us/(image*sample)"], rows)
-    rows = [[family, m["k"], m["peak_rss_mib_before"], m["peak_rss_mib"], m["seconds"]]
+    rows = [[family, m["mode"], m["k"], m["peak_rss_mib_before"], m["peak_rss_mib"], m["seconds"]]
             for family, res in results.items() for m in res["memory"]]
-    print_table(f"peak RSS of a fresh process, {args.n_test} test images (MiB; 'before' = after a K=16 warm-up)",
-                ["family", "K", "peak before", "peak after", "seconds"], rows)
+    print_table(f"peak RSS of a fresh process, {args.n_test} test images (MiB; 'before' = after a warm-up on one batch)",
+                ["family", "mode", "K", "peak before", "peak after", "seconds"], rows)
+    rows = [[family, key, e["k"], e["n"], d["max_abs_nats"], d["mean_abs_nats"], d["max_abs_bits_per_dim"]]
+            for family, res in results.items() for e in [res["float32_error"]]
+            for key, d in e.items() if isinstance(d, dict)]
+    print_table("float32 family math against float64 on the same decoder outputs and noise: |LL difference| per image",
+                ["family", "mode_column", "K", "images", "max nats", "mean nats", "max bits/dim"], rows)
     if args.quick_evaluate:
         rows = [[family, res["quick_evaluate"]["seconds"], res["quick_evaluate"]["likelihood_seconds"]]
                 for family, res in results.items()]

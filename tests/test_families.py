@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from scipy import integrate, special, stats
 
 from vaebench.errors import UnknownNameError, VaebenchError
-from vaebench.families import FAMILIES, OPEN_INTERVAL_EPS, make_family
+from vaebench.families import FAMILIES, LOG_NDTR_TAIL, OPEN_INTERVAL_EPS, log1mexp, log_ndtr, make_family
 
 LOG_BOUND = math.log(1e4)  # beta's log-concentration bound
 
@@ -303,7 +303,7 @@ def test_gradients_are_finite_at_extreme_parameters(name, dtype):
     loss = family.train_loss(params, x.expand(len(raw), 1, 1, -1), v.expand(len(raw), 1, 1, -1))
     loss.sum().backward()
     assert torch.isfinite(loss).all() and torch.isfinite(params.grad).all()
-    assert loss.dtype == dtype
+    assert loss.dtype == torch.float64  # per-pixel math in `dtype`, the per-image sum in float64
 
 
 def test_gaussian_shared_sigma_is_the_batch_optimum_in_training_and_kept_for_evaluation():
@@ -397,3 +397,49 @@ def test_discretized_logistic_columns_agree():
     v = torch.randint(0, 256, (3, 1, 5, 5), generator=generator)
     x = (v + torch.rand(v.shape, generator=generator, dtype=torch.float64)) / 256
     torch.testing.assert_close(family.log_density(params, x), family.log_prob_bins(params, v) + 25 * math.log(256))
+
+
+# --------------------------------------------------------------------- evaluation's shared hot path
+
+@pytest.mark.parametrize("name", sorted(FAMILIES))
+def test_log_likelihoods_equal_the_two_separate_calls(name):
+    """log_likelihoods may share work between the columns (CB, discretized logistic) but not change them."""
+    family = make_family(name).to(torch.float64)
+    generator = torch.Generator().manual_seed(3)
+    params = torch.randn(4, family.n_params, 1, 6, 6, generator=generator, dtype=torch.float64) * 3
+    v = torch.randint(0, 256, (4, 1, 6, 6), generator=generator)
+    v[0, 0, 0, :2] = torch.tensor([0, 255])
+    x = (v + torch.rand(v.shape, generator=generator, dtype=torch.float64)) / 256
+    deq, disc = family.log_likelihoods(params, x, v)
+    torch.testing.assert_close(deq, family.log_density(params, x), rtol=1e-12, atol=1e-10)
+    torch.testing.assert_close(disc, family.log_prob_bins(params, v), rtol=1e-12, atol=1e-10)
+
+
+def test_log_ndtr_matches_scipy_and_its_gradient_is_the_mills_ratio():
+    """Relative accuracy below 0 (tail series below -12), absolute above (where log Phi is about -Phi(-z))."""
+    z = np.concatenate([-np.logspace(-8, 6, 2000), [0.0, -12.0, LOG_NDTR_TAIL * (1 + 1e-12)], np.logspace(-8, 2, 500)])
+    ours = log_ndtr(torch.tensor(z)).numpy()
+    ref = special.log_ndtr(z)
+    below = z < 0
+    np.testing.assert_allclose(ours[below], ref[below], rtol=2e-15)
+    np.testing.assert_allclose(ours[~below], ref[~below], rtol=0, atol=5e-16)
+    z32 = torch.tensor(z[np.abs(z) < 1e3], dtype=torch.float32)  # beyond, z^2 itself rounds in float32
+    np.testing.assert_allclose(log_ndtr(z32).double().numpy(), special.log_ndtr(z32.double().numpy()),
+                               rtol=3e-7, atol=2e-7)
+    at = torch.tensor([-1e4, -40.0, -12.01, -11.99, -1.0, 0.0, 5.0, 30.0, 50.0], dtype=torch.float64,
+                      requires_grad=True)
+    log_ndtr(at).sum().backward()
+    zz = at.detach().numpy()
+    np.testing.assert_allclose(at.grad.numpy(), np.exp(stats.norm.logpdf(zz) - special.log_ndtr(zz)), rtol=1e-7)
+
+
+def test_log1mexp_is_relatively_accurate_near_zero_and_absolutely_elsewhere():
+    t = -np.logspace(-300, 3, 3000)
+    ours = log1mexp(torch.tensor(t)).numpy()
+    ref = np.log(-np.expm1(t))
+    near = t > -math.log(2)
+    np.testing.assert_allclose(ours[near], ref[near], rtol=1e-15)
+    np.testing.assert_allclose(ours[~near], ref[~near], rtol=0, atol=2.3e-16)
+    t = torch.tensor([-math.inf, -50.0, -1e-3], dtype=torch.float64, requires_grad=True)
+    log1mexp(t).sum().backward()
+    assert torch.isfinite(t.grad).all()

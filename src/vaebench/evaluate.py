@@ -8,6 +8,14 @@ for the dequantized density (family.log_density on x~) and the discretized likel
 (family.log_prob_bins on v) from the same z samples. Images are batched (`batch`) and the
 K samples are decoded `chunk` at a time, so peak memory depends on batch * chunk, never on K.
 
+Precision: the per-sub-pixel family math runs in the decoder's dtype (float32 for the models `vaebench
+train` saves: the decoder's outputs carry no more digits than that); every accumulation (the sum over
+sub-pixels, log q, log p(z), the logsumexp over samples, the mean over images) is float64, as the spec
+asks. Against the same model run in float64 the per-image log-likelihoods differ by about 1e-3 nats,
+1e-6 bits/dim (tests/test_evaluate.py, bench/eval_throughput.py). With --compile the family math is one
+fused torch.compile kernel (its numbers differ from eager by float32 rounding, and compilation costs
+a few seconds per process, so it pays off for large K).
+
 Reproducibility: every random draw comes from its own generator, seeded from (--seed, stream)
 and created on the model's device. Samples are drawn and log-sum-exp-reduced in fixed blocks of
 SAMPLE_BLOCK samples, folded into a float64 running logaddexp in block order, so the numbers
@@ -20,7 +28,7 @@ import json
 import math
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch._dynamo.exc import BackendCompilerFailed
 
 from vaebench.data import ImageDataset, dequantize, load_dataset
 from vaebench.errors import CheckpointError, DatasetError, VaebenchError
@@ -44,7 +53,7 @@ PIT_BINS = 20
 N_RECON, N_SAMPLES = 16, 64
 CPU_CHUNK_BYTES = 64 << 20  # CPU working-set cap per chunk: measured, larger chunks run slower (cache misses)
 CPU_FAMILY_BYTES = 1 << 20  # CPU: one float64 map per family call and thread (L2-sized); bench/eval_throughput.py
-FAMILY_TEMP_BYTES = 160     # measured peak of the families' float64 temporaries: about 20 per sub-pixel
+FAMILY_TEMPS = 20           # measured peak of the families' temporaries, in values per sub-pixel
 LN2, LN256 = math.log(2.0), math.log(256.0)
 # noise streams: each gets its own generator so adding a metric never shifts another's noise
 STREAM_TEST_DEQ, STREAM_IS, STREAM_ELBO, STREAM_PRIOR, STREAM_TRAIN_DEQ = range(5)
@@ -60,6 +69,7 @@ class EvalConfig:
     chunk: int | None = None    # samples decoded at once; None: from free memory (default_chunk)
     seed: int = 0
     n_train: int | None = None  # train images for kNN; None: the whole train split
+    compile: bool = False       # family math as one torch.compile'd kernel
 
 
 def stream_generator(seed: int, stream: int, device: torch.device | str) -> torch.Generator:
@@ -110,10 +120,10 @@ def _available_bytes(device: torch.device) -> int:
     return 4 << 30
 
 
-def sample_bytes(batch: int, dims: int, n_params: int) -> int:
-    """Bytes one importance sample of a batch holds: per sub-pixel, the decoder output in float32 and
-    float64 (12 P), the expanded x and v (9) and the family's float64 temporaries (FAMILY_TEMP_BYTES)."""
-    return batch * dims * (12 * n_params + 9 + FAMILY_TEMP_BYTES)
+def sample_bytes(batch: int, dims: int, n_params: int, itemsize: int = 4) -> int:
+    """Bytes one importance sample of a batch holds: per sub-pixel, the decoder output (P values), the
+    expanded x, the family's temporaries (FAMILY_TEMPS values), each `itemsize` bytes, and v (1 byte)."""
+    return batch * dims * (itemsize * (n_params + 1 + FAMILY_TEMPS) + 1)
 
 
 def default_chunk(k: int, batch: int, dims: int, n_params: int, device: torch.device) -> int:
@@ -126,12 +136,36 @@ def default_chunk(k: int, batch: int, dims: int, n_params: int, device: torch.de
     return int(min(max(chunk, SAMPLE_BLOCK), math.ceil(k / SAMPLE_BLOCK) * SAMPLE_BLOCK))
 
 
-def family_block(n: int, b: int, dims: int, device: torch.device) -> int:
-    """Samples per family call: the whole chunk on a GPU (fewer, larger kernels); on CPU a block whose float64
-    maps stay in cache, since the family math is a chain of memory-bound elementwise ops (1.2-4x faster)."""
-    if device.type == "cuda":
+def family_block(n: int, b: int, dims: int, device: torch.device, itemsize: int, fused: bool) -> int:
+    """Samples per family call: the whole chunk on a GPU or when compiled (fewer, larger kernels); eager on
+    CPU a block whose maps stay in cache, since the family math is then a chain of memory-bound elementwise
+    ops (1.2-4x faster)."""
+    if device.type == "cuda" or fused:
         return n
-    return max(1, CPU_FAMILY_BYTES * torch.get_num_threads() // (b * dims * 8))
+    return max(1, CPU_FAMILY_BYTES * torch.get_num_threads() // (b * dims * itemsize))
+
+
+Scorer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def family_scorer(family: nn.Module, compiled: bool = False) -> Scorer:
+    """The per-decoder-output likelihoods: (params [m*B, P, C, H, W], x [B, C, H, W], v [B, C, H, W]) ->
+    (log p(x|z), log P(v|z)), [m, B] float64 each, for m samples of each of the B images.
+
+    compiled: torch.compile'd with static shapes (a chunk and its remainder are two kernels), so the
+    elementwise chain, the expansion of x and v and the float64 pixel sum fuse into one pass; ignored for
+    a family that says it is `not_compilable`.
+    """
+    compiled = compiled and family.not_compilable is None
+    def score(params, x, v):
+        m = params.shape[0] // x.shape[0]
+        xs = x.expand(m, *x.shape).reshape(params.shape[0], *x.shape[1:])  # [m*B, C, H, W]
+        vs = v.expand(m, *v.shape).reshape(params.shape[0], *v.shape[1:])
+        log_p_deq, log_p_disc = family.log_likelihoods(params, xs, vs)
+        return log_p_deq.view(m, -1), log_p_disc.view(m, -1)
+    scorer = torch.compile(score, dynamic=False) if compiled else score
+    scorer.fused = compiled  # read by importance_sampled_ll: fused kernels take the whole chunk
+    return scorer
 
 
 def _round_chunk(chunk: int) -> int:
@@ -140,25 +174,29 @@ def _round_chunk(chunk: int) -> int:
 
 @torch.no_grad()
 def importance_sampled_ll(model: nn.Module, x: torch.Tensor, v: torch.Tensor, k: int, chunk: int | None = None,
-                          generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                          generator: torch.Generator | None = None,
+                          score: Scorer | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Importance-sampled log p(x~) and log P(v) per image, float64 nats: ([B], [B]).
 
     x: dequantized images [B, C, H, W] in (0, 1); v: their 8-bit values [B, C, H, W]. `chunk` is
     rounded down to a multiple of SAMPLE_BLOCK; None picks it from free memory. Both estimates use
-    the same z samples. The estimate does not depend on `chunk`.
+    the same z samples. The estimate does not depend on `chunk`. `score`: a family_scorer of the
+    model's family (default: eager).
     """
     dtype, device = _model_dtype_device(model)
     family = model.family
     generator = generator if generator is not None else stream_generator(0, STREAM_IS, device)
+    score = score if score is not None else family_scorer(family)
+    fused = getattr(score, "fused", False)
     b = x.shape[0]
     chunk = _round_chunk(chunk) if chunk else default_chunk(k, b, x[0].numel(), family.n_params, device)
     with full_precision():
         model.eval()
-        mu, logvar = model.encode(x.to(device=device, dtype=dtype))  # [B, Z]
+        x, v = x.to(device=device, dtype=dtype), v.to(device)
+        mu, logvar = model.encode(x)  # [B, Z]
         mu64, logvar64 = mu.double(), logvar.double()
         inv_std64 = torch.exp(-0.5 * logvar64)  # [B, Z]
         half_logdet = 0.5 * logvar64.sum(dim=1)  # [B]: log prod std
-        x64, v = x.to(device=device, dtype=torch.float64), v.to(device)
         acc_deq = torch.full((b,), -math.inf, dtype=torch.float64, device=device)  # running logsumexp
         acc_disc = acc_deq.clone()
         for start in range(0, k, chunk):
@@ -174,14 +212,9 @@ def importance_sampled_ll(model: nn.Module, x: torch.Tensor, v: torch.Tensor, k:
             params = model.decode(z.reshape(n * b, -1))  # [n*B, P, C, H, W], model dtype
             log_p_deq = torch.empty(n, b, dtype=torch.float64, device=device)  # log p(x|z_k) [n, B]
             log_p_disc = torch.empty_like(log_p_deq)
-            per = family_block(n, b, x[0].numel(), device)
+            per = family_block(n, b, x[0].numel(), device, params.element_size(), fused)
             for s in range(0, n, per):  # per-element math: the blocks do not change the numbers
-                m = min(per, n - s)
-                xs = x64.expand(m, *x64.shape).reshape(m * b, *x64.shape[1:])  # [m*B, C, H, W]
-                vs = v.expand(m, *v.shape).reshape(m * b, *v.shape[1:])
-                params64 = params[s * b:(s + m) * b].double()  # [m*B, P, C, H, W]
-                log_p_deq[s:s + m] = family.log_density(params64, xs).view(m, b)
-                log_p_disc[s:s + m] = family.log_prob_bins(params64, vs).view(m, b)
+                log_p_deq[s:s + per], log_p_disc[s:s + per] = score(params[s * b:(s + per) * b], x, v)
             log_w_deq = log_p_deq + log_prior_over_q  # [n, B]
             log_w_disc = log_p_disc + log_prior_over_q
             for s in range(0, n, SAMPLE_BLOCK):  # fixed blocks: same float ops for any chunk size
@@ -334,17 +367,21 @@ def evaluate(model: nn.Module, data: ImageDataset, cfg: EvalConfig) -> tuple[dic
     x = dequantize_blocks(data.test_images, n_test, stream_generator(cfg.seed, STREAM_TEST_DEQ, device))
 
     is_gen = stream_generator(cfg.seed, STREAM_IS, device)
+    score = family_scorer(family, cfg.compile)
     ll_deq, ll_disc = [], []
     for start in range(0, n_test, cfg.batch):
         d, q = importance_sampled_ll(model, x[start:start + cfg.batch], v[start:start + cfg.batch],
-                                     cfg.k, chunk, is_gen)
+                                     cfg.k, chunk, is_gen, score)
         ll_deq.append(d)
         ll_disc.append(q)
     metrics: dict = {"k": cfg.k, "n_test": n_test, "batch": cfg.batch, "chunk": chunk, "eval_seed": cfg.seed,
-                     "dims": dims, "family_label": family.label}
+                     "dims": dims, "family_label": family.label, "compiled": score.fused,
+                     "family_dtype": str(_model_dtype_device(model)[0]).removeprefix("torch.")}
     _put_ll(metrics, "deq", torch.cat(ll_deq), dims, bpd_deq, f"{family.name}: log_density returned NaN")
     _put_ll(metrics, "disc", torch.cat(ll_disc), dims, bpd_disc,
             f"{family.name} has no discretized likelihood (log_prob_bins returned NaN)")
+    if cfg.compile and not score.fused:
+        metrics["compiled_note"] = f"evaluated eagerly: {family.not_compilable}"
     if family.name == "discretized_logistic":
         metrics["ll_deq_note"] = "dequantized density = bin probability * 256^D, so both columns agree"
 
@@ -419,6 +456,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="metrics file to write, e.g. RUN_DIR/metrics.json")
     p.add_argument("--artifacts", type=Path, default=None,
                    help="arrays for the figures, e.g. RUN_DIR/artifacts.npz (default: not written)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=d.compile,
+                   help="run the family math as one torch.compile'd kernel: 2-5x faster per sample, a few "
+                        "seconds to compile per process, needs a C++ compiler on CPU (default: off)")
     p.add_argument("--dry-run", action="store_true",
                    help="K=4 on 64 test images and 500 train images, to check that everything runs")
 
@@ -439,12 +479,18 @@ def run(args: argparse.Namespace) -> int:
         n_available = data.test_images.shape[0]
         if args.n_test is not None and args.n_test > n_available:
             raise VaebenchError(f"--n-test {args.n_test} exceeds the {n_available} test images of {record['dataset']}")
-        cfg = EvalConfig(k=args.k, n_test=args.n_test, batch=args.batch, chunk=args.chunk, seed=args.seed)
+        cfg = EvalConfig(k=args.k, n_test=args.n_test, batch=args.batch, chunk=args.chunk, seed=args.seed,
+                         compile=args.compile)
         if args.dry_run:
             cfg.k, cfg.n_test, cfg.n_train = min(cfg.k, 4), min(cfg.n_test or n_available, 64), 500
 
         t0 = time.perf_counter()
-        metrics, artifacts = evaluate(model, data, cfg)
+        try:
+            metrics, artifacts = evaluate(model, data, cfg)
+        except BackendCompilerFailed as err:
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise VaebenchError(f"--compile failed ({reason[:200]}): torch.compile needs a C++ compiler on CPU "
+                                "and triton on GPU; rerun with --no-compile") from None
         metrics["eval_seconds"] = time.perf_counter() - t0
         metrics.update({key: record.get(key) for key in RUN_FIELDS})
         metrics.update(provenance(device))

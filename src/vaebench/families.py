@@ -28,11 +28,18 @@ LOG_N_BINS = math.log(N_BINS)
 # density stays normalised.
 OPEN_INTERVAL_EPS = 2.0 ** -24
 LN2 = math.log(2.0)
+SQRT_HALF = math.sqrt(0.5)
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+LOG_NDTR_TAIL = -12.0  # below: log_ndtr's asymptotic series (erfc underflows in float32 near -13)
+# (-1)^k (2k-1)!!, k = 1..10: Phi(z) = phi(z)/(-z) (1 + sum_k c_k z^-2k) as z -> -inf; at z <= -12 the
+# first omitted term is below 1e-13
+_MILLS_SERIES = tuple((-1) ** k * math.prod(range(1, 2 * k, 2)) for k in range(1, 11))
 
 
 def per_image(t: Tensor) -> Tensor:
-    """[B, C, H, W] -> [B]: sum over sub-pixels (independent given z)."""
-    return t.flatten(1).sum(1)
+    """[B, C, H, W] -> [B] float64: sum over sub-pixels (independent given z). The per-pixel math runs in the
+    decoder's dtype; the sum is an accumulation, float64 as the spec asks, so float32 terms lose nothing to it."""
+    return t.flatten(1).sum(1, dtype=torch.float64)
 
 
 def positive_scale(raw: Tensor, floor: float) -> Tensor:
@@ -46,10 +53,14 @@ def open_interval(x: Tensor) -> Tensor:
 
 
 def log1mexp(t: Tensor) -> Tensor:
-    """log(1 - e^t) for t <= 0, accurate at both ends (Maechler 2012); finite gradients at t = -inf."""
-    near_zero = t > -LN2
-    return torch.where(near_zero, torch.log(-torch.expm1(t.clamp(min=-LN2))),
-                       torch.log1p(-torch.exp(t.clamp(max=-LN2))))
+    """log(1 - e^t) for t <= 0, from one tanh: 1 - e^t = -2 tanh(t/2) / (1 - tanh(t/2)).
+
+    Relative accuracy near t = 0, where 1 - e^t cancels (narrow bins); absolute accuracy (error below the
+    dtype's eps) where the result is near 0, which is all a sum of log-probabilities can see. Finite
+    gradient at t = -inf. No expm1 / log1p: torch.compile does not vectorise them on CPU (8x slower).
+    """
+    h = torch.tanh(t / 2)
+    return torch.log(-2 * h / (1 - h))
 
 
 def log_bin_mass(log_big: Tensor, log_small: Tensor, open_edge: Tensor) -> Tensor:
@@ -72,24 +83,49 @@ def bin_edges(v: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Te
 
 
 def log_sinhc(y: Tensor) -> Tensor:
-    """log(sinh(y) / y), even; Taylor series for |y| < 0.1 (error < 1e-16), exact form elsewhere."""
+    """log(sinh(y) / y), even; Taylor series for |y| < 0.1 (error < 1e-16), exact form elsewhere.
+
+    The exact form a + log((1 - e^-2a) / 2a) needs no expm1 (1 - e^-2a >= 0.18 there) and each branch
+    gets its input by clamp, not where: on CPU torch's float32 expm1 and where are not vectorised.
+    """
     a = y.abs()
-    small = a < 0.1
-    a_big = torch.where(small, 1.0, a)  # keeps the unused branch (and its gradient) finite
-    big = a_big + torch.log(-torch.expm1(-2 * a_big)) - LN2 - torch.log(a_big)
-    s = torch.where(small, a, 0.0) ** 2
+    a_big = a.clamp(min=0.1)  # keeps the unused branch (and its gradient) finite
+    big = a_big + torch.log((1 - torch.exp(-2 * a_big)) / (2 * a_big))
+    s = a.clamp(max=0.1) ** 2
     series = s * (1 / 6 + s * (-1 / 180 + s * (1 / 2835 - s / 37800)))
-    return torch.where(small, series, big)
+    return torch.where(a < 0.1, series, big)
 
 
 def _log_expm1(d: Tensor) -> Tensor:
     """log(e^d - 1) for d > 0, stable for tiny and huge d."""
-    return d + torch.log(-torch.expm1(-d))
+    return d + log1mexp(-d)
+
+
+def log_ndtr(z: Tensor) -> Tensor:
+    """log Phi(z) of the standard normal from one erfc, or the asymptotic series below LOG_NDTR_TAIL.
+
+    Same numbers as torch.special.log_ndtr (tests: scipy, 1e-13 relative in float64), but built from ops that
+    torch.compile vectorises: torch's log_ndtr calls a scalar erfcx per element, which made the Gaussian
+    families' fused evaluation 3x slower than this.
+    """
+    lower, tail = z < 0, z < LOG_NDTR_TAIL
+    u = torch.where(lower, z.clamp(min=LOG_NDTR_TAIL), -z)  # -|z| (gradient -1 at 0); no underflow for z < 0
+    e = 0.5 * torch.erfc(-u * SQRT_HALF)                # Phi(-|z|)
+    t = z.clamp(max=LOG_NDTR_TAIL)
+    r = 1 / (t * t)
+    poly = torch.zeros_like(r)
+    for c in reversed(_MILLS_SERIES):
+        poly = (poly + c) * r
+    # one log for all three cases, log Phi = offset + log(arg): lower side log e, upper side log(1 - e)
+    # (absolute error below eps), tail -t^2/2 - log sqrt(2 pi) + log((1 + poly) / -t)
+    arg = torch.where(tail, (1 + poly) / -t, torch.where(lower, e, 1 - e))
+    offset = torch.where(tail, -0.5 * t * t - HALF_LOG_2PI, 0.0)
+    return offset + torch.log(arg)
 
 
 def _laplace_log_cdf(z: Tensor) -> Tensor:
     """log F(z) of the standard Laplace, closed form on each side of 0."""
-    return torch.where(z <= 0, z.clamp(max=0) - LN2, torch.log1p(-0.5 * torch.exp(-z.clamp(min=0))))
+    return torch.where(z <= 0, z.clamp(max=0) - LN2, torch.log(1 - 0.5 * torch.exp(-z.clamp(min=0))))
 
 
 def _gauss_legendre(n: int, like: Tensor) -> tuple[Tensor, Tensor]:
@@ -112,6 +148,8 @@ class OutputFamily(nn.Module):
     learned_scale: ClassVar[bool]
     has_cdf: ClassVar[bool]
     defaults: ClassVar[dict[str, float]] = {}
+    # why evaluation must not torch.compile this family's math (None: it may)
+    not_compilable: ClassVar[str | None] = None
 
     def __init__(self, **options):
         """Keep only this family's options (the CLI passes every fixed-scale option); None -> default."""
@@ -130,6 +168,11 @@ class OutputFamily(nn.Module):
 
     def log_prob_bins(self, params: Tensor, v: Tensor) -> Tensor:
         raise NotImplementedError
+
+    def log_likelihoods(self, params: Tensor, x: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
+        """(log_density(x), log_prob_bins(v)), [B] float64 each: evaluation's hot path, one call per decoder
+        output. x must be a dequantization of v (floor(256 x) = v). Families override it to share work."""
+        return self.log_density(params, x), self.log_prob_bins(params, v)
 
     def train_loss(self, params: Tensor, x: Tensor, v: Tensor) -> Tensor:
         """[B] negative log-likelihood that training minimises; by default the density's."""
@@ -199,16 +242,29 @@ class ContinuousBernoulli(OutputFamily):
 
     def log_density(self, params, x):
         eta = params[:, 0]                              # [B, C, H, W]
-        x = x.to(params.dtype)
-        return per_image(eta * (x - 0.5) - log_sinhc(eta / 2))
+        return per_image(self._log_unnormalised(eta, x) - log_sinhc(eta / 2))
 
     def log_prob_bins(self, params, v):
         eta = params[:, 0]
-        lo = v.to(params.dtype) * BIN_WIDTH
-        # log int_lo^hi p = eta lo + log(expm1(eta w) / expm1(eta)), each expm1(t) = t e^{t/2} sinhc(t/2)
-        log_p = (eta * lo + math.log(BIN_WIDTH) + eta * (BIN_WIDTH - 1) / 2
-                 + log_sinhc(eta * BIN_WIDTH / 2) - log_sinhc(eta / 2))
-        return per_image(log_p)
+        return per_image(self._log_unnormalised_bin(eta, v) - log_sinhc(eta / 2))
+
+    def log_likelihoods(self, params, x, v):
+        """The bin column as the density plus log(P(bin) / p(x)), which has no normaliser: each sum then
+        needs one log_sinhc per sub-pixel (a fused kernel recomputes what two sums share, once per sum)."""
+        eta = params[:, 0]
+        log_p = per_image(self._log_unnormalised(eta, x) - log_sinhc(eta / 2))
+        return log_p, log_p + per_image(self._log_unnormalised_bin(eta, v) - self._log_unnormalised(eta, x))
+
+    @staticmethod
+    def _log_unnormalised(eta: Tensor, x: Tensor) -> Tensor:
+        return eta * (x.to(eta.dtype) - 0.5)
+
+    @staticmethod
+    def _log_unnormalised_bin(eta: Tensor, v: Tensor) -> Tensor:
+        """log int_lo^hi p + log_sinhc(eta/2): the bin's mass eta lo + log(expm1(eta w) / expm1(eta)) with
+        each expm1(t) written t e^{t/2} sinhc(t/2), without the normaliser's log_sinhc(eta/2)."""
+        lo = v.to(eta.dtype) * BIN_WIDTH
+        return eta * lo + math.log(BIN_WIDTH) + eta * (BIN_WIDTH - 1) / 2 + log_sinhc(eta * BIN_WIDTH / 2)
 
     def cdf(self, params, x):
         eta = params[:, 0]
@@ -250,7 +306,7 @@ class Noise:
     std: float
 
 
-NORMAL = Noise(lambda loc, scale: Normal(loc, scale, validate_args=False), torch.special.log_ndtr, 1.0)
+NORMAL = Noise(lambda loc, scale: Normal(loc, scale, validate_args=False), log_ndtr, 1.0)
 LAPLACE = Noise(lambda loc, scale: Laplace(loc, scale, validate_args=False), _laplace_log_cdf, math.sqrt(2.0))
 
 # Breakpoints of the composite Gauss-Legendre rule for logit-space moments: in units of the noise scale
@@ -498,8 +554,10 @@ class DiscretizedLogistic(OutputFamily):
         """[B, C, H, W] log P(bin v) per sub-pixel."""
         lo, hi, first, last = bin_edges(v, loc.dtype)
         a, b = (lo - loc) / scale, (hi - loc) / scale
-        interior = F.logsigmoid(a) + F.logsigmoid(-b) + _log_expm1(BIN_WIDTH / scale)
-        return torch.where(first, F.logsigmoid(b), torch.where(last, F.logsigmoid(-a), interior))
+        # first bin log sigmoid(b), last log sigmoid(-a), interior log sigmoid(a) + log sigmoid(-b) + ...:
+        # the arguments are chosen first, so each sub-pixel takes two logsigmoids, not four
+        edge = F.logsigmoid(torch.where(first, b, torch.where(last, -a, a)))
+        return edge + torch.where(first | last, 0.0, F.logsigmoid(-b) + _log_expm1(BIN_WIDTH / scale))
 
     def log_prob_bins(self, params, v):
         return per_image(self._log_bin(*self.loc_scale(params), v))
@@ -510,6 +568,10 @@ class DiscretizedLogistic(OutputFamily):
     def log_density(self, params, x):
         v = self._bin_of(x.to(params.dtype))
         return self.log_prob_bins(params, v) + x[0].numel() * LOG_N_BINS
+
+    def log_likelihoods(self, params, x, v):
+        log_p = self.log_prob_bins(params, v)           # x's bin is v, so the density is the same number
+        return log_p + x[0].numel() * LOG_N_BINS, log_p
 
     def train_loss(self, params, x, v):
         return -self.log_prob_bins(params, v)
@@ -614,6 +676,8 @@ class Beta(OutputFamily):
     n_params = 2
     learned_scale = False
     has_cdf = True
+    not_compilable = ("its continued fraction drops converged pixels as it goes (data-dependent shapes), "
+                      "which torch.compile would recompile for every size")
     log_bound: ClassVar[float] = math.log(1e4)
 
     def concentrations(self, params: Tensor) -> tuple[Tensor, Tensor]:
