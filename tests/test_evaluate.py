@@ -306,7 +306,7 @@ def test_compiled_family_math_matches_eager_and_does_not_depend_on_the_chunk(fam
         torch.testing.assert_close(ours, ref, rtol=1e-6, atol=2e-4)
 
 
-def test_beta_is_never_compiled_and_says_why(run_dir, monkeypatch):
+def test_beta_is_never_compiled_and_says_why():
     family = FAMILIES["beta"]()
     assert not ev.family_scorer(family, compiled=True).fused
     assert "data-dependent" in family.not_compilable
