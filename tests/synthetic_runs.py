@@ -143,7 +143,7 @@ def write_run(study: SyntheticStudy, family: str, dim: int, seed: int, *, diverg
         return out
 
     metrics = {"k": k, "n_test": n_test, "batch": 100, "chunk": 64, "eval_seed": 0, "dims": dims,
-               "family_label": LABELS.get(family, family),
+               "family_label": LABELS.get(family, family), "family_dtype": "float32", "compiled": True,
                "ll_deq_nats": ll_deq, "ll_deq_se": 3.0, "bpd_deq": bpd_deq,
                "ll_disc_nats": ll_disc, "ll_disc_se": 3.0, "bpd_disc": bpd_disc,
                "elbo_nats": elbo, "elbo_se": 3.5, "bpd_elbo": -(elbo - dims * LN256) / (dims * LN2),

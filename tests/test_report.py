@@ -120,6 +120,7 @@ def test_report_counts_bad_runs_and_says_where_runs_differ(full):
     assert "continuous_bernoulli z = 8 seed 1 (missing" in page
     setup = re.search(r"<table id='setup-table'>.*?</table>", page, re.S).group(0)
     assert re.search(r"varies: .*2\.15\.0", setup)
+    assert "float32, summed in float64; one fused torch.compile kernel" in setup
     assert "1 diverged" in page and "1 missing" in page
 
 

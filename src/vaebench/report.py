@@ -224,6 +224,8 @@ class Report:
             ("importance samples K", self.values("k") + self.protocol_note()),
             ("test images scored", self.values("n_test")),
             ("evaluation noise seed", self.values("eval_seed")),
+            ("per-pixel likelihood math", self.values("family_dtype") + ", summed in float64; "
+             + self.values("compiled", rename={"True": "one fused torch.compile kernel", "False": "eager"})),
             ("training device", self.values("device", detail="device_name")),
             ("evaluation device", self.values("eval_device", detail="eval_device_name")),
             ("python / torch / numpy", " / ".join(self.values(f"{p}_version", f"eval_{p}_version")
