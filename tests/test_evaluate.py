@@ -326,6 +326,19 @@ def test_compile_without_a_cpp_compiler_is_a_one_line_error(run_dir, capsys, mon
     torch._dynamo.reset()
 
 
+def test_inductor_log_is_kept_off_stderr_while_compiling(capsys, monkeypatch):
+    """A missing compiler can make inductor log a hundred lines of generated code (log.fatal) before it
+    raises; --compile keeps them off stderr unless TORCH_LOGS asks for them."""
+    import logging
+    scheduler_log = logging.getLogger("torch._inductor.scheduler")
+    monkeypatch.delenv("TORCH_LOGS", raising=False)
+    with ev.quiet_inductor(True):
+        scheduler_log.fatal("generated code")
+    assert "generated code" not in capsys.readouterr().err
+    scheduler_log.fatal("after compiling")
+    assert "after compiling" in capsys.readouterr().err
+
+
 def test_rerun_gives_identical_numbers_and_seed_matters():
     data, model = fake_dataset(), TinyMLPVAE(z=3)
     cfg = ev.EvalConfig(k=20, n_test=50, batch=16, chunk=16)

@@ -25,7 +25,9 @@ called with, as on CPU here). The image batch size does change which noise each 
 
 import argparse
 import json
+import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -430,6 +432,20 @@ def save_artifacts(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
     return atomic_write(path, write)
 
 
+@contextmanager
+def quiet_inductor(active: bool) -> Iterator[None]:
+    """While compiling, keep torch inductor's own log (a hundred lines of generated code when the C++ compiler
+    is missing) off stderr, so a failure reads as our one line; TORCH_LOGS still turns it back on."""
+    logger = logging.getLogger("torch._inductor")
+    saved = logger.level
+    if active and not os.environ.get("TORCH_LOGS"):
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    finally:
+        logger.setLevel(saved)
+
+
 def read_run(run_dir: Path) -> dict:
     path = run_dir / "run.json"
     try:
@@ -487,11 +503,13 @@ def run(args: argparse.Namespace) -> int:
 
         t0 = time.perf_counter()
         try:
-            metrics, artifacts = evaluate(model, data, cfg)
+            with quiet_inductor(args.compile):
+                metrics, artifacts = evaluate(model, data, cfg)
         except BackendCompilerFailed as err:
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise VaebenchError(f"--compile failed ({reason[:200]}): torch.compile needs a C++ compiler on CPU "
-                                "and triton on GPU; rerun with --no-compile") from None
+                                "and triton on GPU; rerun with --no-compile (TORCH_LOGS=+inductor for details)"
+                                ) from None
         metrics["eval_seconds"] = time.perf_counter() - t0
         metrics.update({key: record.get(key) for key in RUN_FIELDS})
         metrics.update(provenance(device))
