@@ -28,8 +28,8 @@ import torch
 
 from common import DATA_DIR, OUT_DIR, print_table, ratio, summary, write_result
 from vaebench.data import load_dataset
-from vaebench.evaluate import (STREAM_IS, STREAM_TEST_DEQ, EvalConfig, Scorer, default_chunk, dequantize_blocks,
-                               evaluate, family_scorer, full_precision, importance_sampled_ll, stream_generator)
+from vaebench.evaluate import (STREAM_IS, STREAM_TEST_DEQ, EvalConfig, Scorer, batched_ll, chunk_for,
+                               dequantize_blocks, evaluate, family_scorer, full_precision, stream_generator)
 from vaebench.models import VAE, build_model, load_model, save_model
 from vaebench.train import TrainConfig, model_config, train_epoch
 
@@ -56,11 +56,10 @@ def likelihoods(model: VAE, data, k: int, n: int, batch: int,
     v = data.test_images[:n]
     x = dequantize_blocks(data.test_images, n, stream_generator(0, STREAM_TEST_DEQ, "cpu"))
     gen = stream_generator(0, STREAM_IS, "cpu")
-    chunk = default_chunk(k, batch, data.dims, model.family.n_params, torch.device("cpu"))
+    chunk = chunk_for(model, None, k, batch, data.dims)
     t0 = time.perf_counter()
-    ll = [importance_sampled_ll(model, x[start:start + batch], v[start:start + batch], k, chunk, gen, score)
-          for start in range(0, n, batch)]
-    return time.perf_counter() - t0, torch.cat([d for d, _ in ll]), torch.cat([q for _, q in ll])
+    ll_deq, ll_disc = batched_ll(model, x, v, k, batch, chunk, gen, score or family_scorer(model.family))
+    return time.perf_counter() - t0, ll_deq, ll_disc
 
 
 def likelihood_seconds(model: VAE, data, k: int, n: int, batch: int, score: Scorer | None = None) -> float:
@@ -99,7 +98,7 @@ def decoder_rows_per_second(model: VAE, rows: int, calls: int) -> float:
 
 def throughput(model: VAE, data, ks: list[int], n: int, batch: int, rounds: int, scorers: dict[str, Scorer]) -> dict:
     """Per mode (eager / compiled) and K: passes/s, interleaved with the bare decoder round by round."""
-    chunk = default_chunk(max(ks), batch, data.dims, model.family.n_params, torch.device("cpu"))
+    chunk = chunk_for(model, None, max(ks), batch, data.dims)
     warm_up = {}
     for mode, score in scorers.items():  # compiles every shape the timed runs meet (full chunk, remainder)
         t0 = time.perf_counter()

@@ -22,7 +22,7 @@ from common import DATA_DIR, print_table, ratio, summary, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
-from test_workflow import copy_workflow  # noqa: E402 - the tests' own copy of the workflow
+from workflow_copy import copy_workflow  # noqa: E402 - the tests' own copy of the workflow
 
 PAIR = ("continuous_bernoulli", "gaussian")
 

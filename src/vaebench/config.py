@@ -103,10 +103,17 @@ def check(config: dict, schema: dict) -> dict:
     return config
 
 
+def _assign_targets(node: ast.stmt) -> list[ast.expr]:
+    """The targets of an assignment (plain or annotated); [] for any other statement."""
+    if isinstance(node, ast.Assign):
+        return node.targets
+    return [node.target] if isinstance(node, ast.AnnAssign) else []
+
+
 def _declared_name(node: ast.ClassDef) -> str | None:
     """The string a class assigns to `name` in its body (a family's registry id), if any."""
     for stmt in node.body:
-        targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target] if isinstance(stmt, ast.AnnAssign) else []
+        targets = _assign_targets(stmt)
         value = getattr(stmt, "value", None)
         if any(getattr(t, "id", None) == "name" for t in targets) and isinstance(value, ast.Constant):
             return value.value
@@ -116,8 +123,7 @@ def _declared_name(node: ast.ClassDef) -> str | None:
 def _defined_names(node: ast.stmt) -> list[str]:
     if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
         return [node.name]
-    targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
-    return [t.id for t in targets if isinstance(t, ast.Name)]
+    return [t.id for t in _assign_targets(node) if isinstance(t, ast.Name)]
 
 
 def family_fingerprint(families_source: str | Path, family: str) -> str:

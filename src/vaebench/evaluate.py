@@ -41,7 +41,7 @@ from torch import nn
 from torch._dynamo.exc import BackendCompilerFailed
 
 from vaebench.data import ImageDataset, dequantize, load_dataset
-from vaebench.errors import CheckpointError, DatasetError, VaebenchError
+from vaebench.errors import CheckpointError, DatasetError, VaebenchError, require_positive
 from vaebench.gpu_slots import device_slot
 from vaebench.models import gaussian_kl, load_model
 from vaebench.utils import atomic_write, provenance, set_threads, write_json
@@ -128,21 +128,28 @@ def sample_bytes(batch: int, dims: int, n_params: int, itemsize: int = 4) -> int
     return batch * dims * (itemsize * (n_params + 1 + FAMILY_TEMPS) + 1)
 
 
-def default_chunk(k: int, batch: int, dims: int, n_params: int, device: torch.device) -> int:
+def default_chunk(k: int, batch: int, dims: int, n_params: int, device: torch.device, itemsize: int = 4) -> int:
     """Samples per decoder call: a quarter of free memory (at most 64 MiB on CPU) over sample_bytes,
     rounded down to a multiple of SAMPLE_BLOCK, at least one block, and no more blocks than K needs."""
     budget = _available_bytes(device) // 4
     if device.type != "cuda":
         budget = min(budget, CPU_CHUNK_BYTES)
-    chunk = budget // sample_bytes(batch, dims, n_params) // SAMPLE_BLOCK * SAMPLE_BLOCK
+    chunk = budget // sample_bytes(batch, dims, n_params, itemsize) // SAMPLE_BLOCK * SAMPLE_BLOCK
     return int(min(max(chunk, SAMPLE_BLOCK), math.ceil(k / SAMPLE_BLOCK) * SAMPLE_BLOCK))
 
 
-def family_block(n: int, b: int, dims: int, device: torch.device, itemsize: int, fused: bool) -> int:
-    """Samples per family call: the whole chunk on a GPU or when compiled (fewer, larger kernels); eager on
-    CPU a block whose maps stay in cache, since the family math is then a chain of memory-bound elementwise
-    ops (1.2-4x faster)."""
-    if device.type == "cuda" or fused:
+def chunk_for(model: nn.Module, chunk: int | None, k: int, batch: int, dims: int) -> int:
+    """`chunk` rounded down to a multiple of SAMPLE_BLOCK (at least one block), or default_chunk for the model."""
+    if chunk:
+        return max(SAMPLE_BLOCK, chunk // SAMPLE_BLOCK * SAMPLE_BLOCK)
+    p = next(model.parameters())
+    return default_chunk(k, batch, dims, model.family.n_params, p.device, p.element_size())
+
+
+def family_block(n: int, b: int, dims: int, device: torch.device, itemsize: int) -> int:
+    """Samples per eager family call: the whole chunk on a GPU (fewer, larger kernels); on CPU a block whose
+    maps stay in cache, since the eager family math is a chain of memory-bound elementwise ops (1.2-4x faster)."""
+    if device.type == "cuda":
         return n
     return max(1, CPU_FAMILY_BYTES * torch.get_num_threads() // (b * dims * itemsize))
 
@@ -156,7 +163,8 @@ def family_scorer(family: nn.Module, compiled: bool = False) -> Scorer:
 
     compiled: torch.compile'd with static shapes (a chunk and its remainder are two kernels), so the
     elementwise chain, the expansion of x and v and the float64 pixel sum fuse into one pass; ignored for
-    a family that says it is `not_compilable`.
+    a family that says it is `not_compilable`. Eager: in family_block pieces, which do not change the numbers.
+    The returned function's `fused` says which of the two it is.
     """
     compiled = compiled and family.not_compilable is None
 
@@ -166,13 +174,16 @@ def family_scorer(family: nn.Module, compiled: bool = False) -> Scorer:
         vs = v.expand(m, *v.shape).reshape(params.shape[0], *v.shape[1:])
         log_p_deq, log_p_disc = family.log_likelihoods(params, xs, vs)
         return log_p_deq.view(m, -1), log_p_disc.view(m, -1)
-    scorer = torch.compile(score, dynamic=False) if compiled else score
-    scorer.fused = compiled  # read by importance_sampled_ll: fused kernels take the whole chunk
+
+    def score_in_blocks(params, x, v):
+        b = x.shape[0]
+        per = family_block(params.shape[0] // b, b, x[0].numel(), params.device, params.element_size())
+        parts = [score(params[s:s + per * b], x, v) for s in range(0, params.shape[0], per * b)]
+        return torch.cat([deq for deq, _ in parts]), torch.cat([disc for _, disc in parts])
+
+    scorer = torch.compile(score, dynamic=False) if compiled else score_in_blocks
+    scorer.fused = compiled
     return scorer
-
-
-def _round_chunk(chunk: int) -> int:
-    return max(SAMPLE_BLOCK, chunk // SAMPLE_BLOCK * SAMPLE_BLOCK)
 
 
 @torch.no_grad()
@@ -190,9 +201,8 @@ def importance_sampled_ll(model: nn.Module, x: torch.Tensor, v: torch.Tensor, k:
     family = model.family
     generator = generator if generator is not None else stream_generator(0, STREAM_IS, device)
     score = score if score is not None else family_scorer(family)
-    fused = getattr(score, "fused", False)
     b = x.shape[0]
-    chunk = _round_chunk(chunk) if chunk else default_chunk(k, b, x[0].numel(), family.n_params, device)
+    chunk = chunk_for(model, chunk, k, b, x[0].numel())
     with full_precision():
         model.eval()
         x, v = x.to(device=device, dtype=dtype), v.to(device)
@@ -213,17 +223,21 @@ def importance_sampled_ll(model: nn.Module, x: torch.Tensor, v: torch.Tensor, k:
             log_prior_over_q = (-0.5 * z64.pow(2).sum(-1)
                                 + 0.5 * ((z64 - mu64) * inv_std64).pow(2).sum(-1) + half_logdet)  # [n, B]
             params = model.decode(z.reshape(n * b, -1))  # [n*B, P, C, H, W], model dtype
-            log_p_deq = torch.empty(n, b, dtype=torch.float64, device=device)  # log p(x|z_k) [n, B]
-            log_p_disc = torch.empty_like(log_p_deq)
-            per = family_block(n, b, x[0].numel(), device, params.element_size(), fused)
-            for s in range(0, n, per):  # per-element math: the blocks do not change the numbers
-                log_p_deq[s:s + per], log_p_disc[s:s + per] = score(params[s * b:(s + per) * b], x, v)
+            log_p_deq, log_p_disc = score(params, x, v)  # log p(x|z_k), log P(v|z_k): [n, B] float64
             log_w_deq = log_p_deq + log_prior_over_q  # [n, B]
             log_w_disc = log_p_disc + log_prior_over_q
             for s in range(0, n, SAMPLE_BLOCK):  # fixed blocks: same float ops for any chunk size
                 acc_deq = torch.logaddexp(acc_deq, torch.logsumexp(log_w_deq[s:s + SAMPLE_BLOCK], dim=0))
                 acc_disc = torch.logaddexp(acc_disc, torch.logsumexp(log_w_disc[s:s + SAMPLE_BLOCK], dim=0))
     return acc_deq - math.log(k), acc_disc - math.log(k)
+
+
+def batched_ll(model: nn.Module, x: torch.Tensor, v: torch.Tensor, k: int, batch: int, chunk: int,
+               generator: torch.Generator, score: Scorer) -> tuple[torch.Tensor, torch.Tensor]:
+    """importance_sampled_ll over all images, `batch` at a time, one generator throughout: ([N], [N])."""
+    parts = [importance_sampled_ll(model, x[start:start + batch], v[start:start + batch], k, chunk, generator, score)
+             for start in range(0, x.shape[0], batch)]
+    return torch.cat([deq for deq, _ in parts]), torch.cat([disc for _, disc in parts])
 
 
 def dequantize_blocks(images: torch.Tensor, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -361,27 +375,22 @@ def _put_ll(metrics: dict, name: str, values: torch.Tensor, dims: int, to_bpd, r
 
 def evaluate(model: nn.Module, data: ImageDataset, cfg: EvalConfig) -> tuple[dict, dict[str, np.ndarray]]:
     """All numbers of one model on the first cfg.n_test test images: (metrics, figure arrays)."""
-    _, device = _model_dtype_device(model)
+    dtype, device = _model_dtype_device(model)
     family = model.family
     n_test = data.test_images.shape[0] if cfg.n_test is None else cfg.n_test
     dims = data.dims
-    chunk = _round_chunk(cfg.chunk) if cfg.chunk else default_chunk(cfg.k, cfg.batch, dims, family.n_params, device)
+    chunk = chunk_for(model, cfg.chunk, cfg.k, cfg.batch, dims)
     v = data.test_images[:n_test].to(device)  # [N, C, H, W] uint8
     x = dequantize_blocks(data.test_images, n_test, stream_generator(cfg.seed, STREAM_TEST_DEQ, device))
 
-    is_gen = stream_generator(cfg.seed, STREAM_IS, device)
     score = family_scorer(family, cfg.compile)
-    ll_deq, ll_disc = [], []
-    for start in range(0, n_test, cfg.batch):
-        d, q = importance_sampled_ll(model, x[start:start + cfg.batch], v[start:start + cfg.batch],
-                                     cfg.k, chunk, is_gen, score)
-        ll_deq.append(d)
-        ll_disc.append(q)
+    ll_deq, ll_disc = batched_ll(model, x, v, cfg.k, cfg.batch, chunk, stream_generator(cfg.seed, STREAM_IS, device),
+                                 score)
     metrics: dict = {"k": cfg.k, "n_test": n_test, "batch": cfg.batch, "chunk": chunk, "eval_seed": cfg.seed,
                      "dims": dims, "family_label": family.label, "compiled": score.fused,
-                     "family_dtype": str(_model_dtype_device(model)[0]).removeprefix("torch.")}
-    _put_ll(metrics, "deq", torch.cat(ll_deq), dims, bpd_deq, f"{family.name}: log_density returned NaN")
-    _put_ll(metrics, "disc", torch.cat(ll_disc), dims, bpd_disc,
+                     "family_dtype": str(dtype).removeprefix("torch.")}
+    _put_ll(metrics, "deq", ll_deq, dims, bpd_deq, f"{family.name}: log_density returned NaN")
+    _put_ll(metrics, "disc", ll_disc, dims, bpd_disc,
             f"{family.name} has no discretized likelihood (log_prob_bins returned NaN)")
     if cfg.compile and not score.fused:
         metrics["compiled_note"] = f"evaluated eagerly: {family.not_compilable}"
@@ -481,10 +490,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("k", "n_test", "batch", "chunk"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            raise VaebenchError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+    require_positive(k=args.k, n_test=args.n_test, batch=args.batch, chunk=args.chunk)
     record = read_run(args.run)
     with device_slot(args.device) as device:  # several GPUs: a device of this job's own, until it ends
         threads = set_threads(args.threads)

@@ -252,8 +252,9 @@ class ContinuousBernoulli(OutputFamily):
         """The bin column as the density plus log(P(bin) / p(x)), which has no normaliser: each sum then
         needs one log_sinhc per sub-pixel (a fused kernel recomputes what two sums share, once per sum)."""
         eta = params[:, 0]
-        log_p = per_image(self._log_unnormalised(eta, x) - log_sinhc(eta / 2))
-        return log_p, log_p + per_image(self._log_unnormalised_bin(eta, v) - self._log_unnormalised(eta, x))
+        unnormalised = self._log_unnormalised(eta, x)
+        log_p = per_image(unnormalised - log_sinhc(eta / 2))
+        return log_p, log_p + per_image(self._log_unnormalised_bin(eta, v) - unnormalised)
 
     @staticmethod
     def _log_unnormalised(eta: Tensor, x: Tensor) -> Tensor:

@@ -38,8 +38,8 @@ FAMILY_COLORS = {
 }
 MARKERS = "osD^v<>PXhp*"
 DASHED = {"gaussian_fixed", "laplace_fixed"}
-BPD_LABEL = {"bpd_disc": "discretized bits/dim (lower is better)",
-             "bpd_deq": "dequantized bits/dim (lower is better)"}
+METRIC_NAMES = {"bpd_disc": "discretized bits/dim", "bpd_deq": "dequantized bits/dim"}
+BPD_LABEL = {metric: f"{name} (lower is better)" for metric, name in METRIC_NAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,7 @@ class Study:
     metrics: pd.DataFrame
     summary: pd.DataFrame
     tests: pd.DataFrame
-    _artifacts: dict = field(default_factory=dict)
+    _npz: dict = field(default_factory=dict)
 
     @classmethod
     def load(cls, results: Path) -> "Study":
@@ -108,18 +108,21 @@ class Study:
     def ok(self) -> pd.DataFrame:
         return self.metrics[self.metrics["status"] == OK]
 
+    def npz(self, run_dir: str) -> dict[str, np.ndarray] | None:
+        """The arrays of a run's artifacts.npz (None if it has none), read once per study."""
+        if run_dir not in self._npz:
+            path = self.results / run_dir / "artifacts.npz"
+            self._npz[run_dir] = read_npz(path) if path.exists() else None
+        return self._npz[run_dir]
+
     def artifacts(self, family: str, dim: int) -> tuple[int, dict] | None:
         """(seed, arrays) of the lowest-seed ok run of (family, dim) that has artifacts.npz, else None."""
-        key = (family, dim)
-        if key not in self._artifacts:
-            self._artifacts[key] = None
-            runs = self.ok[(self.ok["family"] == family) & (self.ok["latent_dim"] == dim)].sort_values("seed")
-            for _, run in runs.iterrows():
-                path = self.results / run["run_dir"] / "artifacts.npz"
-                if path.exists():
-                    self._artifacts[key] = (int(run["seed"]), read_npz(path))
-                    break
-        return self._artifacts[key]
+        runs = self.ok[(self.ok["family"] == family) & (self.ok["latent_dim"] == dim)].sort_values("seed")
+        for _, run in runs.iterrows():
+            arrays = self.npz(run["run_dir"])
+            if arrays is not None:
+                return int(run["seed"]), arrays
+        return None
 
     @cached_property
     def history(self) -> pd.DataFrame:
@@ -209,6 +212,7 @@ def learning_curves(study: Study):
     nrows = math.ceil(len(families) / ncols)
     fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.5 * nrows + 0.6), squeeze=False, sharex=True)
     colors = dict(zip(study.dims, sns.color_palette("viridis", len(study.dims))))
+    last_epoch = history["epoch"].max()
     for ax, family in zip(axes.flat, families):
         runs = history[history["family"] == family]
         for (dim, _seed), run in runs.groupby(["latent_dim", "seed"]):
@@ -224,7 +228,7 @@ def learning_curves(study: Study):
             pad = 0.08 * max(high - low, 1.0)
             ax.set_ylim(low - pad, high + pad)
         ax.set_title(study.labels[family], color=study.styles[family].color, fontsize=10)
-        ax.set_xlim(0.5, history["epoch"].max() + 0.5)
+        ax.set_xlim(0.5, last_epoch + 0.5)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
     for ax in axes.flat[len(families):]:
@@ -260,8 +264,8 @@ def _image_rows(study: Study, rows_per_dim: dict[int, list[tuple[str, np.ndarray
     n_rows = max(len(rows) for rows in rows_per_dim.values())
     width_in, height_in = n * (w + 1) / 100, n_rows * (h + 2) / 100
     fig, axes = plt.subplots(1, len(dims), figsize=(width_in * len(dims) + 2.4, height_in + 0.8), squeeze=False)
+    blank = np.full((h, n * (w + 1) - 1, c), 0.85, np.float32)
     for ax, dim in zip(axes[0], dims):
-        blank = np.full((h, n * (w + 1) - 1, c), 0.85, np.float32)
         strips, labels = [], []
         for label, images in rows_per_dim[dim]:
             strips += [_mosaic(images) if images is not None else blank, np.ones((2, blank.shape[1], c), np.float32)]
@@ -300,7 +304,7 @@ def reconstructions(study: Study):
     rows = {}
     for dim in study.dims:
         family_rows = [_clipped(_family_row(study, f, dim, "recon")) for f in study.families]
-        data = next((study.artifacts(f, dim)[1]["data"] for f in study.families if study.artifacts(f, dim)), None)
+        data = next((found[1]["data"] for f in study.families if (found := study.artifacts(f, dim))), None)
         rows[dim] = [("data (test images)", data)] + family_rows
     return _image_rows(study, rows)
 
@@ -373,12 +377,10 @@ def calibration(study: Study):
     for family in families:
         runs = study.ok[(study.ok["family"] == family) & (study.ok["latent_dim"] == dim)]
         for _, run in runs.iterrows():
-            path = study.results / run["run_dir"] / "artifacts.npz"
-            if path.exists():
-                arrays = read_npz(path)
-                if "pit_counts" in arrays:
-                    counts, edges = pits.get(family, (0, arrays["pit_edges"]))
-                    pits[family] = (counts + arrays["pit_counts"], edges)
+            arrays = study.npz(run["run_dir"]) or {}
+            if "pit_counts" in arrays:
+                counts, edges = pits.get(family, (0, arrays["pit_edges"]))
+                pits[family] = (counts + arrays["pit_counts"], edges)
     ncols = min(3, max(len(pits), 1))
     nrows = max(math.ceil(len(pits) / ncols), 1)
     fig = plt.figure(figsize=(5.5 + 2.4 * ncols, max(4.2, 2.0 * nrows + 0.8)))

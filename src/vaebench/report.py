@@ -23,10 +23,9 @@ import yaml
 
 from vaebench import stats
 from vaebench.aggregate import DIVERGED, OK, ResultsError
-from vaebench.figures import CAPTIONS, FIGURES, Study
+from vaebench.figures import BPD_LABEL, CAPTIONS, FIGURES, METRIC_NAMES, Study
 from vaebench.utils import atomic_write
 
-METRIC_NAMES = {"bpd_disc": "discretized bits/dim", "bpd_deq": "dequantized bits/dim"}
 PAPER_K = 5000  # Burda et al.'s protocol
 
 
@@ -188,7 +187,7 @@ class Report:
         blocks = []
         for dim, at in ranks.groupby("latent_dim"):
             shared = at["rank"].duplicated(keep=False)
-            header = ["rank", "family", "discretized bits/dim (lower is better)"]
+            header = ["rank", "family", BPD_LABEL["bpd_disc"]]
             rows = [[f"{'=' if sh else ''}{int(r['rank'])}", self.label(r["family"]), (fmt(r["mean"]), "num")]
                     for (_, r), sh in zip(at.iterrows(), shared)]
             if at["tested"].iloc[0]:

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from vaebench.data import DATASETS, ImageDataset, load_dataset, to_unit_interval
-from vaebench.errors import CheckpointError, VaebenchError, unknown_name
+from vaebench.errors import CheckpointError, require_positive, unknown_name
 from vaebench.families import FAMILIES
 from vaebench.gpu_slots import device_slot
 from vaebench.models import ARCHITECTURES, VAE, ModelConfig, build_model, gaussian_kl, save_model
@@ -249,9 +249,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
     if cfg.loss not in FAMILIES:
         raise unknown_name("family", cfg.loss, FAMILIES)
-    for name in ("latent_dim", "epochs", "batch_size", "hidden"):
-        if getattr(cfg, name) < 1:
-            raise VaebenchError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(cfg, name)}")
+    require_positive(latent_dim=cfg.latent_dim, epochs=cfg.epochs, batch_size=cfg.batch_size, hidden=cfg.hidden)
     if args.dry_run:
         cfg.epochs = 1
     with device_slot(cfg.device) as device:  # several GPUs: a device of this job's own, until it ends

@@ -1,5 +1,6 @@
 # Helpers shared by all rule files - validated config, run paths, CLI options, resources.
 
+import functools
 import os
 import shlex
 import sys
@@ -40,11 +41,11 @@ def cli_options(options):
     words = []
     for key, value in options.items():
         flag = f"--{key.replace('_', '-')}"
-        if value is None or value is True:
-            words += [flag] if value is True else []
+        if value is True:
+            words.append(flag)
         elif value is False:
             words.append(f"--no-{flag[2:]}")
-        else:
+        elif value is not None:
             words += [flag, shlex.quote(str(value))]
     return " ".join(words)
 
@@ -53,6 +54,12 @@ def job_resource(rule_name, key, default):
     return config.get("resources", {}).get(rule_name, {}).get(key, default)
 
 
+@functools.cache
+def _family_code(loss):
+    return family_fingerprint(FAMILIES_SOURCE, loss)
+
+
 def family_code(wildcards):
-    """Rerun trigger: a hash of the family's class, so editing it retrains that family only."""
-    return family_fingerprint(FAMILIES_SOURCE, wildcards.loss)
+    """Rerun trigger: a hash of the family's class, so editing it retrains that family only (parsed once per
+    family and Snakemake run, not once per job)."""
+    return _family_code(wildcards.loss)
