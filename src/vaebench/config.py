@@ -99,7 +99,8 @@ def check(config: dict, schema: dict) -> dict:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: (list(e.absolute_path), e.validator))
     if errors:
-        raise ConfigError(_one_line(jsonschema.exceptions.best_match(errors)))
+        message = _one_line(jsonschema.exceptions.best_match(errors))
+        raise ConfigError("\\n".join(message.splitlines()))  # a key or value may itself hold a line break
     return config
 
 

@@ -176,7 +176,7 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        gen.set_state(ckpt["generator"].cpu() if device.type == "cpu" else ckpt["generator"])
+        gen.set_state(ckpt["generator"].cpu())  # a generator's state is a CPU byte tensor, also for cuda
         rows, start_epoch, elapsed = ckpt["history"], ckpt["epoch"] + 1, ckpt["elapsed"]
         print(f"resuming {out} from epoch {ckpt['epoch']}", file=sys.stderr)
 
