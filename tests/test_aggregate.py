@@ -102,11 +102,6 @@ def test_cli_writes_the_three_tables(study, tmp_path):
     assert tables[0]["note"].map(type).eq(str).all()
 
 
-def test_family_order_puts_known_families_first():
-    assert aggregate.family_order(["zeta", "gaussian", "bernoulli", "alpha"]) == ["bernoulli", "gaussian", "alpha",
-                                                                                  "zeta"]
-
-
 def test_note_columns_follow_what_evaluate_writes():
     assert aggregate.note_column("bpd_disc") == "ll_disc_note"
     assert aggregate.note_column("ll_deq_nats") == "ll_deq_note"

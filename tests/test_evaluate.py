@@ -316,14 +316,14 @@ def test_compile_without_a_cpp_compiler_is_a_one_line_error(run_dir, capsys, mon
     import torch._inductor.config as inductor_config
     torch._dynamo.reset()
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # no cached kernel to fall back on
-    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/g++",))
     out = run_dir / "metrics.json"
-    code = main(["evaluate", "--run", str(run_dir), "--k", "4", "--n-test", "8", "--out", str(out), "--compile"])
+    # torch's own patch() restores its config on exit; monkeypatch.setattr on the config module does not
+    # undo cleanly, and a later compiling test then failed on a missing fx_graph_cache attribute
+    with inductor_config.patch({"fx_graph_cache": False, "cpp.cxx": ("/nonexistent/g++",)}):
+        code = main(["evaluate", "--run", str(run_dir), "--k", "4", "--n-test", "8", "--out", str(out), "--compile"])
     err = capsys.readouterr().err.strip()
     assert code != 0 and not out.exists()
     assert len(err.splitlines()) == 1 and "--compile failed" in err and "--no-compile" in err
-    torch._dynamo.reset()
 
 
 def test_inductor_log_is_kept_off_stderr_while_compiling(capsys, monkeypatch):

@@ -11,6 +11,8 @@ from pathlib import Path
 import matplotlib.image
 import numpy as np
 import pytest
+
+from vaebench.catalog import FAMILY_IDS
 from synthetic_runs import DIVERGED, MISSING, write_synthetic_results
 
 from vaebench.cli import main
@@ -81,9 +83,7 @@ def test_figures_without_data_say_why(sparse):
 
 
 def test_family_styles_are_distinct_and_independent_of_the_study():
-    every = family_styles(["bernoulli", "continuous_bernoulli", "gaussian_fixed", "gaussian", "gaussian_shared",
-                           "laplace_fixed", "laplace", "logit_normal", "logit_laplace", "beta",
-                           "discretized_logistic", "something_new"])
+    every = family_styles([*FAMILY_IDS, "something_new", "another"])
     assert len({(s.color, s.marker, s.linestyle) for s in every.values()}) == len(every)
     assert len({s.color for s in every.values()}) == len(every)
     assert family_styles(["beta", "gaussian"]) == {f: every[f] for f in ("beta", "gaussian")}

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from workflow_copy import copy_workflow
 
+from vaebench.catalog import FAMILY_IDS
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / ".test" / "config" / "config.yaml"
 
@@ -44,7 +46,7 @@ def workdir(tmp_path):
 
 def test_full_config_dry_run_has_one_job_per_run(workdir):
     jobs = planned_jobs(workdir)
-    runs = 11 * 3 * 3
+    runs = len(FAMILY_IDS) * 3 * 3  # config/config.yaml: every family, 3 latent sizes, 3 seeds
     assert jobs == {"all": 1, "data": 1, "train": runs, "evaluate": runs, "study_config": 1,
                     "aggregate": 1, "figures": 1, "report": 1}
 

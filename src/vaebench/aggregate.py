@@ -5,8 +5,6 @@ metrics.json), so a partial rerun reports exactly what exists. No run is dropped
 a run the config expects but that is not on disk is a row with status "missing", a trained
 but not evaluated run is "not evaluated", a diverged run stays "diverged". Only "ok" runs
 enter means, intervals and tests; the summary counts the others.
-
-Also home of the family order and labels that every table and figure shares.
 """
 
 import argparse
@@ -16,14 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from vaebench import stats
+from vaebench import catalog, stats
 from vaebench.errors import VaebenchError
 from vaebench.utils import atomic_write
-
-# The order of likelihood-spec.md's table: related families stay next to each other.
-FAMILY_ORDER = ("bernoulli", "continuous_bernoulli", "gaussian_fixed", "gaussian", "gaussian_shared",
-                "laplace_fixed", "laplace", "logit_normal", "logit_laplace", "beta", "discretized_logistic")
-FALLBACK_LABELS = {"bernoulli": "bernoulli (read as CB)"}
 
 OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE = "ok", "diverged", "not evaluated", "missing", "unreadable"
 ID_COLUMNS = ("dataset", "family", "latent_dim", "seed", "status", "note", "run_dir")
@@ -42,18 +35,12 @@ class ResultsError(VaebenchError):
     """The results directory or its tables are missing or malformed."""
 
 
-def family_order(families) -> list[str]:
-    """Known families in FAMILY_ORDER, then any others alphabetically."""
-    families = set(families)
-    return [f for f in FAMILY_ORDER if f in families] + sorted(families - set(FAMILY_ORDER))
-
-
 def family_labels(metrics: pd.DataFrame) -> dict[str, str]:
-    """Display label per family: metrics.json's family_label where a run has one, else the fallback."""
-    labels = {f: FALLBACK_LABELS.get(f, f) for f in metrics["family"].unique()}
+    """Display label per family: the catalog's; for a family it lacks, metrics.json's family_label or the id."""
+    labels = {f: catalog.label(f) for f in metrics["family"].unique()}
     if "family_label" in metrics.columns:
-        for family, label in metrics.dropna(subset=["family_label"]).groupby("family")["family_label"].first().items():
-            labels[family] = label
+        found = metrics.dropna(subset=["family_label"]).groupby("family")["family_label"].first()
+        labels.update({family: label for family, label in found.items() if family not in catalog.BY_ID})
     return labels
 
 
@@ -146,7 +133,7 @@ def collect(results: Path, expected=()) -> pd.DataFrame:
     for column in METRIC_COLUMNS:  # present even when no run has been evaluated yet
         if column not in table.columns:
             table[column] = float("nan")
-    order = {f: i for i, f in enumerate(family_order(table["family"]))}
+    order = {f: i for i, f in enumerate(catalog.family_order(table["family"]))}
     table = table.sort_values(["family", "latent_dim", "seed"], key=lambda c: c.map(order) if c.name == "family" else c)
     first = list(ID_COLUMNS) + [c for c in METRIC_COLUMNS if c in table.columns]
     return table[first + sorted(set(table.columns) - set(first))].reset_index(drop=True)
@@ -197,7 +184,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     metrics = collect(args.results, args.expected)
-    families = family_order(metrics["family"])
+    families = catalog.family_order(metrics["family"])
     out_dir = args.out_dir or args.results
     for name, table in (("metrics", metrics), ("summary", summarise(metrics)),
                         ("tests", stats.all_tests(metrics, families))):

@@ -394,7 +394,7 @@ def evaluate(model: nn.Module, data: ImageDataset, cfg: EvalConfig) -> tuple[dic
             f"{family.name} has no discretized likelihood (log_prob_bins returned NaN)")
     if cfg.compile and not score.fused:
         metrics["compiled_note"] = f"evaluated eagerly: {family.not_compilable}"
-    if family.name == "discretized_logistic":
+    if family.entry.discrete:
         metrics["ll_deq_note"] = "dequantized density = bin probability * 256^D, so both columns agree"
 
     post = posterior_pass(model, x, v, cfg.batch, stream_generator(cfg.seed, STREAM_ELBO, device))

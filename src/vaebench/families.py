@@ -17,6 +17,7 @@ from torch import Tensor, nn
 from torch.distributions import (Beta as TorchBeta, Distribution, Laplace, Normal,
                                  SigmoidTransform, TransformedDistribution)
 
+from vaebench import catalog
 from vaebench.errors import VaebenchError, unknown_name
 
 N_BINS = 256
@@ -138,13 +139,15 @@ def _gauss_legendre(n: int, like: Tensor) -> tuple[Tensor, Tensor]:
 class OutputFamily(nn.Module):
     """Base class: a per-sub-pixel distribution whose parameters the decoder emits.
 
-    Subclasses set the class variables, take fixed options from `defaults`, and implement
-    log_density, log_prob_bins, mean and cdf (std when the scale is learned).
+    Subclasses set `name` and `n_params`, take fixed options from `defaults`, and implement
+    log_density, log_prob_bins, mean and cdf (std when the scale is learned). `register` copies
+    label, learned_scale and has_cdf from the family's catalog entry.
     """
 
     name: ClassVar[str]
-    label: ClassVar[str]
     n_params: ClassVar[int]
+    entry: ClassVar[catalog.FamilyEntry]
+    label: ClassVar[str]
     learned_scale: ClassVar[bool]
     has_cdf: ClassVar[bool]
     defaults: ClassVar[dict[str, float]] = {}
@@ -192,9 +195,16 @@ FAMILIES: dict[str, type[OutputFamily]] = {}
 
 
 def register(cls: type[OutputFamily]) -> type[OutputFamily]:
-    """Class decorator: add `cls` to FAMILIES under `cls.name`."""
+    """Class decorator: add `cls` to FAMILIES under `cls.name`, with the properties of its catalog entry."""
     if cls.name in FAMILIES:
         raise ValueError(f"family {cls.name!r} registered twice")
+    if cls.name not in catalog.BY_ID:
+        raise ValueError(f"family {cls.name!r} has no entry in vaebench/catalog.py")
+    cls.entry = entry = catalog.BY_ID[cls.name]
+    cls.label, cls.learned_scale, cls.has_cdf = entry.label, entry.learned_scale, entry.has_cdf
+    if entry.has_cdf != (cls.cdf is not OutputFamily.cdf):
+        raise ValueError(f"family {cls.name!r}: catalog has_cdf={entry.has_cdf} but the class "
+                         f"{'does not define' if entry.has_cdf else 'defines'} cdf")
     FAMILIES[cls.name] = cls
     return cls
 
@@ -235,10 +245,7 @@ class ContinuousBernoulli(OutputFamily):
     """
 
     name = "continuous_bernoulli"
-    label = "continuous Bernoulli"
     n_params = 1
-    learned_scale = False
-    has_cdf = True
 
     def log_density(self, params, x):
         eta = params[:, 0]                              # [B, C, H, W]
@@ -286,7 +293,6 @@ class Bernoulli(ContinuousBernoulli):
     """
 
     name = "bernoulli"
-    label = "bernoulli (read as CB)"
 
     def train_loss(self, params, x, v):
         logits = params[:, 0]
@@ -359,7 +365,6 @@ class LocationScale(OutputFamily):
 
     noise: ClassVar[Noise]
     logit_space: ClassVar[bool] = False
-    has_cdf = True
     scale_floor: ClassVar[float] = 1e-3
 
     def loc_scale(self, params: Tensor) -> tuple[Tensor, Tensor]:
@@ -412,7 +417,6 @@ class LearnedScale(LocationScale):
     """params = (loc, raw scale); scale = softplus(raw) + scale_floor, per sub-pixel."""
 
     n_params = 2
-    learned_scale = True
 
     def loc_scale(self, params):
         return params[:, 0], positive_scale(params[:, 1], self.scale_floor)
@@ -423,9 +427,7 @@ class GaussianFixed(LocationScale):
     """Normal(mu, sigma) with sigma fixed by config; default sigma^2 = 1/2, so -log p = squared error + const."""
 
     name = "gaussian_fixed"
-    label = "gaussian, fixed sigma (MSE)"
     n_params = 1
-    learned_scale = False
     noise = NORMAL
     defaults = {"sigma": 0.5 ** 0.5}
 
@@ -439,7 +441,6 @@ class Gaussian(LearnedScale):
     1/(256 sqrt 12), so it never binds on dequantized data but bounds the density on v/255 data)."""
 
     name = "gaussian"
-    label = "gaussian, per-pixel sigma"
     noise = NORMAL
 
 
@@ -456,9 +457,7 @@ class GaussianShared(LocationScale):
     """
 
     name = "gaussian_shared"
-    label = "gaussian, shared sigma (sigma-VAE)"
     n_params = 1
-    learned_scale = True
     noise = NORMAL
     min_log_sigma: ClassVar[float] = -6.0
 
@@ -485,9 +484,7 @@ class LaplaceFixed(LocationScale):
     -log p = absolute error + const."""
 
     name = "laplace_fixed"
-    label = "laplace, fixed b (MAE)"
     n_params = 1
-    learned_scale = False
     noise = LAPLACE
     defaults = {"b": 1.0}
 
@@ -500,7 +497,6 @@ class LaplaceLearned(LearnedScale):
     """Laplace(mu_i, b_i), b_i = softplus(raw) + 1e-3; std = sqrt(2) b."""
 
     name = "laplace"
-    label = "laplace, per-pixel b"
     noise = LAPLACE
 
 
@@ -512,7 +508,6 @@ class LogitNormal(LearnedScale):
     """
 
     name = "logit_normal"
-    label = "logit-normal"
     noise = NORMAL
     logit_space = True
 
@@ -522,7 +517,6 @@ class LogitLaplace(LearnedScale):
     """sigmoid of Laplace(mu_i, b_i) in logit space, b_i = softplus(raw) + 1e-3; moments by quadrature."""
 
     name = "logit_laplace"
-    label = "logit-Laplace"
     noise = LAPLACE
     logit_space = True
 
@@ -542,10 +536,7 @@ class DiscretizedLogistic(OutputFamily):
     """
 
     name = "discretized_logistic"
-    label = "discretized logistic"
     n_params = 2
-    learned_scale = True
-    has_cdf = True
     scale_floor: ClassVar[float] = 1e-4
 
     def loc_scale(self, params):
@@ -673,10 +664,7 @@ class Beta(OutputFamily):
     """
 
     name = "beta"
-    label = "beta"
     n_params = 2
-    learned_scale = False
-    has_cdf = True
     not_compilable = ("its continued fraction drops converged pixels as it goes (data-dependent shapes), "
                       "which torch.compile would recompile for every size")
     log_bound: ClassVar[float] = math.log(1e4)
@@ -705,3 +693,9 @@ class Beta(OutputFamily):
     def mean(self, params):
         a, b = self.concentrations(params)
         return a / (a + b)
+
+
+if set(FAMILIES) != set(catalog.FAMILY_IDS):
+    raise ImportError("families.py and catalog.py disagree: classes without an entry "
+                      f"{sorted(set(FAMILIES) - set(catalog.FAMILY_IDS))}, "
+                      f"entries without a class {sorted(set(catalog.FAMILY_IDS) - set(FAMILIES))}")

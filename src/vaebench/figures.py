@@ -25,19 +25,13 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from vaebench.aggregate import FAMILY_ORDER, OK, ResultsError, family_labels, family_order, read_tables  # noqa: E402
+from vaebench import catalog  # noqa: E402
+from vaebench.aggregate import OK, ResultsError, family_labels, read_tables  # noqa: E402
 from vaebench.stats import ALPHA, MIN_PAIRS_T, count  # noqa: E402
 from vaebench.utils import atomic_write  # noqa: E402
 
 DPI = 110
-# related families share a hue; fixed-scale variants are dashed
-FAMILY_COLORS = {
-    "bernoulli": "#6baed6", "continuous_bernoulli": "#08519c", "gaussian_fixed": "#f4a04e", "gaussian": "#e6550d",
-    "gaussian_shared": "#8c2d04", "laplace_fixed": "#7cc47f", "laplace": "#238b45", "logit_normal": "#9e9ac8",
-    "logit_laplace": "#54278f", "beta": "#e7298a", "discretized_logistic": "#252525",
-}
-MARKERS = "osD^v<>PXhp*"
-DASHED = {"gaussian_fixed", "laplace_fixed"}
+SPARE_MARKERS = "*8H+x"  # for families the catalog does not know
 METRIC_NAMES = {"bpd_disc": "discretized bits/dim", "bpd_deq": "dequantized bits/dim"}
 BPD_LABEL = {metric: f"{name} (lower is better)" for metric, name in METRIC_NAMES.items()}
 
@@ -50,15 +44,18 @@ class Style:
 
 
 def family_styles(families) -> dict[str, Style]:
-    """The one colour / marker / line style per family used by every figure (stable across studies)."""
-    known = list(FAMILY_ORDER)
-    extra = sorted(set(families) - set(known))
+    """The one colour / marker / line style per family used by every figure: the catalog's (stable across
+    studies), and spare ones for families it does not know."""
+    extra = sorted(set(families) - set(catalog.FAMILY_IDS))
     spare = sns.color_palette("tab20", 20).as_hex()
     styles = {}
     for family in families:
-        i = known.index(family) if family in known else len(known) + extra.index(family)
-        color = FAMILY_COLORS.get(family, spare[i % len(spare)])
-        styles[family] = Style(color, MARKERS[i % len(MARKERS)], "--" if family in DASHED else "-")
+        if family in catalog.BY_ID:
+            entry = catalog.BY_ID[family]
+            styles[family] = Style(entry.color, entry.marker, entry.linestyle)
+        else:
+            i = extra.index(family)
+            styles[family] = Style(spare[i % len(spare)], SPARE_MARKERS[i % len(SPARE_MARKERS)], "-")
     return styles
 
 
@@ -90,7 +87,7 @@ class Study:
 
     @cached_property
     def families(self) -> list[str]:
-        return family_order(self.metrics["family"])
+        return catalog.family_order(self.metrics["family"])
 
     @cached_property
     def labels(self) -> dict[str, str]:

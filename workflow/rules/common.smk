@@ -9,6 +9,7 @@ from pathlib import Path
 import yaml
 from snakemake.utils import validate
 
+from vaebench.catalog import FAMILY_IDS
 from vaebench.config import ConfigError, check, family_fingerprint, load_schema
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -20,6 +21,7 @@ try:
 except ConfigError as err:
     sys.exit(f"vaebench: invalid configuration: {err}")
 validate(config, SCHEMA)  # fills the schema's defaults
+config.setdefault("losses", list(FAMILY_IDS))  # every family, in catalog order
 
 
 def run_dirs():
