@@ -2,12 +2,12 @@
 
 import json
 import os
-import platform
 import statistics
-import sys
 from pathlib import Path
 
 import torch
+
+from vaebench.utils import provenance
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
 DATA_DIR = OUT_DIR / "data"  # the mnist5k cache, outside the repository's resources/
@@ -24,10 +24,10 @@ def ratio(a: dict, b: dict) -> float:
 
 
 def machine() -> dict:
-    """What the numbers were measured on, and how loaded the machine was at the end."""
-    return {"python": platform.python_version(), "torch": torch.__version__, "cpu": platform.processor() or "cpu",
-            "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "load_average_1_5_15": os.getloadavg(), "argv": sys.argv}
+    """What the numbers were measured on (the provenance of every result, on the CPU), and how loaded
+    the machine was at the end."""
+    return {**provenance(torch.device("cpu")), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_average_1_5_15": os.getloadavg()}
 
 
 def print_table(title: str, header: list[str], rows: list[list]) -> None:

@@ -1,6 +1,6 @@
 """Evaluation throughput: decoder passes per second of the importance-sampled likelihood, against the bare decoder.
 
-- eval:   the likelihood part of `vaebench evaluate` (evaluate.importance_sampled_ll over the test images in
+- eval:   the likelihood part of `vaebench evaluate` (likelihood.importance_sampled_ll over the test images in
           batches of --batch, with evaluate's default chunk), passes/s = images * K / seconds; eager and
           with --compile (the family math as one torch.compile'd kernel; its compile time is reported apart);
 - bound:  model.decode alone, in the model's dtype, on as many rows as one of evaluate's decoder calls
@@ -25,12 +25,22 @@ import time
 from pathlib import Path
 
 import torch
-
 from common import DATA_DIR, OUT_DIR, print_table, ratio, summary, write_result
+
 from vaebench.data import load_dataset
-from vaebench.evaluate import (STREAM_IS, STREAM_TEST_DEQ, EvalConfig, Scorer, batched_ll, chunk_for,
-                               dequantize_blocks, evaluate, family_scorer, full_precision, stream_generator)
+from vaebench.evaluate import EvalConfig, evaluate
+from vaebench.likelihood import (
+    STREAM_IS,
+    STREAM_TEST_DEQ,
+    Scorer,
+    batched_ll,
+    chunk_for,
+    family_scorer,
+    full_precision,
+    stream_generator,
+)
 from vaebench.models import VAE, build_model, load_model, save_model
+from vaebench.posterior import dequantize_blocks
 from vaebench.train import TrainConfig, model_config, train_epoch
 
 MODEL_DIR = OUT_DIR / "models"

@@ -3,7 +3,7 @@
 `process_state` runs around each test. State the code under test sets by design, as the CLI does for
 its own process (torch's thread count, its global seed, numpy's global seed), is put back quietly.
 Any other process-wide change (torch and inductor configuration, compile caches, the environment,
-the working directory, logger levels, matplotlib's rcParams) is put back too, and fails the test that
+the working directory, the umask, logger levels, matplotlib's rcParams) is put back too, and fails the test that
 made it, naming what leaked: such a change made the suite pass or fail by the order of its tests.
 """
 
@@ -19,11 +19,19 @@ import torch._dynamo.config as dynamo_config
 import torch._inductor.config as inductor_config
 
 LOGGERS = ("torch", "torch._inductor", "torch._dynamo", "vaebench", "snakemake")
-PYTEST_OWN = "PYTEST_CURRENT_TEST"  # pytest sets it for every phase of every test
+# variables the libraries set for their own use: pytest for every phase of every test, inductor before it
+# loads a compiled kernel, the OpenMP runtime that scikit-learn loads at import
+LIBRARY_OWN = ("PYTEST_CURRENT_TEST", "_TORCHINDUCTOR_PYOBJECT_TENSOR_DATA_PTR", "KMP_")
 
 
 def _environ() -> dict:
-    return {key: value for key, value in os.environ.items() if key != PYTEST_OWN}
+    return {key: value for key, value in os.environ.items() if not key.startswith(LIBRARY_OWN)}
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _torch_flags() -> dict:
@@ -45,7 +53,7 @@ def _leaks(before: dict, after: dict) -> list[str]:
 @pytest.fixture(autouse=True)
 def process_state():
     threads, rng, np_rng = torch.get_num_threads(), torch.get_rng_state(), np.random.get_state()
-    environ, cwd = _environ(), os.getcwd()
+    environ, cwd, umask = _environ(), os.getcwd(), _umask()
     flags = _torch_flags()
     inductor, dynamo = inductor_config.get_config_copy(), dynamo_config.get_config_copy()
     levels = {name: logging.getLogger(name).level for name in LOGGERS}
@@ -60,6 +68,9 @@ def process_state():
         for key in set(_environ()) - set(environ):
             del os.environ[key]
         os.environ.update(environ)
+    if _umask() != umask:
+        leaks.append(f"umask: {umask:o} -> {_umask():o}")
+        os.umask(umask)
     if os.getcwd() != cwd:
         leaks.append(f"working directory: {cwd} -> {os.getcwd()}")
         os.chdir(cwd)

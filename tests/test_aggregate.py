@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as sps
 from synthetic_runs import DIVERGED, MISSING, write_synthetic_results
 
-from vaebench import aggregate
+from vaebench import aggregate, results
 from vaebench.cli import main
 
 
@@ -98,14 +98,9 @@ def test_cli_writes_the_three_tables(study, tmp_path):
     assert set(tests["metric"]) == {"bpd_disc", "bpd_deq"}
     pairs = len(study.families) * (len(study.families) - 1) // 2
     assert len(tests) == 2 * pairs * len(study.latent_dims)
-    tables = aggregate.read_tables(out)
+    tables = results.read_tables(out)
     assert tables[0]["note"].map(type).eq(str).all()
-
-
-def test_note_columns_follow_what_evaluate_writes():
-    assert aggregate.note_column("bpd_disc") == "ll_disc_note"
-    assert aggregate.note_column("ll_deq_nats") == "ll_deq_note"
-    assert aggregate.note_column("coverage90") == "coverage90_note"
+    assert [p.name for p in sorted(out.iterdir())] == sorted(results.TABLES)  # what the reader reads
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):
@@ -116,5 +111,5 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert "no run directories" in capsys.readouterr().err
     assert main(["aggregate", "--results", str(tmp_path / "empty"), "--expected", "results/x/notarun"]) == 2
     assert "not a run directory" in capsys.readouterr().err
-    with pytest.raises(aggregate.ResultsError, match="vaebench aggregate"):
-        aggregate.read_tables(tmp_path / "empty")
+    with pytest.raises(results.ResultsError, match="vaebench aggregate"):
+        results.read_tables(tmp_path / "empty")

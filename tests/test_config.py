@@ -8,7 +8,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaebench.config import ConfigError, check, family_fingerprint, load_schema
+from vaebench.config import ConfigError, check, load_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -81,25 +81,3 @@ def test_random_values_give_a_clean_error_or_a_valid_config(key, value):
         assert "\n" not in str(err)
     else:
         assert isinstance(out, dict)
-
-
-def test_family_fingerprint_tracks_one_class(tmp_path):
-    source = tmp_path / "families.py"
-    source.write_text('SCALE = 2.0\n\ndef helper(x):\n    return x * SCALE\n\n'
-                      'class Base:\n    def g(self):\n        return 0\n\n'
-                      'class A:\n    name = "a"\n    def f(self):\n        return 1\n\n'
-                      'class B(Base):\n    name: str = "b"\n    def f(self):\n        return helper(2)\n')
-    a, b = family_fingerprint(source, "a"), family_fingerprint(source, "b")
-    source.write_text(source.read_text().replace("helper(2)", "helper(3)") + "# comment\n")
-    assert family_fingerprint(source, "a") == a
-    assert family_fingerprint(source, "b") != b
-    b = family_fingerprint(source, "b")
-    source.write_text(source.read_text().replace("return 0", "return -1"))  # the base class changes
-    assert family_fingerprint(source, "a") == a
-    assert family_fingerprint(source, "b") != b
-    b = family_fingerprint(source, "b")
-    source.write_text(source.read_text().replace("SCALE = 2.0", "SCALE = 3.0"))  # a constant a helper uses
-    assert family_fingerprint(source, "a") == a
-    assert family_fingerprint(source, "b") != b
-    with pytest.raises(ValueError, match="did you mean 'a'"):
-        family_fingerprint(source, "aa")

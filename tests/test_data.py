@@ -152,7 +152,32 @@ def test_mnist_missing_and_download_failing_is_one_line(tmp_path, no_download):
     assert "\n" not in message
     for needle in ("mnist5k", "torchvision", "--data-dir", str(tmp_path), IDX_NAMES[3], "Name or service not known"):
         assert needle in message
-    assert no_download == [str(tmp_path)]
+    assert len(no_download) == 1 and Path(no_download[0]).parent == tmp_path  # a staging directory...
+    assert not Path(no_download[0]).exists()  # ...removed after the failure
+
+
+def test_a_failed_download_leaves_nothing_that_looks_like_data(tmp_path, monkeypatch):
+    arrays = fake_mnist(seed=4)
+
+    class DiesHalfway:  # torchvision fetched two of the four files, then the network went away
+        def __init__(self, root, download):
+            for name, array in list(zip(IDX_NAMES, arrays))[:2]:
+                write_idx(Path(root) / "MNIST" / "raw" / name, array)
+            raise RuntimeError("Error downloading t10k-images-idx3-ubyte.gz: connection reset")
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", DiesHalfway)
+    with pytest.raises(DatasetError, match="connection reset"):
+        load_dataset("mnist", tmp_path)
+    assert list(tmp_path.iterdir()) == []  # no empty MNIST/raw, no partial files, no staging directory
+
+    class Works:
+        def __init__(self, root, download):
+            write_mnist(Path(root) / "MNIST" / "raw", arrays)
+
+    monkeypatch.setattr(torchvision.datasets, "MNIST", Works)  # the rerun starts clean and succeeds
+    np.testing.assert_array_equal(load_dataset("mnist", tmp_path).train_images[:, 0].numpy(), arrays[0])
+    assert sorted(p.name for p in (tmp_path / "MNIST" / "raw").iterdir()) == sorted(IDX_NAMES)
+    assert [p.name for p in tmp_path.iterdir()] == ["MNIST"]
 
 
 def test_no_download_when_disabled(tmp_path, no_download):
@@ -172,6 +197,7 @@ def test_download_then_read_with_our_reader(tmp_path, monkeypatch):
     monkeypatch.setattr(torchvision.datasets, "MNIST", FakeMNIST)
     data = load_dataset("mnist", tmp_path / "fresh")
     np.testing.assert_array_equal(data.test_images[:, 0].numpy(), arrays[2])
+    assert data.source == str(tmp_path / "fresh" / "MNIST" / "raw")
 
 
 def test_corrupt_file_is_reported_not_downloaded_over(tmp_path, no_download):

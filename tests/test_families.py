@@ -10,7 +10,8 @@ from scipy import integrate, special, stats
 
 from vaebench.errors import UnknownNameError, VaebenchError
 from vaebench.catalog import FAMILY_IDS
-from vaebench.families import FAMILIES, LOG_NDTR_TAIL, OPEN_INTERVAL_EPS, log1mexp, log_ndtr, make_family
+from vaebench.families import FAMILIES, OPEN_INTERVAL_EPS, make_family
+from vaebench.numerics import LOG_NDTR_TAIL, log1mexp, log_ndtr
 
 LOG_BOUND = math.log(1e4)  # beta's log-concentration bound
 

@@ -92,11 +92,13 @@ def test_a_crash_while_writing_leaves_no_half_file(tmp_path, monkeypatch):
 
     model = models.build_model(models.ModelConfig("mlp", 1, 4, 4, 2, "gaussian", hidden=8))
 
-    def dies_halfway(obj, f):
-        Path(f).write_bytes(b"half a file")
+    real_write = Path.write_bytes
+
+    def dies_halfway(path, data):
+        real_write(path, bytes(data[: len(data) // 2]))
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(torch, "save", dies_halfway)
+    monkeypatch.setattr(Path, "write_bytes", dies_halfway)
     with pytest.raises(KeyboardInterrupt):
         models.save_model(model, tmp_path / "model.pt")
     assert list(tmp_path.iterdir()) == []

@@ -1,43 +1,50 @@
-"""Figures and the HTML report from synthetic runs; the report is opened in a real (headless) browser."""
+"""The HTML report from synthetic runs: the page, its findings' markup, captions read from the .rst files;
+the page is opened in a real (headless) browser."""
 
 import contextlib
+import html
 import io
 import json
 import re
 import shutil
-import xml.etree.ElementTree as ET
+import subprocess
+import sys
 from pathlib import Path
 
-import matplotlib.image
 import numpy as np
 import pytest
-
-from vaebench.catalog import FAMILY_IDS
 from synthetic_runs import DIVERGED, MISSING, write_synthetic_results
 
+from vaebench import captions, catalog, findings
 from vaebench.cli import main
-from vaebench.figures import CAPTIONS, FIGURES, Study, family_styles
-from vaebench.report import Report
+from vaebench.report import Report, finding_html
+from vaebench.results import Study
 
 ROOT = Path(__file__).resolve().parents[1]
+CAPTIONS = ROOT / "workflow" / "report"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync"]
 
 
-def build(results: Path, expected, out: Path) -> tuple[str, str]:
+def build(results: Path, expected, out: Path, *report_args: str) -> tuple[str, str]:
     """aggregate, figures, report through the CLI: (the page, what the stages printed)."""
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         assert main(["aggregate", "--results", str(results), "--expected", *map(str, expected)]) == 0
         assert main(["figures", "--results", str(results)]) == 0
-        assert main(["report", "--results", str(results), "--out", str(out)]) == 0
+        assert main(["report", "--results", str(results), "--out", str(out), "--captions", str(CAPTIONS),
+                     *report_args]) == 0
     return out.read_text(), printed.getvalue()
+
+
+def section(page: str, name: str) -> str:
+    return re.search(rf"<section id=\"{name}\">(.*?)</section>", page, re.S).group(1)
 
 
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
-    """3 families x latent dims 2 and 8 x 3 seeds, one diverged and one missing run, one run on another torch."""
+    """3 families x latent dims 2 and 8 x 3 seeds, one diverged and one missing run, one on another torch."""
     root = tmp_path_factory.mktemp("full")
     study = write_synthetic_results(root / "results" / "mnist5k")
     run_json = study.run_dir("gaussian", 2, 2) / "run.json"
@@ -49,9 +56,10 @@ def full(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sparse(tmp_path_factory):
-    """One seed, one latent dimension (8), no family with a learned scale, beta without a discretized value."""
+    """One seed, latent dimension 8, no family with a learned scale, beta without a discretized value."""
     root = tmp_path_factory.mktemp("sparse")
-    study = write_synthetic_results(root / "results" / "mnist5k", families=("bernoulli", "gaussian_fixed", "beta"),
+    study = write_synthetic_results(root / "results" / "mnist5k",
+                                    families=("bernoulli", "gaussian_fixed", "beta"),
                                     latent_dims=(8,), seeds=(0,), diverged=None, missing=None)
     page, printed = build(study.results, study.expected, root / "index.html")
     return study, page, printed
@@ -67,32 +75,10 @@ def headline_rows(page: str) -> list[tuple[str, list[str]]]:
     return rows
 
 
-def test_every_figure_is_written_as_png_and_svg(full):
-    study, _, _ = full
-    for name in FIGURES:
-        image = matplotlib.image.imread(study.results / "figures" / f"{name}.png")
-        assert image.shape[0] > 50 and image.shape[1] > 300
-        assert ET.parse(study.results / "figures" / f"{name}.svg").getroot().tag.endswith("svg")
-
-
-def test_figures_without_data_say_why(sparse):
-    study, _, printed = sparse
-    for name in ("latent_scatter", "std_maps", "calibration", "significance"):
-        assert f"{name}: not drawn" in printed
-        assert (study.results / "figures" / f"{name}.png").exists()
-
-
-def test_family_styles_are_distinct_and_independent_of_the_study():
-    every = family_styles([*FAMILY_IDS, "something_new", "another"])
-    assert len({(s.color, s.marker, s.linestyle) for s in every.values()}) == len(every)
-    assert len({s.color for s in every.values()}) == len(every)
-    assert family_styles(["beta", "gaussian"]) == {f: every[f] for f in ("beta", "gaussian")}
-
-
 def test_headline_has_one_row_per_family_and_bolds_the_lowest_mean(full):
     study, page, _ = full
     rows = headline_rows(page)
-    assert [label for label, _ in rows] == ["bernoulli (read as CB)", "continuous_bernoulli", "gaussian"]
+    assert [label for label, _ in rows] == [html.escape(catalog.label(f)) for f in study.families]
     columns = [(dim, metric) for dim in study.latent_dims for metric in ("bpd_disc", "bpd_deq")]
     for j, (dim, metric) in enumerate(columns):
         means = {}
@@ -100,7 +86,8 @@ def test_headline_has_one_row_per_family_and_bolds_the_lowest_mean(full):
             values = [json.loads((study.run_dir(family, dim, s) / "metrics.json").read_text())[metric]
                       for s in study.seeds if (family, dim, s) not in (DIVERGED, MISSING)]
             means[family] = np.mean(values)
-        bold = [family for family, (_, classes) in zip(study.families, rows) if "best" in classes[j]]
+        bold = [family for family, (_, classes) in zip(study.families, rows, strict=True)
+                if "best" in classes[j]]
         assert bold == [min(means, key=means.get)]
     assert page.count("lower is better") >= 5
 
@@ -108,7 +95,7 @@ def test_headline_has_one_row_per_family_and_bolds_the_lowest_mean(full):
 def test_report_is_self_contained(full):
     _, page, _ = full
     sources = re.findall(r"src=['\"]([^'\"]*)", page)
-    assert len(sources) == len(FIGURES)
+    assert len(sources) == len(captions.FIGURES)
     assert all(s.startswith("data:image/png;base64,") for s in sources)
     assert not re.search(r"<link|<script|href=['\"]https?:", page)
 
@@ -116,48 +103,58 @@ def test_report_is_self_contained(full):
 def test_report_counts_bad_runs_and_says_where_runs_differ(full):
     _, page, _ = full
     assert "2 of 18 runs are not in the means and tests" in page
-    assert "gaussian z = 8 seed 2 (diverged)" in page
-    assert "continuous_bernoulli z = 8 seed 1 (missing" in page
+    assert f"{catalog.label('gaussian')} z = 8 seed 2 (diverged)" in page
+    assert f"{catalog.label('continuous_bernoulli')} z = 8 seed 1 (missing" in page
     setup = re.search(r"<table id='setup-table'>.*?</table>", page, re.S).group(0)
     assert re.search(r"varies: .*2\.15\.0", setup)
     assert "float32, summed in float64; one fused torch.compile kernel" in setup
     assert "1 diverged" in page and "1 missing" in page
 
 
+def test_findings_are_escaped_with_their_title_in_bold(full):
+    study, page, _ = full
+    items = findings.findings(Study.load(study.results))
+    expected = "<ul class='findings'>" + "".join(f"<li>{finding_html(f)}</li>" for f in items) + "</ul>"
+    assert expected in section(page, "findings")
+    winner = next(f for f in items if f.key == "winner")
+    title, text = (html.escape(t, quote=False) for t in (winner.title, winner.text))
+    assert f"<li><b>{title}</b> {text}</li>" in page
+    shown = section(page, "findings")
+    assert "p_holm &lt; 0.001" in shown and "p_holm < 0.001" not in shown
+    assert finding_html(findings.Finding("k", "", "a < b & c")) == "a &lt; b &amp; c"
+
+
 def test_findings_follow_the_tests(full, sparse):
     _, page, _ = full
-    findings = re.search(r"<section id=\"findings\">(.*?)</section>", page, re.S).group(1)
-    assert "Latent dimension 2: gaussian has the lowest discretized bits/dim" in findings
-    assert "significant against every other family" in findings
-    assert "Latent dimension 8: gaussian has the lowest" in findings
-    assert "No test was possible" in findings  # z = 8: the diverged and missing runs leave 2 pairs or fewer
-    assert "the properly trained continuous Bernoulli is better" in findings
-    assert "not testable here" in findings  # no gaussian_fixed in this study
+    text = html.unescape(re.sub(r"<[^>]+>", "", section(page, "findings")))
+    assert f"Latent dimension 2: {catalog.label('gaussian')} has the lowest discretized bits/dim" in text
+    assert "significant against every other family" in text
+    assert "No test was possible" in text  # z = 8: the diverged and missing runs leave 2 pairs or fewer
+    assert f"{catalog.label('continuous_bernoulli')} is better by" in text
+    assert "not testable here" in text  # no gaussian_fixed in this study
 
     _, page, _ = sparse
-    findings = re.search(r"<section id=\"findings\">(.*?)</section>", page, re.S).group(1)
-    assert "Too few seeds for statistics" in findings
-    assert "No test was possible" in findings
-    assert "at latent dimension 8 it fails as the seed says" in findings
+    text = html.unescape(re.sub(r"<[^>]+>", "", section(page, "findings")))
+    assert "Too few seeds for statistics" in text and "No test was possible" in text
+    assert "at latent dimension 8 it fails as the seed says" in text
 
 
-def test_a_win_that_no_test_supports_is_called_a_tie(tmp_path):
-    study = write_synthetic_results(tmp_path / "mnist5k", families=("gaussian", "logit_normal", "logit_laplace"),
+def test_ranking_shows_a_shared_rank_where_no_test_separates(tmp_path):
+    study = write_synthetic_results(tmp_path / "mnist5k",
+                                    families=("gaussian", "logit_normal", "logit_laplace"),
                                     latent_dims=(4,), seeds=(0, 1, 2), diverged=None, missing=None)
     best = [json.loads((study.run_dir("logit_normal", 4, s) / "metrics.json").read_text())["bpd_disc"]
             for s in study.seeds]
-    for seed, shift in zip(study.seeds, (0.03, -0.02, 0.01)):  # noisy, on average just behind the best
+    for seed, shift in zip(study.seeds, (0.03, -0.02, 0.01), strict=True):  # noisy, just behind the best
         path = study.run_dir("logit_laplace", 4, seed) / "metrics.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "bpd_disc": best[seed] + shift}))
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["aggregate", "--results", str(study.results)]) == 0
     report = Report(Study.load(study.results), None, tmp_path / "no-figures")
-    findings = report.findings()
-    assert "logit_normal has the lowest discretized bits/dim" in findings
-    assert "significantly better than 1 family, but not significantly better than logit_laplace" in findings
-    assert "they tie" in findings
-    assert re.search(r"<td>=1</td><td>logit_normal</td>.*?<td>=1</td><td>logit_laplace</td>", report.ranking(),
-                     re.S)
+    normal, laplace = (html.escape(catalog.label(f)) for f in ("logit_normal", "logit_laplace"))
+    assert re.search(rf"<td>=1</td><td>{normal}</td>.*?<td>=1</td><td>{laplace}</td>", report.ranking(), re.S)
+    headline = report.headline()  # the ranking's tie is the headline's: bold winner, = on the tied one
+    assert re.search(rf"<td>{laplace}</td><td class='num'>[^<]*<sup>=</sup>", headline)
 
 
 def test_a_missing_value_shows_na_with_its_reason(sparse):
@@ -167,40 +164,84 @@ def test_a_missing_value_shows_na_with_its_reason(sparse):
 
 
 def test_a_study_with_nothing_evaluated_still_reports(tmp_path):
-    study = write_synthetic_results(tmp_path / "mnist5k", families=("gaussian",), latent_dims=(2,), seeds=(0,),
-                                    diverged=None, missing=None, evaluate=False)
-    page, printed = build(study.results, study.expected + [study.run_dir("beta", 2, 0)], tmp_path / "index.html")
-    assert [label for label, _ in headline_rows(page)] == ["gaussian", "beta"]
+    study = write_synthetic_results(tmp_path / "mnist5k", families=("gaussian",), latent_dims=(2,),
+                                    seeds=(0,), diverged=None, missing=None, evaluate=False)
+    expected = study.expected + [study.run_dir("beta", 2, 0)]
+    page, printed = build(study.results, expected, tmp_path / "index.html")
+    assert [label for label, _ in headline_rows(page)] == [catalog.label("gaussian"), "beta"]
     assert "not evaluated" in page and "missing" in page
-    assert printed.count("not drawn") == len(FIGURES) - 1  # only the learning curves have data
+    assert printed.count("not drawn") == len(captions.FIGURES) - 1  # only the learning curves have data
 
 
-def test_a_damaged_artifacts_file_is_a_one_line_error(tmp_path, capsys):
-    study = write_synthetic_results(tmp_path / "mnist5k", families=("gaussian",), latent_dims=(8,), seeds=(0,),
-                                    diverged=None, missing=None)
-    (study.run_dir("gaussian", 8, 0) / "artifacts.npz").write_bytes(b"PK\x03\x04 truncated")
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["aggregate", "--results", str(study.results)]) == 0
-        assert main(["figures", "--results", str(study.results)]) == 2
-    assert "artifacts.npz is unreadable" in capsys.readouterr().err
-
-
-def test_stages_need_the_tables_first(tmp_path, capsys):
-    assert main(["figures", "--results", str(tmp_path)]) == 2
-    assert "run `vaebench aggregate" in capsys.readouterr().err
+def test_report_needs_the_tables_first(tmp_path, capsys):
     assert main(["report", "--results", str(tmp_path), "--out", str(tmp_path / "r.html")]) == 2
+    assert "run `vaebench aggregate" in capsys.readouterr().err
 
 
-def test_every_figure_and_table_has_a_snakemake_caption():
-    captions = ROOT / "workflow" / "report"
+def figure_captions(page: str) -> dict[str, str]:
+    figures = r"<figure id='fig-([a-z_]+)'>.*?<figcaption>(.*?)</figcaption></figure>"
+    return dict(re.findall(figures, page, re.S))
+
+
+def test_figure_captions_come_from_the_rst_files(full):
+    _, page, _ = full
+    shown = figure_captions(page)
+    assert list(shown) == list(captions.FIGURES)
+    for number, name in enumerate(captions.FIGURES, start=1):
+        rst = (CAPTIONS / f"{name}.rst").read_text()
+        title = re.match(r"\*\*(.+?)\.?\*\*", rst).group(1)
+        body = " ".join(rst.split("\n", 1)[1].split())
+        assert shown[name] == f"<b>Figure {number}. {html.escape(title)}.</b> {html.escape(body)}"
+    assert not any("{{" in caption or "Dataset" in caption for caption in shown.values())
+
+
+def test_a_caption_edit_shows_and_a_missing_caption_file_is_a_one_line_note(full, tmp_path):
+    study, _, _ = full
+    edited = tmp_path / "captions"
+    shutil.copytree(CAPTIONS, edited)
+    (edited / "samples.rst").unlink()
+    (edited / "cost.rst").write_text("**Cost, edited.** Dataset ``{{ snakemake.wildcards.dataset }}``.\n\n"
+                                     "Seconds per run, see ``train_seconds`` & the\nnext line.\n")
+    out = tmp_path / "index.html"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["report", "--results", str(study.results), "--out", str(out),
+                     "--captions", str(edited)]) == 0
+    page = out.read_text()
+    shown = figure_captions(page)
+    assert shown["cost"] == ("<b>Figure 9. Cost, edited.</b> Seconds per run, see <code>train_seconds</code> "
+                             "&amp; the next line.")
+    note = shown["samples"]
+    assert "\n" not in note and f"No caption: {edited / 'samples.rst'} does not exist." in html.unescape(note)
+    assert len(re.findall(r"<img src='data:image/png", page)) == len(captions.FIGURES)  # all still shown
+
+
+def test_snakemake_report_and_html_report_share_captions_and_figure_names():
     rules = " ".join(p.read_text() for p in (ROOT / "workflow" / "rules").glob("*.smk"))
     referenced = set(re.findall(r'caption=f?"\.\./report/([a-z_{}]+)\.rst"', rules))
     assert {"metrics", "summary", "tests", "index", "{name}"} <= referenced  # {name}: one per figure
-    for name in ({"workflow"} | referenced) - {"{name}"}:
-        assert (captions / f"{name}.rst").exists(), name
-    for name in FIGURES:
-        text = " ".join((captions / f"{name}.rst").read_text().split())
-        assert " ".join(CAPTIONS[name][1].split()) in text
+    for name in ({"workflow"} | referenced | set(captions.FIGURES)) - {"{name}"}:
+        assert (CAPTIONS / f"{name}.rst").exists(), name
+    for name in captions.FIGURES:  # the HTML report numbers the figures itself
+        assert not (CAPTIONS / f"{name}.rst").read_text().startswith("**Figure")
+    report_rules = (ROOT / "workflow" / "rules" / "report.smk").read_text()
+    assert "from vaebench.captions import FIGURES" in report_rules and "FIGURES = [" not in report_rules
+    assert "captions=" in report_rules and "--captions" in report_rules  # inputs: an edit reruns the report
+
+
+def test_report_says_what_is_deterministic_and_where_the_likelihoods_are_defined(full):
+    _, page, _ = full
+    start = page.index("id=\"determinism\"")
+    determinism = page[start:page.index("</ul>", start)]
+    assert "On CPU a seed fixes everything" in determinism and "On a GPU" in determinism
+    assert "bit for bit" in determinism
+    assert "docs/likelihoods.md in the repository" in section(page, "conventions")
+
+
+def test_the_report_imports_no_plotting():
+    code = ("import sys, vaebench.report; "
+            "print(sorted({'torch', 'matplotlib', 'vaebench.figures'} & set(sys.modules)))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 def test_report_opens_in_a_real_browser(full):
@@ -221,26 +262,7 @@ def test_report_opens_in_a_real_browser(full):
             rows = page.evaluate("document.querySelectorAll('#headline tbody tr').length")
         finally:
             browser.close()
-    assert len(images) == len(FIGURES)
+    assert len(images) == len(captions.FIGURES)
     assert all(complete and width > 0 for complete, width, _ in images), images
     assert rows == len(study.families)
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
-
-
-def test_edge_bin_finding_appears_only_when_the_columns_disagree(full, tmp_path):
-    _, page, _ = full
-    assert "the discretized column ranks" not in page  # synthetic columns agree: nothing to explain
-    study = write_synthetic_results(tmp_path / "results" / "mnist5k", latent_dims=(8,), diverged=None, missing=None)
-    for metrics in (study.results / "gaussian").glob("z*/seed*/metrics.json"):
-        m = json.loads(metrics.read_text())
-        metrics.write_text(json.dumps({**m, "bpd_disc": 0.5, "bpd_deq": m["bpd_deq"] + 5}))
-    page, _ = build(study.results, study.expected, tmp_path / "index.html")
-    text = re.sub(r"<[^>]+>", "", page)
-    assert "Latent dimension 8: the discretized column ranks gaussian" in text
-    assert "widest gap between the two columns is gaussian" in text
-
-
-def test_report_says_what_is_deterministic(full):
-    _, page, _ = full
-    section = page[page.index("id=\"determinism\""):page.index("</ul>", page.index("id=\"determinism\""))]
-    assert "On CPU a seed fixes everything" in section and "On a GPU" in section and "bit for bit" in section

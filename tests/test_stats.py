@@ -14,7 +14,8 @@ from vaebench import stats
 
 def runs_table(values: dict[str, list[float]], dim: int = 4, status: dict | None = None) -> pd.DataFrame:
     """One row per (family, seed) with bpd_disc = values[family][seed]."""
-    rows = [{"family": f, "latent_dim": dim, "seed": s, "bpd_disc": v, "status": (status or {}).get((f, s), "ok")}
+    rows = [{"family": f, "latent_dim": dim, "seed": s, "bpd_disc": v,
+             "status": (status or {}).get((f, s), "ok")}
             for f, vs in values.items() for s, v in enumerate(vs)]
     return pd.DataFrame(rows)
 
@@ -119,7 +120,8 @@ def test_pairwise_tests_holm_correct_within_a_latent_dimension_and_skip_bad_runs
     values = {f: list(base + rng.normal(0, 0.05, 6)) for f, base in (("a", 1.0), ("b", 1.02), ("c", 1.5))}
     table = runs_table(values, status={("c", 5): "diverged"})
     tests = stats.pairwise_tests(table, "bpd_disc", ["a", "b", "c"])
-    assert list(zip(tests["family_a"], tests["family_b"])) == [("a", "b"), ("a", "c"), ("b", "c")]
+    pairs = list(zip(tests["family_a"], tests["family_b"], strict=True))
+    assert pairs == [("a", "b"), ("a", "c"), ("b", "c")]
     assert list(tests["n_pairs"]) == [6, 5, 5]  # the diverged seed is not paired
     np.testing.assert_allclose(tests["t_p_holm"], stats.holm(tests["t_p"]))
     ac = tests.iloc[1]
@@ -131,8 +133,8 @@ def test_pairwise_tests_holm_correct_within_a_latent_dimension_and_skip_bad_runs
 def test_ranking_shows_ties():
     rng = np.random.default_rng(1)
     noise = rng.normal(0, 0.05, 6)
-    values = {"a": list(1.00 + noise + rng.normal(0, 0.05, 6)), "b": list(1.01 + noise + rng.normal(0, 0.05, 6)),
-              "c": list(2.0 + noise)}
+    values = {"a": list(1.00 + noise + rng.normal(0, 0.05, 6)),
+              "b": list(1.01 + noise + rng.normal(0, 0.05, 6)), "c": list(2.0 + noise)}
     table = runs_table(values)
     tests = stats.pairwise_tests(table, "bpd_disc", list(values))
     ranks = stats.ranking(table, tests, "bpd_disc", list(values)).set_index("family")
@@ -149,3 +151,17 @@ def test_ranking_without_tests_is_the_order_of_the_means():
     assert list(ranks["family"]) == ["b", "a", "c"] and list(ranks["rank"]) == [1, 2, 3]
     assert not ranks["tested"].any()
     assert ranks.iloc[0]["untested_with"] == "a c"
+
+
+def test_ranking_lists_each_dimension_by_mean_its_first_row_the_winner():
+    """The report's headline bolds the first row of each latent dimension and marks its tied_with."""
+    rng = np.random.default_rng(2)
+    bases = {2: {"a": 1.5, "b": 1.0, "c": 1.2}, 8: {"a": 0.9, "b": 1.3, "c": 2.0}}
+    table = pd.concat([runs_table({f: list(m + rng.normal(0, 0.05, 4)) for f, m in means.items()}, dim=dim)
+                       for dim, means in bases.items()])
+    tests = stats.pairwise_tests(table, "bpd_disc", ["a", "b", "c"])
+    ranks = stats.ranking(table, tests, "bpd_disc", ["a", "b", "c"])
+    for dim, at in ranks.groupby("latent_dim"):
+        means = table[table["latent_dim"] == dim].groupby("family")["bpd_disc"].mean()
+        assert list(at["family"]) == list(means.sort_values().index)
+        assert list(at["rank_by_mean"]) == [1, 2, 3]

@@ -39,6 +39,13 @@ def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
     return {rule: int(n) for rule, n in jobs.items()}
 
 
+def planned_losses(workdir: Path, rule: str, *args: str) -> set[str]:
+    """The {loss} wildcards of the `rule` jobs a dry run would execute."""
+    proc = snakemake(workdir, "--dry-run", *args)
+    blocks = re.split(r"^(?:local)?rule ", proc.stdout + proc.stderr, flags=re.M)[1:]
+    return {re.search(r"\bloss=(\w+)", block)[1] for block in blocks if block.startswith(f"{rule}:")}
+
+
 @pytest.fixture
 def workdir(tmp_path):
     return copy_workflow(tmp_path)
@@ -54,7 +61,7 @@ def test_full_config_dry_run_has_one_job_per_run(workdir):
 def test_invalid_config_stops_with_one_line(workdir):
     proc = snakemake(workdir, "--dry-run", "--config", "losses=[gausian]", check=False)
     assert proc.returncode != 0
-    line = next(l for l in (proc.stdout + proc.stderr).splitlines() if "invalid configuration" in l)
+    line = next(text for text in (proc.stdout + proc.stderr).splitlines() if "invalid configuration" in text)
     assert "losses[0]" in line and "did you mean 'gaussian'" in line
 
 
@@ -99,3 +106,27 @@ def test_tiny_study_end_to_end_and_partial_reruns(workdir):
     assert jobs.get("train") == 1 and jobs.get("evaluate") == 1
     snakemake(workdir, *tiny)
     assert kept.stat().st_mtime_ns == before
+
+
+@pytest.mark.slow
+def test_editing_a_numerical_helper_retrains_exactly_the_families_that_use_it(workdir):
+    """log_ndtr (numerics.py) is the normal's log-CDF: gaussian and logit_normal use it, laplace does not;
+    laplace_log_cdf is the other way round. A comment changes nothing. Only training runs (--until
+    train): the rerun trigger is the train job's param."""
+    until_train = ["--configfile", str(TINY), "--config", "losses=[gaussian,laplace,logit_normal]",
+                   "--until", "train"]
+    snakemake(workdir, *until_train)
+    assert planned_jobs(workdir, *until_train) == {}
+    numerics = workdir / "src" / "vaebench" / "numerics.py"
+    source = numerics.read_text()
+
+    def edit(old: str, new: str) -> None:
+        assert source.count(old) == 1, old
+        numerics.write_text(source.replace(old, new))
+
+    edit("    r = 1 / (t * t)\n", "    r = 1 / (t * t)\n    r = r + 0\n")  # in log_ndtr
+    assert planned_losses(workdir, "train", *until_train) == {"gaussian", "logit_normal"}
+    edit("torch.where(z <= 0, z.clamp(max=0)", "torch.where(z < 0, z.clamp(max=0)")  # in laplace_log_cdf
+    assert planned_losses(workdir, "train", *until_train) == {"laplace"}
+    edit("    r = 1 / (t * t)\n", "    r = 1 / (t * t)  # a comment changes no fingerprint\n")
+    assert planned_jobs(workdir, *until_train) == {}

@@ -1,5 +1,6 @@
 """A copy of the workflow in a temporary directory: tests never touch the repository's results/,
-and a test may edit a family's code in the copy to see what Snakemake reruns."""
+and a test may edit the package source in the copy (a family, a numerical helper, the catalog) to see
+what Snakemake reruns: the copy's src/vaebench is what its fingerprints hash."""
 
 import shutil
 from pathlib import Path
@@ -13,6 +14,6 @@ def copy_workflow(dest: Path) -> Path:
         shutil.copy(ROOT / name, dest / name)
     for folder in ("workflow", "config", "profiles"):
         shutil.copytree(ROOT / folder, dest / folder)
-    (dest / "src" / "vaebench").mkdir(parents=True)
-    shutil.copy(ROOT / "src" / "vaebench" / "families.py", dest / "src" / "vaebench" / "families.py")
+    shutil.copytree(ROOT / "src" / "vaebench", dest / "src" / "vaebench",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     return dest

@@ -4,7 +4,9 @@ Works from the run directories alone (results/DATASET/FAMILY/zDIM/seedSEED/ with
 metrics.json), so a partial rerun reports exactly what exists. No run is dropped silently:
 a run the config expects but that is not on disk is a row with status "missing", a trained
 but not evaluated run is "not evaluated", a diverged run stays "diverged". Only "ok" runs
-enter means, intervals and tests; the summary counts the others.
+enter means, intervals and tests; the summary counts the others. Every metric column is
+defined in docs/likelihoods.md. This module writes the tables; `vaebench.results` reads them
+back (and holds the statuses).
 """
 
 import argparse
@@ -15,13 +17,22 @@ from pathlib import Path
 import pandas as pd
 
 from vaebench import catalog, stats
-from vaebench.errors import VaebenchError
+from vaebench.results import (
+    DIVERGED,
+    MISSING,
+    NOT_EVALUATED,
+    OK,
+    STATUSES,
+    TABLES,
+    UNREADABLE,
+    ResultsError,
+    note_column,
+)
 from vaebench.utils import atomic_write
 
-OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE = "ok", "diverged", "not evaluated", "missing", "unreadable"
 ID_COLUMNS = ("dataset", "family", "latent_dim", "seed", "status", "note", "run_dir")
-METRIC_COLUMNS = ("bpd_disc", "bpd_deq", "ll_disc_nats", "ll_disc_se", "ll_deq_nats", "ll_deq_se", "elbo_nats",
-                  "kl_nats", "recon_mse", "knn_acc", "active_units", "coverage90", "k", "n_test",
+METRIC_COLUMNS = ("bpd_disc", "bpd_deq", "ll_disc_nats", "ll_disc_se", "ll_deq_nats", "ll_deq_se",
+                  "elbo_nats", "kl_nats", "recon_mse", "knn_acc", "active_units", "coverage90", "k", "n_test",
                   "train_seconds", "eval_seconds")
 SUMMARY_METRICS = ("bpd_disc", "bpd_deq", "ll_disc_nats", "ll_deq_nats", "elbo_nats", "kl_nats", "recon_mse",
                    "knn_acc", "active_units", "coverage90", "train_seconds", "eval_seconds")
@@ -31,31 +42,12 @@ EVAL_PROVENANCE = ("device", "device_name", "git_commit", "torch_version", "pyth
 RUN_DIR_PARTS = (re.compile(r"^[A-Za-z0-9_]+$"), re.compile(r"^z(\d+)$"), re.compile(r"^seed(\d+)$"))
 
 
-class ResultsError(VaebenchError):
-    """The results directory or its tables are missing or malformed."""
-
-
-def family_labels(metrics: pd.DataFrame) -> dict[str, str]:
-    """Display label per family: the catalog's; for a family it lacks, metrics.json's family_label or the id."""
-    labels = {f: catalog.label(f) for f in metrics["family"].unique()}
-    if "family_label" in metrics.columns:
-        found = metrics.dropna(subset=["family_label"]).groupby("family")["family_label"].first()
-        labels.update({family: label for family, label in found.items() if family not in catalog.BY_ID})
-    return labels
-
-
-def note_column(metric: str) -> str:
-    """Where a null metric's reason lives: evaluate writes ll_disc_note for ll_disc_* and bpd_disc."""
-    kind = metric.removeprefix("bpd_").removeprefix("ll_").removesuffix("_nats").removesuffix("_se")
-    return f"ll_{kind}_note" if metric.startswith(("bpd_", "ll_")) else f"{metric}_note"
-
-
 def parse_run_dir(path: str | Path) -> tuple[str, int, int] | None:
     """(family, latent_dim, seed) from .../FAMILY/zDIM/seedSEED, or None if the path is not a run."""
     parts = Path(path).parts[-3:]
     if len(parts) < 3:
         return None
-    matches = [pattern.match(part) for pattern, part in zip(RUN_DIR_PARTS, parts)]
+    matches = [pattern.match(part) for pattern, part in zip(RUN_DIR_PARTS, parts, strict=True)]
     if not all(matches):
         return None
     return parts[0], int(matches[1].group(1)), int(matches[2].group(1))
@@ -128,24 +120,28 @@ def collect(results: Path, expected=()) -> pd.DataFrame:
     rows = {parse_run_dir(d): run_row(results, d) for d in find_run_dirs(results)}
     rows.update({key: missing_row(results, *key) for key in keys if key not in rows})
     if not rows:
-        raise ResultsError(f"no run directories under {results} (expected {results}/FAMILY/zDIM/seedSEED/run.json)")
+        raise ResultsError(f"no run directories under {results} "
+                           f"(expected {results}/FAMILY/zDIM/seedSEED/run.json)")
     table = pd.DataFrame(list(rows.values()))
     for column in METRIC_COLUMNS:  # present even when no run has been evaluated yet
         if column not in table.columns:
             table[column] = float("nan")
     order = {f: i for i, f in enumerate(catalog.family_order(table["family"]))}
-    table = table.sort_values(["family", "latent_dim", "seed"], key=lambda c: c.map(order) if c.name == "family" else c)
+    table = table.sort_values(["family", "latent_dim", "seed"],
+                              key=lambda c: c.map(order) if c.name == "family" else c)
     first = list(ID_COLUMNS) + [c for c in METRIC_COLUMNS if c in table.columns]
     return table[first + sorted(set(table.columns) - set(first))].reset_index(drop=True)
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per family x latent dimension: run counts by status, and mean / std / 95% CI / n of each metric over ok runs."""
+    """Per family x latent dimension: run counts by status, and each metric's mean / std / 95% CI / n over ok
+    runs."""
     rows = []
     for (family, dim), group in metrics.groupby(["family", "latent_dim"], sort=False):
         ok = group[group["status"] == OK]
-        row = {"dataset": group["dataset"].iloc[0], "family": family, "latent_dim": int(dim), "n_runs": len(group)}
-        for status in (OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE):
+        row = {"dataset": group["dataset"].iloc[0], "family": family, "latent_dim": int(dim),
+               "n_runs": len(group)}
+        for status in STATUSES:
             row[f"n_{status.replace(' ', '_')}"] = int((group["status"] == status).sum())
         for metric in SUMMARY_METRICS:
             if metric not in group.columns:
@@ -158,37 +154,23 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def read_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """metrics.csv, summary.csv and tests.csv of a results directory, with a clear error if absent."""
-    tables = []
-    for name in ("metrics.csv", "summary.csv", "tests.csv"):
-        path = results / name
-        if not path.exists():
-            raise ResultsError(f"{path} does not exist: run `vaebench aggregate --results {results}` first")
-        tables.append(pd.read_csv(path, keep_default_na=True))
-    metrics, summary, tests = tables
-    for table in tables:
-        for column in ("note", "better", "tied_with") + tuple(c for c in table.columns if c.endswith("_note")):
-            if column in table.columns:
-                table[column] = table[column].astype("string").fillna("").astype(str)
-    return metrics, summary, tests
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", required=True, type=Path, help="results/DATASET, holding FAMILY/zDIM/seedSEED/ runs")
+    p.add_argument("--results", required=True, type=Path,
+                   help="results/DATASET, holding FAMILY/zDIM/seedSEED/ runs")
     p.add_argument("--out-dir", type=Path, default=None,
                    help="where metrics.csv, summary.csv and tests.csv go (default: --results)")
     p.add_argument("--expected", nargs="*", default=[], metavar="RUN_DIR",
-                   help="run directories the config asks for; those absent on disk become rows with status 'missing'")
+                   help="run directories the config asks for; those absent on disk become rows with status "
+                        "'missing'")
 
 
 def run(args: argparse.Namespace) -> int:
     metrics = collect(args.results, args.expected)
     families = catalog.family_order(metrics["family"])
     out_dir = args.out_dir or args.results
-    for name, table in (("metrics", metrics), ("summary", summarise(metrics)),
-                        ("tests", stats.all_tests(metrics, families))):
-        atomic_write(out_dir / f"{name}.csv", lambda tmp, table=table: table.to_csv(tmp, index=False))
+    tables = (metrics, summarise(metrics), stats.all_tests(metrics, families))
+    for name, table in zip(TABLES, tables, strict=True):
+        atomic_write(out_dir / name, lambda tmp, table=table: table.to_csv(tmp, index=False))
     counts = metrics["status"].value_counts()
     print(f"{len(metrics)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) -> {out_dir}")
     return 0

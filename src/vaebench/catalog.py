@@ -30,6 +30,7 @@ class FamilyEntry:
     discrete: bool = False  # trained and scored on the 8-bit bins: its density is P(bin) * 256^D
     scored_as: str | None = None  # scored through another family's density (BCE read as CB)
     everyday_loss: str | None = None  # the loss its negative log-likelihood equals up to a constant
+    distribution: str = ""  # shared by the families that differ only in their scale ("gaussian"); "" if none
 
     @property
     def fixed_scale(self) -> bool:
@@ -51,13 +52,15 @@ CATALOG: tuple[FamilyEntry, ...] = (
     FamilyEntry("continuous_bernoulli", "continuous Bernoulli", "#08519c", "s", "none", has_cdf=True,
                 real_line=False),
     FamilyEntry("gaussian_fixed", "gaussian, fixed sigma (MSE)", "#f4a04e", "D", "fixed", has_cdf=True,
-                real_line=True, everyday_loss="squared error"),
-    FamilyEntry("gaussian", "gaussian, per-pixel sigma", "#e6550d", "^", "per_pixel", has_cdf=True, real_line=True),
+                real_line=True, everyday_loss="squared error", distribution="gaussian"),
+    FamilyEntry("gaussian", "gaussian, per-pixel sigma", "#e6550d", "^", "per_pixel", has_cdf=True, real_line=True,
+                distribution="gaussian"),
     FamilyEntry("gaussian_shared", "gaussian, shared sigma (sigma-VAE)", "#8c2d04", "v", "shared", has_cdf=True,
-                real_line=True),
+                real_line=True, distribution="gaussian"),
     FamilyEntry("laplace_fixed", "laplace, fixed b (MAE)", "#7cc47f", "<", "fixed", has_cdf=True, real_line=True,
-                everyday_loss="absolute error"),
-    FamilyEntry("laplace", "laplace, per-pixel b", "#238b45", ">", "per_pixel", has_cdf=True, real_line=True),
+                everyday_loss="absolute error", distribution="laplace"),
+    FamilyEntry("laplace", "laplace, per-pixel b", "#238b45", ">", "per_pixel", has_cdf=True, real_line=True,
+                distribution="laplace"),
     FamilyEntry("logit_normal", "logit-normal", "#9e9ac8", "P", "per_pixel", has_cdf=True, real_line=False),
     FamilyEntry("logit_laplace", "logit-Laplace", "#54278f", "X", "per_pixel", has_cdf=True, real_line=False),
     FamilyEntry("beta", "beta", "#e7298a", "h", "none", has_cdf=True, real_line=False),

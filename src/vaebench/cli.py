@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         return module.run(args)
     except VaebenchError as err:
         print(f"vaebench {args.stage}: error: {err}", file=sys.stderr)
-        return 2
+        return err.exit_status
 
 
 if __name__ == "__main__":

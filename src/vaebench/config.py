@@ -7,14 +7,13 @@ enumerations, the allowed values with a did-you-mean suggestion. Importing this 
 not import torch: the Snakefile uses it on every invocation.
 """
 
-import ast
-import hashlib
 from pathlib import Path
 from typing import Any
 
 import jsonschema
 import yaml
 
+from vaebench.catalog import FAMILY_IDS
 from vaebench.errors import VaebenchError, unknown_name
 
 
@@ -23,7 +22,11 @@ class ConfigError(VaebenchError):
 
 
 def load_schema(path: str | Path) -> dict:
-    return yaml.safe_load(Path(path).read_text())
+    """The config schema, with the catalog's family ids as the enum of `losses`: the schema file itself
+    lists no family, so adding one touches only families.py and catalog.py."""
+    schema = yaml.safe_load(Path(path).read_text())
+    schema["properties"]["losses"]["items"]["enum"] = list(FAMILY_IDS)
+    return schema
 
 
 def _types(schema: dict) -> list[str]:
@@ -102,51 +105,3 @@ def check(config: dict, schema: dict) -> dict:
         message = _one_line(jsonschema.exceptions.best_match(errors))
         raise ConfigError("\\n".join(message.splitlines()))  # a key or value may itself hold a line break
     return config
-
-
-def _assign_targets(node: ast.stmt) -> list[ast.expr]:
-    """The targets of an assignment (plain or annotated); [] for any other statement."""
-    if isinstance(node, ast.Assign):
-        return node.targets
-    return [node.target] if isinstance(node, ast.AnnAssign) else []
-
-
-def _declared_name(node: ast.ClassDef) -> str | None:
-    """The string a class assigns to `name` in its body (a family's registry id), if any."""
-    for stmt in node.body:
-        targets = _assign_targets(stmt)
-        value = getattr(stmt, "value", None)
-        if any(getattr(t, "id", None) == "name" for t in targets) and isinstance(value, ast.Constant):
-            return value.value
-    return None
-
-
-def _defined_names(node: ast.stmt) -> list[str]:
-    if isinstance(node, (ast.ClassDef, ast.FunctionDef)):
-        return [node.name]
-    return [t.id for t in _assign_targets(node) if isinstance(t, ast.Name)]
-
-
-def family_fingerprint(families_source: str | Path, family: str) -> str:
-    """A short hash of the code one family runs: its class, and every class, function and constant
-    of the module that it uses, directly or through them (its base classes, numerical helpers).
-
-    Comments and formatting do not count (syntax trees are hashed). Rules pass it as a param, so
-    Snakemake's params rerun-trigger retrains exactly the families whose code changed: Snakemake
-    itself does not see changes inside imported modules.
-    """
-    body = ast.parse(Path(families_source).read_text()).body
-    definitions = {name: node for node in body for name in _defined_names(node)}
-    by_family = {_declared_name(n): n for n in body if isinstance(n, ast.ClassDef) and _declared_name(n)}
-    if family not in by_family:
-        raise unknown_name("family", family, by_family)
-    digest, todo, seen = hashlib.sha256(), [by_family[family]], set()
-    while todo:
-        node = todo.pop()
-        if id(node) in seen:
-            continue
-        seen.add(id(node))
-        digest.update(ast.dump(node).encode())
-        used = {n.id for n in ast.walk(node) if isinstance(n, ast.Name)}
-        todo += [definitions[name] for name in sorted(used) if name in definitions]
-    return digest.hexdigest()[:12]

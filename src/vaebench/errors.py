@@ -1,4 +1,4 @@
-"""User-facing errors: the CLI prints their message as one line and exits with status 2."""
+"""User-facing errors: the CLI prints their message as one line and exits with the error's status."""
 
 import difflib
 from collections.abc import Iterable
@@ -6,6 +6,14 @@ from collections.abc import Iterable
 
 class VaebenchError(Exception):
     """Base class for errors a user can cause (bad input, missing data, corrupt files)."""
+
+    exit_status = 2
+
+
+class WriteError(VaebenchError):
+    """An output could not be written (disk full, no permission); what was written before is intact."""
+
+    exit_status = 1
 
 
 class DatasetError(VaebenchError):

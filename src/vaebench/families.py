@@ -1,73 +1,61 @@
 """The registry of output families p(x | z): one small class per family, one decorator line each.
 
-Every number follows ../shared/likelihood-spec.md: `log_density` is a proper density on (0, 1)
+Every number follows docs/likelihoods.md: `log_density` is a proper density on (0, 1)
 (or on the real line), `log_prob_bins` is the probability of the 8-bit bin [v/256, (v+1)/256],
 with real-line families' edge bins extended to -inf / +inf. All math runs in the dtype and on the
 device of `params` ([B, n_params, C, H, W]); `log_density` and `train_loss` never sync with the host.
+The numerical helpers live in numerics.py: a family's training fingerprint follows the helpers it
+names (vaebench.fingerprint), so editing one retrains exactly the families that use it.
 """
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, ClassVar
+from typing import ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import (Beta as TorchBeta, Distribution, Laplace, Normal,
-                                 SigmoidTransform, TransformedDistribution)
+from torch.distributions import Beta as TorchBeta
+from torch.distributions import Distribution, Laplace, Normal, SigmoidTransform, TransformedDistribution
 
 from vaebench import catalog
 from vaebench.errors import VaebenchError, unknown_name
+from vaebench.numerics import (
+    beta_log_tails,
+    laplace_log_cdf,
+    log_bin_mass,
+    log_expm1,
+    log_ndtr,
+    log_sinhc,
+    logit_moments,
+)
 
 N_BINS = 256
 BIN_WIDTH = 1.0 / N_BINS
 LOG_N_BINS = math.log(N_BINS)
 # Logit-space families and beta need x in the open interval: x = 0 and x = 1 (only `dequantize: false`
-# data, v/255, has them) are moved to eps and 1 - eps (1 - 2^-24 is the largest float32 below 1); the
-# spec marks those likelihoods as not comparable. Data strictly inside (0, 1) is never touched, so the
-# density stays normalised.
+# data, v/255, has them) are moved to eps and 1 - eps (1 - 2^-24 is the largest float32 below 1);
+# docs/likelihoods.md marks those likelihoods as not comparable. Data strictly inside (0, 1) is never
+# touched, so the density stays normalised.
 OPEN_INTERVAL_EPS = 2.0 ** -24
-LN2 = math.log(2.0)
-SQRT_HALF = math.sqrt(0.5)
-HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
-LOG_NDTR_TAIL = -12.0  # below: log_ndtr's asymptotic series (erfc underflows in float32 near -13)
-# (-1)^k (2k-1)!!, k = 1..10: Phi(z) = phi(z)/(-z) (1 + sum_k c_k z^-2k) as z -> -inf; at z <= -12 the
-# first omitted term is below 1e-13
-_MILLS_SERIES = tuple((-1) ** k * math.prod(range(1, 2 * k, 2)) for k in range(1, 11))
 
 
 def per_image(t: Tensor) -> Tensor:
-    """[B, C, H, W] -> [B] float64: sum over sub-pixels (independent given z). The per-pixel math runs in the
-    decoder's dtype; the sum is an accumulation, float64 as the spec asks, so float32 terms lose nothing to it."""
+    """[B, C, H, W] -> [B] float64: sum over sub-pixels (independent given z). The per-pixel math runs in
+    the decoder's dtype; the sum is an accumulation, float64 as docs/likelihoods.md asks, so float32 terms
+    lose nothing to it."""
     return t.flatten(1).sum(1, dtype=torch.float64)
 
 
 def positive_scale(raw: Tensor, floor: float) -> Tensor:
-    """softplus(raw) + floor: a scale that never reaches 0 (bounded log-density) and never saturates upward."""
+    """softplus(raw) + floor: a scale that never reaches 0 (bounded log-density), never saturates upward."""
     return F.softplus(raw) + floor
 
 
 def open_interval(x: Tensor) -> Tensor:
     """Move the endpoints 0 and 1 to OPEN_INTERVAL_EPS and 1 - OPEN_INTERVAL_EPS; leave (0, 1) alone."""
     return torch.where(x <= 0, OPEN_INTERVAL_EPS, torch.where(x >= 1, 1 - OPEN_INTERVAL_EPS, x))
-
-
-def log1mexp(t: Tensor) -> Tensor:
-    """log(1 - e^t) for t <= 0, from one tanh: 1 - e^t = -2 tanh(t/2) / (1 - tanh(t/2)).
-
-    Relative accuracy near t = 0, where 1 - e^t cancels (narrow bins); absolute accuracy (error below the
-    dtype's eps) where the result is near 0, which is all a sum of log-probabilities can see. Finite
-    gradient at t = -inf. No expm1 / log1p: torch.compile does not vectorise them on CPU (8x slower).
-    """
-    h = torch.tanh(t / 2)
-    return torch.log(-2 * h / (1 - h))
-
-
-def log_bin_mass(log_big: Tensor, log_small: Tensor, open_edge: Tensor) -> Tensor:
-    """log(e^big - e^small), a CDF (or survival) difference in log space; small := 0 where the bin is open."""
-    small = log_small.masked_fill(open_edge, -math.inf)
-    return log_big + log1mexp(small - log_big)
 
 
 def bin_edges(v: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -81,57 +69,6 @@ def bin_edges(v: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Te
     lo = torch.where(first, 0.5, v) * BIN_WIDTH        # [B, C, H, W]
     hi = torch.where(last, v + 0.5, v + 1) * BIN_WIDTH
     return lo, hi, first, last
-
-
-def log_sinhc(y: Tensor) -> Tensor:
-    """log(sinh(y) / y), even; Taylor series for |y| < 0.1 (error < 1e-16), exact form elsewhere.
-
-    The exact form a + log((1 - e^-2a) / 2a) needs no expm1 (1 - e^-2a >= 0.18 there) and each branch
-    gets its input by clamp, not where: on CPU torch's float32 expm1 and where are not vectorised.
-    """
-    a = y.abs()
-    a_big = a.clamp(min=0.1)  # keeps the unused branch (and its gradient) finite
-    big = a_big + torch.log((1 - torch.exp(-2 * a_big)) / (2 * a_big))
-    s = a.clamp(max=0.1) ** 2
-    series = s * (1 / 6 + s * (-1 / 180 + s * (1 / 2835 - s / 37800)))
-    return torch.where(a < 0.1, series, big)
-
-
-def _log_expm1(d: Tensor) -> Tensor:
-    """log(e^d - 1) for d > 0, stable for tiny and huge d."""
-    return d + log1mexp(-d)
-
-
-def log_ndtr(z: Tensor) -> Tensor:
-    """log Phi(z) of the standard normal from one erfc, or the asymptotic series below LOG_NDTR_TAIL.
-
-    Same numbers as torch.special.log_ndtr (tests: scipy, 1e-13 relative in float64), but built from ops that
-    torch.compile vectorises: torch's log_ndtr calls a scalar erfcx per element, which made the Gaussian
-    families' fused evaluation 3x slower than this.
-    """
-    lower, tail = z < 0, z < LOG_NDTR_TAIL
-    u = torch.where(lower, z.clamp(min=LOG_NDTR_TAIL), -z)  # -|z| (gradient -1 at 0); no underflow for z < 0
-    e = 0.5 * torch.erfc(-u * SQRT_HALF)                # Phi(-|z|)
-    t = z.clamp(max=LOG_NDTR_TAIL)
-    r = 1 / (t * t)
-    poly = torch.zeros_like(r)
-    for c in reversed(_MILLS_SERIES):
-        poly = (poly + c) * r
-    # one log for all three cases, log Phi = offset + log(arg): lower side log e, upper side log(1 - e)
-    # (absolute error below eps), tail -t^2/2 - log sqrt(2 pi) + log((1 + poly) / -t)
-    arg = torch.where(tail, (1 + poly) / -t, torch.where(lower, e, 1 - e))
-    offset = torch.where(tail, -0.5 * t * t - HALF_LOG_2PI, 0.0)
-    return offset + torch.log(arg)
-
-
-def _laplace_log_cdf(z: Tensor) -> Tensor:
-    """log F(z) of the standard Laplace, closed form on each side of 0."""
-    return torch.where(z <= 0, z.clamp(max=0) - LN2, torch.log(1 - 0.5 * torch.exp(-z.clamp(min=0))))
-
-
-def _gauss_legendre(n: int, like: Tensor) -> tuple[Tensor, Tensor]:
-    x, w = np.polynomial.legendre.leggauss(n)
-    return like.new_tensor(x), like.new_tensor(w)
 
 
 # ---------------------------------------------------------------------------------------- registry
@@ -161,7 +98,8 @@ class OutputFamily(nn.Module):
                         for key, default in self.defaults.items()}
         for key, value in self.options.items():
             if not (math.isfinite(value) and value > 0):  # every option so far is a scale
-                raise VaebenchError(f"family {self.name}: option {key} must be a positive number, got {value}")
+                raise VaebenchError(f"family {self.name}: option {key} must be a positive number, "
+                                    f"got {value}")
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v:g}" for k, v in self.options.items())
@@ -231,7 +169,8 @@ def _cb_mean(eta: Tensor) -> Tensor:
 
 @register
 class ContinuousBernoulli(OutputFamily):
-    """Continuous Bernoulli on logits eta = logit(lambda): the normalised BCE (Loaiza-Ganem & Cunningham 2019).
+    """Continuous Bernoulli on logits eta = logit(lambda): the normalised BCE
+    (Loaiza-Ganem & Cunningham 2019).
 
     Departs from torch.distributions.ContinuousBernoulli, which clamps probs by the dtype's eps, so a
     saturated pixel's log-normaliser depends on float32 vs float64. Here everything is written in eta:
@@ -289,7 +228,8 @@ class Bernoulli(ContinuousBernoulli):
     """Plain BCE on logits (the usual VAE loss), which is not a density on (0, 1).
 
     Trains on BCE; its likelihood columns, CDF and bins read the same logits as a continuous
-    Bernoulli (spec: "bernoulli (read as CB)"). Its mean is sigmoid(logits): the value BCE fits.
+    Bernoulli ("bernoulli (read as CB)" in docs/likelihoods.md). Its mean is sigmoid(logits): the value
+    BCE fits.
     """
 
     name = "bernoulli"
@@ -314,44 +254,7 @@ class Noise:
 
 
 NORMAL = Noise(lambda loc, scale: Normal(loc, scale, validate_args=False), log_ndtr, 1.0)
-LAPLACE = Noise(lambda loc, scale: Laplace(loc, scale, validate_args=False), _laplace_log_cdf, math.sqrt(2.0))
-
-# Breakpoints of the composite Gauss-Legendre rule for logit-space moments: in units of the noise scale
-# around loc, and in logit space around the sigmoid's step (all kinks and fast changes fall on them).
-_NOISE_BREAKS = (0, 0.5, 1, 2, 3, 4, 6, 9, 14, 22, 40)
-_SIGMOID_BREAKS = (0, 1, 2, 4, 7, 12, 20, 40)
-_NODES_PER_PANEL = 8
-
-
-def _symmetric(breaks, like: Tensor) -> Tensor:
-    b = like.new_tensor(breaks[1:])
-    return torch.cat([-b.flip(0), like.new_zeros(1), b])
-
-
-def logit_moments(noise: Noise, loc: Tensor, scale: Tensor) -> tuple[Tensor, Tensor]:
-    """Mean and variance of sigmoid(Y), Y = loc + scale * noise, by composite Gauss-Legendre quadrature.
-
-    Gauss-Hermite/Laguerre fail when the scale is large: the sigmoid's step (width 1/scale in noise units)
-    falls between nodes. Here panels are cut at the noise's breakpoints loc + scale*t and at the sigmoid's
-    breakpoints, so each panel is smooth on its own scale; the noise beyond 40 scales is dropped
-    (< 1e-17). The variance is accumulated around sigmoid(loc) so it does not cancel for tiny scales.
-    """
-    edges = torch.cat([loc[..., None] + scale[..., None] * _symmetric(_NOISE_BREAKS, loc),
-                       _symmetric(_SIGMOID_BREAKS, loc).expand(*loc.shape, -1)], -1).sort(-1).values
-    nodes, weights = _gauss_legendre(_NODES_PER_PANEL, loc)
-    base = noise.distribution(loc[..., None], scale[..., None])
-    centre = torch.sigmoid(loc)
-    first = torch.zeros_like(loc)
-    second = torch.zeros_like(loc)
-    for j in range(edges.shape[-1] - 1):
-        a, b = edges[..., j:j + 1], edges[..., j + 1:j + 2]
-        half = (b - a) / 2
-        y = a + half * (nodes + 1)                                      # [..., nodes]
-        w = half * weights * base.log_prob(y).exp()
-        g = torch.sigmoid(y) - centre[..., None]
-        first = first + (w * g).sum(-1)
-        second = second + (w * g * g).sum(-1)
-    return centre + first, (second - first ** 2).clamp_min(0)
+LAPLACE = Noise(lambda loc, scale: Laplace(loc, scale, validate_args=False), laplace_log_cdf, math.sqrt(2.0))
 
 
 class LocationScale(OutputFamily):
@@ -402,14 +305,14 @@ class LocationScale(OutputFamily):
 
     def mean(self, params):
         loc, scale = self.loc_scale(params)
-        return logit_moments(self.noise, loc, scale)[0] if self.logit_space else loc
+        return logit_moments(self.noise.distribution, loc, scale)[0] if self.logit_space else loc
 
     def std(self, params):
         if not self.learned_scale:
             return None
         loc, scale = self.loc_scale(params)
         if self.logit_space:
-            return logit_moments(self.noise, loc, scale)[1].sqrt()
+            return logit_moments(self.noise.distribution, loc, scale)[1].sqrt()
         return (scale * self.noise.std).expand_as(loc)
 
 
@@ -424,7 +327,7 @@ class LearnedScale(LocationScale):
 
 @register
 class GaussianFixed(LocationScale):
-    """Normal(mu, sigma) with sigma fixed by config; default sigma^2 = 1/2, so -log p = squared error + const."""
+    """Normal(mu, sigma) with sigma fixed by config; default sigma^2 = 1/2: -log p = squared error + const."""
 
     name = "gaussian_fixed"
     n_params = 1
@@ -437,8 +340,8 @@ class GaussianFixed(LocationScale):
 
 @register
 class Gaussian(LearnedScale):
-    """Normal(mu_i, sigma_i), sigma_i = softplus(raw) + 1e-3 (the floor is about the dequantization noise's std,
-    1/(256 sqrt 12), so it never binds on dequantized data but bounds the density on v/255 data)."""
+    """Normal(mu_i, sigma_i), sigma_i = softplus(raw) + 1e-3 (the floor is about the dequantization noise's
+    std, 1/(256 sqrt 12), so it never binds on dequantized data but bounds the density on v/255 data)."""
 
     name = "gaussian"
     noise = NORMAL
@@ -549,7 +452,7 @@ class DiscretizedLogistic(OutputFamily):
         # first bin log sigmoid(b), last log sigmoid(-a), interior log sigmoid(a) + log sigmoid(-b) + ...:
         # the arguments are chosen first, so each sub-pixel takes two logsigmoids, not four
         edge = F.logsigmoid(torch.where(first, b, torch.where(last, -a, a)))
-        return edge + torch.where(first | last, 0.0, F.logsigmoid(-b) + _log_expm1(BIN_WIDTH / scale))
+        return edge + torch.where(first | last, 0.0, F.logsigmoid(-b) + log_expm1(BIN_WIDTH / scale))
 
     def log_prob_bins(self, params, v):
         return per_image(self._log_bin(*self.loc_scale(params), v))
@@ -603,56 +506,6 @@ class DiscretizedLogistic(OutputFamily):
 
 # ---------------------------------------------------------------------------------------------- beta
 
-def _betacf(a: Tensor, b: Tensor, x: Tensor, max_steps: int = 300, check_every: int = 8) -> Tensor:
-    """Continued fraction of the incomplete beta function (modified Lentz, Numerical Recipes 6.4).
-
-    Converges fast for x < (a+1)/(a+b+2): with concentrations in [1e-4, 1e4], at most 108 steps on every
-    bin edge (median 5). Every `check_every` steps the converged elements are stored and dropped, so
-    the cost follows the typical, not the worst, element (a host sync: evaluation only, never training).
-    """
-    finfo = torch.finfo(x.dtype)
-    fpmin, tol = finfo.tiny / finfo.eps, 4 * finfo.eps
-
-    def nonzero(t):
-        return torch.where(t.abs() < fpmin, fpmin, t)
-
-    shape = x.shape
-    out = torch.empty(x.numel(), dtype=x.dtype, device=x.device)
-    active = torch.arange(x.numel(), device=x.device)
-    a, b, x = (t.expand(shape).reshape(-1) for t in (a, b, x))
-    c = torch.ones_like(x)
-    d = 1 / nonzero(1 - (a + b) * x / (a + 1))
-    h = d
-    for m in range(1, max_steps + 1):
-        for coef in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                     -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1 / nonzero(1 + coef * d)
-            c = nonzero(1 + coef / c)
-            delta = d * c
-            h = h * delta
-        if m % check_every == 0 or m == max_steps:
-            done = ((delta - 1).abs() <= tol) | (m == max_steps)
-            out[active[done]] = h[done]
-            if bool(done.all()):
-                break
-            keep = ~done
-            active, a, b, x, c, d, h = (t[keep] for t in (active, a, b, x, c, d, h))
-    return out.view(shape)
-
-
-def beta_log_tails(a: Tensor, b: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """(log F(x), log S(x)) of Beta(a, b) at x in (0, 1): the continued fraction on its fast side,
-    the other tail from log1mexp."""
-    lower = x < (a + 1) / (a + b + 2)
-    p, q = torch.where(lower, a, b), torch.where(lower, b, a)
-    y = torch.where(lower, x, 1 - x)
-    log_beta = torch.lgamma(p) + torch.lgamma(q) - torch.lgamma(p + q)
-    log_direct = (p * torch.log(y) + q * torch.log1p(-y) - torch.log(p) - log_beta
-                  + torch.log(_betacf(p, q, y))).clamp(max=0)
-    log_other = log1mexp(log_direct)
-    return torch.where(lower, log_direct, log_other), torch.where(lower, log_other, log_direct)
-
-
 @register
 class Beta(OutputFamily):
     """Beta(alpha_i, beta_i) with log alpha = L tanh(raw / L), L = ln 1e4: concentrations bounded to
@@ -660,7 +513,7 @@ class Beta(OutputFamily):
 
     torch has no Beta CDF: the CDF is the regularised incomplete beta by its continued fraction
     (beta_log_tails), bins are differences of the smaller tail in log space. Checked against scipy in
-    the tests. Mean alpha / (alpha + beta). The spec lists no learned scale, so std is None.
+    the tests. Mean alpha / (alpha + beta). No learned scale (docs/likelihoods.md), so std is None.
     """
 
     name = "beta"

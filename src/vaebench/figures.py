@@ -1,19 +1,18 @@
 """`vaebench figures`: the comparison figures (PNG and SVG) from a results directory alone.
 
 Reads metrics.csv / summary.csv / tests.csv (from `vaebench aggregate`) and each run's
-history.csv and artifacts.npz. Every figure is always written: where a study has nothing to
-show (no latent dimension 2, no family with a learned scale, too few seeds for tests) the file
-says why, so the Snakemake report never meets a missing file. One family order, colour,
-marker and line style (`family_styles`) is shared by every figure; image grids take the lowest
-seed with an ok run.
+history.csv and artifacts.npz, through `vaebench.results.Study`. Every figure is always written:
+where a study has nothing to show (no latent dimension 2, no family with a learned scale, too
+few seeds for tests) the file says why, so the Snakemake report never meets a missing file. One
+family order, colour, marker and line style (`family_styles`) is shared by every figure; image
+grids take the lowest seed with an ok run. The figures' names and order are `captions.FIGURES`
+(the Snakefile reads them too), their captions workflow/report/NAME.rst.
 """
 
 import argparse
 import math
 import warnings
-import zipfile
-from dataclasses import dataclass, field
-from functools import cached_property
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -26,14 +25,13 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from vaebench import catalog  # noqa: E402
-from vaebench.aggregate import OK, ResultsError, family_labels, read_tables  # noqa: E402
+from vaebench.captions import FIGURES  # noqa: E402
+from vaebench.results import BPD_LABEL, Study  # noqa: E402
 from vaebench.stats import ALPHA, MIN_PAIRS_T, count  # noqa: E402
 from vaebench.utils import atomic_write  # noqa: E402
 
 DPI = 110
 SPARE_MARKERS = "*8H+x"  # for families the catalog does not know
-METRIC_NAMES = {"bpd_disc": "discretized bits/dim", "bpd_deq": "dequantized bits/dim"}
-BPD_LABEL = {metric: f"{name} (lower is better)" for metric, name in METRIC_NAMES.items()}
 
 
 @dataclass(frozen=True)
@@ -59,87 +57,14 @@ def family_styles(families) -> dict[str, Style]:
     return styles
 
 
-def read_npz(path: Path) -> dict[str, np.ndarray]:
-    """Every array of an artifacts.npz, or a one-line error if the file is damaged."""
-    try:
-        with np.load(path) as npz:
-            return {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as err:
-        raise ResultsError(f"{path} is unreadable ({type(err).__name__}): re-run `vaebench evaluate`") from None
-
-
 class NoData(Exception):
     """A figure has nothing to draw in this study; the message says why."""
 
 
-@dataclass
-class Study:
-    """The tables of one results directory and lazy access to its runs' files."""
-    results: Path
-    metrics: pd.DataFrame
-    summary: pd.DataFrame
-    tests: pd.DataFrame
-    _npz: dict = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, results: Path) -> "Study":
-        return cls(results, *read_tables(results))
-
-    @cached_property
-    def families(self) -> list[str]:
-        return catalog.family_order(self.metrics["family"])
-
-    @cached_property
-    def labels(self) -> dict[str, str]:
-        return family_labels(self.metrics)
-
-    @cached_property
-    def styles(self) -> dict[str, Style]:
-        return family_styles(self.families)
-
-    @cached_property
-    def dims(self) -> list[int]:
-        return sorted(int(d) for d in self.metrics["latent_dim"].unique())
-
-    @cached_property
-    def ok(self) -> pd.DataFrame:
-        return self.metrics[self.metrics["status"] == OK]
-
-    def npz(self, run_dir: str) -> dict[str, np.ndarray] | None:
-        """The arrays of a run's artifacts.npz (None if it has none), read once per study."""
-        if run_dir not in self._npz:
-            path = self.results / run_dir / "artifacts.npz"
-            self._npz[run_dir] = read_npz(path) if path.exists() else None
-        return self._npz[run_dir]
-
-    def artifacts(self, family: str, dim: int) -> tuple[int, dict] | None:
-        """(seed, arrays) of the lowest-seed ok run of (family, dim) that has artifacts.npz, else None."""
-        runs = self.ok[(self.ok["family"] == family) & (self.ok["latent_dim"] == dim)].sort_values("seed")
-        for _, run in runs.iterrows():
-            arrays = self.npz(run["run_dir"])
-            if arrays is not None:
-                return int(run["seed"]), arrays
-        return None
-
-    @cached_property
-    def history(self) -> pd.DataFrame:
-        """Every run's history.csv (ok and diverged), stacked, with family / latent_dim / seed / status."""
-        frames = []
-        for _, run in self.metrics.iterrows():
-            path = self.results / run["run_dir"] / "history.csv"
-            if path.exists():
-                try:
-                    frame = pd.read_csv(path)
-                except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-                    raise ResultsError(f"{path} is unreadable ({type(err).__name__})") from None
-                frames.append(frame.assign(family=run["family"], latent_dim=run["latent_dim"], seed=run["seed"],
-                                           status=run["status"]))
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
 def _legend_below(fig, study: Study, families) -> None:
-    handles = [plt.Line2D([], [], color=study.styles[f].color, marker=study.styles[f].marker,
-                          linestyle=study.styles[f].linestyle, label=study.labels[f]) for f in families]
+    styles = family_styles(study.families)
+    handles = [plt.Line2D([], [], color=styles[f].color, marker=styles[f].marker,
+                          linestyle=styles[f].linestyle, label=study.labels[f]) for f in families]
     fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), frameon=False,
                bbox_to_anchor=(0.5, 0.0), fontsize=9)
 
@@ -161,24 +86,28 @@ def bpd_vs_latent(study: Study):
     if summary.empty:
         raise NoData("no ok run has a bits/dim value yet")
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.2))  # own y-scales: the two columns can differ by bits
+    styles = family_styles(study.families)
     dodge = {f: 2 ** (0.025 * (i - (len(study.families) - 1) / 2)) for i, f in enumerate(study.families)}
     drawn = []
-    for ax, metric in zip(axes, ("bpd_disc", "bpd_deq")):
+    for ax, metric in zip(axes, ("bpd_disc", "bpd_deq"), strict=True):
         means = summary.set_index(["family", "latent_dim"])[f"{metric}_mean"].dropna()
         limit = _off_scale(means)
         above = []
         for family in study.families:
-            rows = summary[(summary["family"] == family) & summary[f"{metric}_mean"].notna()].sort_values("latent_dim")
+            rows = summary[(summary["family"] == family) & summary[f"{metric}_mean"].notna()]
+            rows = rows.sort_values("latent_dim")
             if rows.empty:
                 continue
-            style = study.styles[family]
+            style = styles[family]
             half = (rows[f"{metric}_ci95_high"] - rows[f"{metric}_mean"]).fillna(0)
-            ax.errorbar(rows["latent_dim"] * dodge[family], rows[f"{metric}_mean"], yerr=half, color=style.color,
-                        marker=style.marker, linestyle=style.linestyle, capsize=3, markersize=5, linewidth=1.5)
+            ax.errorbar(rows["latent_dim"] * dodge[family], rows[f"{metric}_mean"], yerr=half,
+                        color=style.color, marker=style.marker, linestyle=style.linestyle, capsize=3,
+                        markersize=5, linewidth=1.5)
             drawn.append(family)
             if limit is not None:
                 above += [f"{study.labels[family]}: {value:.2f} (z = {dim})"
-                          for dim, value in zip(rows["latent_dim"], rows[f"{metric}_mean"]) if value > limit]
+                          for dim, value in zip(rows["latent_dim"], rows[f"{metric}_mean"], strict=True)
+                          if value > limit]
         if limit is not None:
             kept = summary.loc[summary[f"{metric}_mean"] <= limit]
             low, high = kept[f"{metric}_ci95_low"].fillna(kept[f"{metric}_mean"]).min(), \
@@ -207,10 +136,12 @@ def learning_curves(study: Study):
     families = [f for f in study.families if (history["family"] == f).any()]
     ncols = min(4, len(families))
     nrows = math.ceil(len(families) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.5 * nrows + 0.6), squeeze=False, sharex=True)
-    colors = dict(zip(study.dims, sns.color_palette("viridis", len(study.dims))))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.5 * nrows + 0.6), squeeze=False,
+                             sharex=True)
+    colors = dict(zip(study.dims, sns.color_palette("viridis", len(study.dims)), strict=True))
+    styles = family_styles(study.families)
     last_epoch = history["epoch"].max()
-    for ax, family in zip(axes.flat, families):
+    for ax, family in zip(axes.flat, families, strict=False):  # spare axes are hidden
         runs = history[history["family"] == family]
         for (dim, _seed), run in runs.groupby(["latent_dim", "seed"]):
             diverged = run["status"].iloc[0] == "diverged"
@@ -224,7 +155,7 @@ def learning_curves(study: Study):
         if np.isfinite([low, high]).all():
             pad = 0.08 * max(high - low, 1.0)
             ax.set_ylim(low - pad, high + pad)
-        ax.set_title(study.labels[family], color=study.styles[family].color, fontsize=10)
+        ax.set_title(study.labels[family], color=styles[family].color, fontsize=10)
         ax.set_xlim(0.5, last_epoch + 0.5)
         ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True, min_n_ticks=1))
         ax.grid(alpha=0.3)
@@ -251,7 +182,8 @@ def _mosaic(images: np.ndarray, pad: float = 1.0) -> np.ndarray:
     return out
 
 
-def _image_rows(study: Study, rows_per_dim: dict[int, list[tuple[str, np.ndarray | None]]], cmap: str = "gray"):
+def _image_rows(study: Study, rows_per_dim: dict[int, list[tuple[str, np.ndarray | None]]],
+                cmap: str = "gray"):
     """One panel per latent dimension; each panel stacks labelled rows of images (None: a blank row)."""
     dims = list(rows_per_dim)
     shapes = [img.shape for rows in rows_per_dim.values() for _, img in rows if img is not None]
@@ -260,12 +192,14 @@ def _image_rows(study: Study, rows_per_dim: dict[int, list[tuple[str, np.ndarray
     n, c, h, w = shapes[0]
     n_rows = max(len(rows) for rows in rows_per_dim.values())
     width_in, height_in = n * (w + 1) / 100, n_rows * (h + 2) / 100
-    fig, axes = plt.subplots(1, len(dims), figsize=(width_in * len(dims) + 2.4, height_in + 0.8), squeeze=False)
+    fig, axes = plt.subplots(1, len(dims), figsize=(width_in * len(dims) + 2.4, height_in + 0.8),
+                             squeeze=False)
     blank = np.full((h, n * (w + 1) - 1, c), 0.85, np.float32)
-    for ax, dim in zip(axes[0], dims):
+    for ax, dim in zip(axes[0], dims, strict=True):
         strips, labels = [], []
         for label, images in rows_per_dim[dim]:
-            strips += [_mosaic(images) if images is not None else blank, np.ones((2, blank.shape[1], c), np.float32)]
+            strips += [_mosaic(images) if images is not None else blank,
+                       np.ones((2, blank.shape[1], c), np.float32)]
             labels.append(label)
         mosaic = np.concatenate(strips[:-1])
         ax.imshow(mosaic[..., 0] if c == 1 else mosaic, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
@@ -345,13 +279,14 @@ def latent_scatter(study: Study):
     low, high = np.quantile(pooled, 0.005, axis=0), np.quantile(pooled, 0.995, axis=0)
     pad = 0.05 * (high - low)
     colors = np.array(sns.color_palette("tab10", 10))
+    styles = family_styles(study.families)
     knn = study.ok[study.ok["latent_dim"] == 2].set_index(["family", "seed"]).get("knn_acc")
-    for ax, (family, (seed, arrays)) in zip(axes.flat, found.items()):
+    for ax, (family, (seed, arrays)) in zip(axes.flat, found.items(), strict=False):
         mu, labels = arrays["latent_mu"], arrays["latent_labels"]
         ax.scatter(mu[:, 0], mu[:, 1], c=colors[labels % 10], s=2, alpha=0.6, linewidths=0, rasterized=True)
         acc = knn.get((family, seed)) if knn is not None else None
         note = f", kNN acc {acc:.2f}" if acc is not None and np.isfinite(acc) else ""
-        ax.set_title(f"{study.labels[family]}\n(seed {seed}{note})", fontsize=9, color=study.styles[family].color)
+        ax.set_title(f"{study.labels[family]}\n(seed {seed}{note})", fontsize=9, color=styles[family].color)
         ax.set_xlim(low[0] - pad[0], high[0] + pad[0])
         ax.set_ylim(low[1] - pad[1], high[1] + pad[1])
     for ax in axes.flat[len(found):]:
@@ -391,10 +326,11 @@ def calibration(study: Study):
     ax.set_xlabel("fraction of test sub-pixels inside\nthe central 90% interval (0.90 is ideal)")
     ax.set_ylabel("")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0, -0.18), ncol=2, frameon=False)
+    styles = family_styles(study.families)
     for i, (family, (counts, edges)) in enumerate(pits.items()):
         pax = fig.add_subplot(grid[i // ncols, 2 + i % ncols])
         density = counts / counts.sum() / np.diff(edges)
-        pax.bar(edges[:-1], density, width=np.diff(edges), align="edge", color=study.styles[family].color,
+        pax.bar(edges[:-1], density, width=np.diff(edges), align="edge", color=styles[family].color,
                 edgecolor="white", linewidth=0.5)
         pax.axhline(1.0, color="red", linestyle="--", linewidth=1)
         pax.set_title(f"{study.labels[family]}\nPIT, z = {dim}", fontsize=8)
@@ -410,14 +346,14 @@ def significance(study: Study, metric: str = "bpd_disc"):
     tests = study.tests[study.tests["metric"] == metric]
     if not tests["t_p_holm"].notna().any():
         most = int(tests["n_pairs"].max()) if not tests.empty else 0
-        raise NoData(f"at most {count(most, 'paired seed')} per pair of families: the tests need {MIN_PAIRS_T} "
-                     "seeds, so no difference can be called significant in this study")
+        raise NoData(f"at most {count(most, 'paired seed')} per pair of families: the tests need "
+                     f"{MIN_PAIRS_T} seeds, so no difference can be called significant in this study")
     dims = sorted(int(d) for d in tests["latent_dim"].unique())
     side = 0.5 * len(study.families) + 1.6
     fig, axes = plt.subplots(1, len(dims), figsize=(side * len(dims) + 1.5, side + 0.6), squeeze=False,
                              layout="constrained")
     vmax = 4.0
-    for ax, dim in zip(axes[0], dims):
+    for ax, dim in zip(axes[0], dims, strict=True):
         at = tests[tests["latent_dim"] == dim]
         ax.set_title(f"latent dimension {dim}", fontsize=10)
         if not at["t_p_holm"].notna().any():
@@ -445,22 +381,24 @@ def significance(study: Study, metric: str = "bpd_disc"):
     mappable = plt.cm.ScalarMappable(plt.Normalize(-vmax, vmax), "RdBu")
     bar = fig.colorbar(mappable, ax=list(axes[0]), shrink=0.6, pad=0.02)
     bar.set_label("log10(1/p_holm), + when the row is better", fontsize=8)
-    fig.suptitle(f"Paired t-tests on {BPD_LABEL[metric]}, Holm-corrected. Cells: row minus column in bits/dim; "
-                 f"* p_holm < {ALPHA}; grey: not tested", fontsize=9)
+    fig.suptitle(f"Paired t-tests on {BPD_LABEL[metric]}, Holm-corrected. Cells: row minus column in "
+                 f"bits/dim; * p_holm < {ALPHA}; grey: not tested", fontsize=9)
     return fig
 
 
 def cost(study: Study):
     """9. Training and evaluation wall time per family (bars: mean over ok seeds; whiskers: min to max)."""
-    ok = study.ok.assign(label=study.ok["family"].map(study.labels), z=study.ok["latent_dim"].map(lambda d: f"z = {d}"))
+    ok = study.ok.assign(label=study.ok["family"].map(study.labels),
+                         z=study.ok["latent_dim"].map(lambda d: f"z = {d}"))
     if ok.empty:
         raise NoData("no ok run yet")
     order = [study.labels[f] for f in study.families if (ok["family"] == f).any()]
     fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(order) * len(study.dims) + 1.8), sharey=True)
-    for ax, column, title in zip(axes, ("train_seconds", "eval_seconds"), ("training", "evaluation")):
+    for ax, column, title in zip(axes, ("train_seconds", "eval_seconds"), ("training", "evaluation"),
+                                 strict=True):
         if column in ok.columns and ok[column].notna().any():
-            sns.barplot(data=ok, y="label", x=column, hue="z", order=order, errorbar=("pi", 100), palette="crest",
-                        ax=ax, legend=ax is axes[0])
+            sns.barplot(data=ok, y="label", x=column, hue="z", order=order, errorbar=("pi", 100),
+                        palette="crest", ax=ax, legend=ax is axes[0])
         ax.set_xlabel(f"{title} wall time, seconds per run (lower is better)")
         ax.set_ylabel("")
         ax.grid(axis="x", alpha=0.3)
@@ -473,7 +411,7 @@ def cost(study: Study):
     return fig
 
 
-FIGURES = {
+DRAW = {  # name -> draw function; the names and their order are captions.FIGURES
     "bpd_vs_latent": bpd_vs_latent,
     "learning_curves": learning_curves,
     "reconstructions": reconstructions,
@@ -484,54 +422,10 @@ FIGURES = {
     "significance": significance,
     "cost": cost,
 }
-
-# (title, caption) per figure, for the HTML report; workflow/report/NAME.rst says the same for Snakemake's report
-CAPTIONS = {
-    "bpd_vs_latent": (
-        "Bits per dimension against latent dimension",
-        "Importance-sampled test negative log-likelihood in bits/dim (lower is better): left the discretized "
-        "likelihood of the 8-bit pixel values, right the density of dequantized images. One line per family, mean "
-        "over ok seeds, whiskers the 95% t-interval across seeds (none with a single seed). Each panel has its own "
-        "scale; points far above the rest are listed in a box instead of squashing it."),
-    "learning_curves": (
-        "Learning curves",
-        "Test ELBO in nats per image (higher is better) after each epoch, one panel per family with its own scale, "
-        "one line per run coloured by latent dimension. Dotted lines ending in a red x are diverged runs. The first "
-        "epoch is left out of the y-range when it would flatten the rest."),
-    "reconstructions": (
-        "Reconstructions",
-        "The same 16 test images (top row) and each family's reconstruction: the family's mean image (the true "
-        "mean, not lambda for the continuous Bernoulli) at the posterior mean of z, from the lowest seed with an ok "
-        "run."),
-    "samples": (
-        "Samples",
-        "The family's mean image at 16 draws z ~ N(0, I), one row per family, from the lowest seed with an ok run."),
-    "latent_scatter": (
-        "Latent space at latent dimension 2",
-        "Posterior means of the test images, one panel per family, coloured by class; the title gives the kNN "
-        "(k = 15) accuracy of the same run. All panels share one scale."),
-    "std_maps": (
-        "Per-pixel standard deviation",
-        "The predicted standard deviation of each pixel at the samples of the samples figure, for the families "
-        "that have one (a learned scale), averaged over colour channels; each row is scaled to its own 99th "
-        "percentile, given in its label. "
-        "Families with a fixed or no scale have no row."),
-    "calibration": (
-        "Calibration",
-        "Left: the fraction of test sub-pixels inside the family's central 90% predictive interval (0.90 is "
-        "ideal; whiskers span the seeds). Right: probability integral transform histograms at the largest latent "
-        "dimension, summed over ok seeds; a calibrated family is flat at 1."),
-    "significance": (
-        "Pairwise tests",
-        "Paired t-tests between families over seeds on the discretized bits/dim, Holm-corrected within each latent "
-        "dimension. A cell gives row minus column in bits/dim (negative: the row is better); its colour the "
-        "strength of the evidence, blue where the row is better; * marks p_holm < 0.05. Grey cells were not "
-        "tested (fewer than 3 paired seeds or no value)."),
-    "cost": (
-        "Cost",
-        "Wall time of training and of evaluation per run (lower is better), mean over ok seeds with whiskers from "
-        "the fastest to the slowest seed, on the device named above the panels."),
-}
+if set(DRAW) != set(FIGURES):
+    raise ImportError(f"figures.DRAW and captions.FIGURES disagree: draw functions without a name "
+                      f"{sorted(set(DRAW) - set(FIGURES))}, names without a draw function "
+                      f"{sorted(set(FIGURES) - set(DRAW))}")
 
 
 def placeholder(name: str, reason: str):
@@ -545,15 +439,17 @@ def draw_all(study: Study, out_dir: Path) -> dict[str, str]:
     """Write every figure as NAME.png and NAME.svg; return {name: reason} for those drawn as placeholders."""
     out_dir.mkdir(parents=True, exist_ok=True)
     skipped = {}
-    with sns.axes_style("ticks"), plt.rc_context({"svg.fonttype": "none", "figure.dpi": DPI}):
-        for name, draw in FIGURES.items():
+    # svg.hashsalt: the SVGs' element ids are hashes of their content, not random: SVGs repeat byte for byte
+    rc = {"svg.fonttype": "none", "svg.hashsalt": "vaebench", "figure.dpi": DPI}
+    with sns.axes_style("ticks"), plt.rc_context(rc):
+        for name in FIGURES:
             try:
-                fig = draw(study)
+                fig = DRAW[name](study)
             except NoData as reason:
                 skipped[name] = str(reason)
                 fig = placeholder(name, str(reason))
             for ext in ("png", "svg"):
-                atomic_write(out_dir / f"{name}.{ext}", lambda tmp, ext=ext: fig.savefig(
+                atomic_write(out_dir / f"{name}.{ext}", lambda tmp, ext=ext, fig=fig: fig.savefig(
                     tmp, format=ext, dpi=DPI, bbox_inches="tight", metadata=_metadata(ext)))
             plt.close(fig)
     return skipped

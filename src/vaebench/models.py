@@ -6,6 +6,7 @@ Two architectures, both built from the dataset's own C x H x W (so D is never ch
   max-pooling, mirrored by bilinear upsampling and transposed convolutions.
 """
 
+import io
 import math
 import pickle
 from dataclasses import asdict, dataclass, field
@@ -111,10 +112,17 @@ def build_model(cfg: ModelConfig) -> VAE:
     return VAE(cfg)
 
 
+def save_torch(path: str | Path, payload: dict) -> Path:
+    """torch.save `payload` atomically. Serialised in memory first: torch's own file writer reports a full
+    disk as an obscure RuntimeError, a plain write as the OSError it is (which atomic_write names)."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    return atomic_write(path, lambda tmp: tmp.write_bytes(buffer.getbuffer()))
+
+
 def save_model(model: VAE, path: str | Path) -> Path:
     """Save config + weights; `load_model` rebuilds it with torch.load(weights_only=True)."""
-    payload = {"config": asdict(model.config), "state_dict": model.state_dict()}
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return save_torch(path, {"config": asdict(model.config), "state_dict": model.state_dict()})
 
 
 def load_model(path: str | Path, device: torch.device | str = "cpu") -> VAE:

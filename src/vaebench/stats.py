@@ -19,7 +19,8 @@ from scipy import stats as sps
 
 ALPHA = 0.05
 MIN_PAIRS_T = 3  # with 2 pairs a t-test has 1 degree of freedom: its p-value means next to nothing
-MIN_PAIRS_WILCOXON = next(n for n in range(1, 64) if 2.0 / 2**n < ALPHA)  # smallest attainable p is 2/2^n -> 6
+# the smallest p-value the exact test can reach with n pairs is 2/2^n: 6 pairs at ALPHA = 0.05
+MIN_PAIRS_WILCOXON = next(n for n in range(1, 64) if 2.0 / 2**n < ALPHA)
 TESTED_METRICS = ("bpd_disc", "bpd_deq")
 
 TEST_COLUMNS = (
@@ -100,7 +101,8 @@ def paired_comparison(a: pd.Series, b: pd.Series) -> dict:
     diff = t_interval(d)
     row = {
         "n_pairs": n, "seeds": " ".join(str(int(s)) for s in both.index),
-        "mean_a": float(both["a"].mean()) if n else math.nan, "mean_b": float(both["b"].mean()) if n else math.nan,
+        "mean_a": float(both["a"].mean()) if n else math.nan,
+        "mean_b": float(both["b"].mean()) if n else math.nan,
         "diff_mean": diff["mean"], "diff_ci95_low": diff["ci95_low"], "diff_ci95_high": diff["ci95_high"],
         "cohens_dz": diff["mean"] / diff["std"] if n > 1 and diff["std"] > 0 else math.nan,
         "rank_biserial": rank_biserial(d), "t_stat": math.nan, "t_p": math.nan,
@@ -135,7 +137,7 @@ def pairwise_tests(metrics: pd.DataFrame, metric: str, families: list[str]) -> p
                  for fa, fb in itertools.combinations(present, 2)]
         for test in ("t", "wilcoxon"):
             adjusted = holm([r[f"{test}_p"] for r in block])
-            for r, p in zip(block, adjusted):
+            for r, p in zip(block, adjusted, strict=True):
                 r[f"{test}_p_holm"] = p
         for r in block:
             r["significant"] = bool(r["t_p_holm"] < ALPHA)
@@ -173,8 +175,9 @@ def ranking(metrics: pd.DataFrame, tests: pd.DataFrame, metric: str, families: l
             mine = pairs[(pairs["family_a"] == family) | (pairs["family_b"] == family)]
             others = np.where(mine["family_a"] == family, mine["family_b"], mine["family_a"])
             beaten_by = int(((mine["better"] != "") & (mine["better"] != family)).sum())
-            tied = [o for o, sig, p in zip(others, mine["significant"], mine["t_p_holm"]) if not sig and np.isfinite(p)]
-            untested = [o for o, p in zip(others, mine["t_p_holm"]) if not np.isfinite(p)]
+            tied = [o for o, sig, p in zip(others, mine["significant"], mine["t_p_holm"], strict=True)
+                    if not sig and np.isfinite(p)]
+            untested = [o for o, p in zip(others, mine["t_p_holm"], strict=True) if not np.isfinite(p)]
             rows.append({
                 "metric": metric, "latent_dim": int(dim), "family": family, "mean": means[family],
                 "rank_by_mean": position, "rank": 1 + beaten_by if tested else position,

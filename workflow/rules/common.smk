@@ -10,10 +10,11 @@ import yaml
 from snakemake.utils import validate
 
 from vaebench.catalog import FAMILY_IDS
-from vaebench.config import ConfigError, check, family_fingerprint, load_schema
+from vaebench.config import ConfigError, check, load_schema
+from vaebench.fingerprint import family_fingerprint
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-FAMILIES_SOURCE = Path(workflow.basedir) / "src" / "vaebench" / "families.py"
+PACKAGE_SOURCE = Path(workflow.basedir) / "src" / "vaebench"
 RUN = "results/{dataset}/{loss}/z{dim}/seed{seed}"
 
 try:
@@ -58,10 +59,11 @@ def job_resource(rule_name, key, default):
 
 @functools.cache
 def _family_code(loss):
-    return family_fingerprint(FAMILIES_SOURCE, loss)
+    return family_fingerprint(PACKAGE_SOURCE, loss)
 
 
 def family_code(wildcards):
-    """Rerun trigger: a hash of the family's class, so editing it retrains that family only (parsed once per
-    family and Snakemake run, not once per job)."""
+    """Rerun trigger: a hash of the code the family runs (its class and the vaebench helpers it uses), so
+    editing a helper retrains exactly the families that use it (hashed once per family and Snakemake run,
+    not once per job)."""
     return _family_code(wildcards.loss)

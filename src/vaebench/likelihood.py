@@ -1,0 +1,201 @@
+"""The importance-sampled log-likelihood of a VAE, as docs/likelihoods.md defines it.
+
+    log p(x) ~= logsumexp_k [log p(x|z_k) + log N(z_k; 0, I) - log q(z_k|x)] - log K,
+
+with the encoder as proposal, for the dequantized density (family.log_density on x~) and the
+discretized likelihood (family.log_prob_bins on v), both from the same z samples. The K samples
+are decoded `chunk` at a time, so memory grows with batch * chunk, never with K. The family math
+runs in the decoder's dtype (its outputs carry no more digits) and every accumulation in float64.
+
+Every random draw comes from its own noise stream, so adding a metric never shifts another's noise.
+Samples are drawn and log-sum-exp-reduced in fixed blocks of SAMPLE_BLOCK, folded in block order,
+so the numbers do not depend on the chunk (given a decoder whose rows do not depend on how many
+rows it is called with, as on CPU). The image batch size does change which noise each image gets.
+"""
+
+import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+SAMPLE_BLOCK = 16          # samples per noise draw and per log-sum-exp block; chunks are multiples of it
+CPU_CHUNK_BYTES = 64 << 20  # CPU working-set cap per chunk: measured, larger chunks run slower (cache misses)
+CPU_FAMILY_BYTES = 1 << 20  # CPU, eager: one L2-sized map per family call and thread (bench/eval_throughput)
+FAMILY_TEMPS = 20           # measured peak of the families' temporaries, in values per sub-pixel
+LN2, LN256 = math.log(2.0), math.log(256.0)
+# noise streams: each gets its own generator so adding a metric never shifts another's noise
+STREAM_TEST_DEQ, STREAM_IS, STREAM_ELBO, STREAM_PRIOR, STREAM_TRAIN_DEQ = range(5)
+
+
+def stream_generator(seed: int, stream: int, device: torch.device | str) -> torch.Generator:
+    """A generator on `device` for one noise stream, seeded from (seed, stream) via numpy's SeedSequence."""
+    state = int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0])
+    return torch.Generator(device=device).manual_seed(state)
+
+
+@contextmanager
+def full_precision() -> Iterator[None]:
+    """TF32 off and float32 matmuls at full precision while scoring; previous settings restored after."""
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
+             torch.get_float32_matmul_precision())
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
+        torch.set_float32_matmul_precision(saved[2])
+
+
+def bpd_deq(ll_nats: float, dims: int) -> float:
+    """Bits/dim of a dequantized density on [0,1]^D, an upper bound on discrete bits/dim (Theis et al.)."""
+    return -(ll_nats - dims * LN256) / (dims * LN2)
+
+
+def bpd_disc(ll_nats: float, dims: int) -> float:
+    return -ll_nats / (dims * LN2)
+
+
+def model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:
+    p = next(model.parameters())
+    return p.dtype, p.device
+
+
+def _available_bytes(device: torch.device) -> int:
+    """Free memory on `device`: cuda from the driver; CPU from /proc/meminfo (4 GiB if unreadable)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 4 << 30
+
+
+def sample_bytes(batch: int, dims: int, n_params: int, itemsize: int = 4) -> int:
+    """Bytes one importance sample of a batch holds: per sub-pixel, the decoder output (P values), the
+    expanded x, the family's temporaries (FAMILY_TEMPS values), each `itemsize` bytes, and v (1 byte)."""
+    return batch * dims * (itemsize * (n_params + 1 + FAMILY_TEMPS) + 1)
+
+
+def default_chunk(k: int, batch: int, dims: int, n_params: int, device: torch.device,
+                  itemsize: int = 4) -> int:
+    """Samples per decoder call: a quarter of free memory (at most CPU_CHUNK_BYTES on CPU) over sample_bytes,
+    rounded down to a multiple of SAMPLE_BLOCK, at least one block, and no more blocks than K needs."""
+    budget = _available_bytes(device) // 4
+    if device.type != "cuda":
+        budget = min(budget, CPU_CHUNK_BYTES)
+    chunk = budget // sample_bytes(batch, dims, n_params, itemsize) // SAMPLE_BLOCK * SAMPLE_BLOCK
+    return int(min(max(chunk, SAMPLE_BLOCK), math.ceil(k / SAMPLE_BLOCK) * SAMPLE_BLOCK))
+
+
+def chunk_for(model: nn.Module, chunk: int | None, k: int, batch: int, dims: int) -> int:
+    """The chunk importance_sampled_ll takes: `chunk` rounded down to a multiple of SAMPLE_BLOCK (at least
+    one block), or, for None, default_chunk for the model. Resolved once per evaluation, by the caller."""
+    if chunk:
+        return max(SAMPLE_BLOCK, chunk // SAMPLE_BLOCK * SAMPLE_BLOCK)
+    p = next(model.parameters())
+    return default_chunk(k, batch, dims, model.family.n_params, p.device, p.element_size())
+
+
+def family_block(n: int, b: int, dims: int, device: torch.device, itemsize: int) -> int:
+    """Samples per eager family call: the whole chunk on a GPU (fewer, larger kernels); on CPU a block whose
+    maps stay in cache, since the eager family math is a chain of memory-bound elementwise ops."""
+    if device.type == "cuda":
+        return n
+    return max(1, CPU_FAMILY_BYTES * torch.get_num_threads() // (b * dims * itemsize))
+
+
+Scorer = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+def family_scorer(family: nn.Module, compiled: bool = False) -> Scorer:
+    """The per-decoder-output likelihoods: (params [m*B, P, C, H, W], x [B, C, H, W], v [B, C, H, W]) ->
+    (log p(x|z), log P(v|z)), [m, B] float64 each, for m samples of each of the B images.
+
+    compiled: torch.compile'd with static shapes (a chunk and its remainder are two kernels), so the
+    elementwise chain, the expansion of x and v and the float64 pixel sum fuse into one pass; its numbers
+    differ from eager by float32 rounding. Ignored for a family that says it is `not_compilable`.
+    Eager: in family_block pieces, which do not change the numbers.
+    The returned function's `fused` says which of the two it is.
+    """
+    compiled = compiled and family.not_compilable is None
+
+    def score(params, x, v):
+        m = params.shape[0] // x.shape[0]
+        xs = x.expand(m, *x.shape).reshape(params.shape[0], *x.shape[1:])  # [m*B, C, H, W]
+        vs = v.expand(m, *v.shape).reshape(params.shape[0], *v.shape[1:])
+        log_p_deq, log_p_disc = family.log_likelihoods(params, xs, vs)
+        return log_p_deq.view(m, -1), log_p_disc.view(m, -1)
+
+    def score_in_blocks(params, x, v):
+        b = x.shape[0]
+        per = family_block(params.shape[0] // b, b, x[0].numel(), params.device, params.element_size())
+        parts = [score(params[s:s + per * b], x, v) for s in range(0, params.shape[0], per * b)]
+        return torch.cat([deq for deq, _ in parts]), torch.cat([disc for _, disc in parts])
+
+    scorer = torch.compile(score, dynamic=False) if compiled else score_in_blocks
+    scorer.fused = compiled
+    return scorer
+
+
+@torch.no_grad()
+def importance_sampled_ll(model: nn.Module, x: torch.Tensor, v: torch.Tensor, k: int, chunk: int,
+                          generator: torch.Generator,
+                          score: Scorer | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Importance-sampled log p(x~) and log P(v) per image, float64 nats: ([B], [B]).
+
+    x: dequantized images [B, C, H, W] in (0, 1); v: their 8-bit values [B, C, H, W]. `chunk`: samples
+    decoded at once, as chunk_for resolves it (a multiple of SAMPLE_BLOCK); the estimate does not depend
+    on it. Both estimates use the same z samples. `score`: a family_scorer of the model's family
+    (default: eager).
+    """
+    if chunk < SAMPLE_BLOCK or chunk % SAMPLE_BLOCK:
+        raise ValueError(f"chunk {chunk} is not a positive multiple of {SAMPLE_BLOCK}: "
+                         "resolve it with chunk_for")
+    dtype, device = model_dtype_device(model)
+    score = score if score is not None else family_scorer(model.family)
+    b = x.shape[0]
+    with full_precision():
+        model.eval()
+        x, v = x.to(device=device, dtype=dtype), v.to(device)
+        mu, logvar = model.encode(x)  # [B, Z]
+        mu64, logvar64 = mu.double(), logvar.double()
+        inv_std64 = torch.exp(-0.5 * logvar64)  # [B, Z]
+        half_logdet = 0.5 * logvar64.sum(dim=1)  # [B]: log prod std
+        acc_deq = torch.full((b,), -math.inf, dtype=torch.float64, device=device)  # running logsumexp
+        acc_disc = acc_deq.clone()
+        for start in range(0, k, chunk):
+            n = min(chunk, k - start)
+            eps = torch.cat([torch.randn(min(SAMPLE_BLOCK, k - s), b, mu.shape[1], generator=generator,
+                                         device=device, dtype=dtype)
+                             for s in range(start, start + n, SAMPLE_BLOCK)])  # [n, B, Z]
+            z = mu + torch.exp(0.5 * logvar) * eps  # [n, B, Z], model dtype: exactly what is decoded
+            z64 = z.double()
+            # log N(z; 0, I) - log q(z|x); the (2 pi)^(-Z/2) factors cancel
+            log_prior_over_q = (-0.5 * z64.pow(2).sum(-1)
+                                + 0.5 * ((z64 - mu64) * inv_std64).pow(2).sum(-1) + half_logdet)  # [n, B]
+            params = model.decode(z.reshape(n * b, -1))  # [n*B, P, C, H, W], model dtype
+            log_p_deq, log_p_disc = score(params, x, v)  # log p(x|z_k), log P(v|z_k): [n, B] float64
+            log_w_deq = log_p_deq + log_prior_over_q  # [n, B]
+            log_w_disc = log_p_disc + log_prior_over_q
+            for s in range(0, n, SAMPLE_BLOCK):  # fixed blocks: same float ops for any chunk size
+                acc_deq = torch.logaddexp(acc_deq, torch.logsumexp(log_w_deq[s:s + SAMPLE_BLOCK], dim=0))
+                acc_disc = torch.logaddexp(acc_disc, torch.logsumexp(log_w_disc[s:s + SAMPLE_BLOCK], dim=0))
+    return acc_deq - math.log(k), acc_disc - math.log(k)
+
+
+def batched_ll(model: nn.Module, x: torch.Tensor, v: torch.Tensor, k: int, batch: int, chunk: int,
+               generator: torch.Generator, score: Scorer) -> tuple[torch.Tensor, torch.Tensor]:
+    """importance_sampled_ll over all images, `batch` at a time, one generator throughout: ([N], [N])."""
+    parts = [importance_sampled_ll(model, x[start:start + batch], v[start:start + batch], k, chunk, generator,
+                                   score)
+             for start in range(0, x.shape[0], batch)]
+    return torch.cat([deq for deq, _ in parts]), torch.cat([disc for _, disc in parts])

@@ -1,0 +1,162 @@
+"""The results directory as the reporting stages read it: its tables, its runs' files, the run statuses.
+
+`vaebench aggregate` writes metrics.csv, summary.csv and tests.csv into results/DATASET; `Study`
+reads them back with each run's history.csv and artifacts.npz, for the figures, the findings and
+the report. Also the display names those stages share. pandas and numpy only: no torch, no matplotlib.
+"""
+
+import math
+import zipfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from vaebench import catalog
+from vaebench.errors import VaebenchError
+
+# a run's status in metrics.csv: only "ok" runs enter means, intervals and tests; the others are counted
+OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE = "ok", "diverged", "not evaluated", "missing", "unreadable"
+STATUSES = (OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE)
+TABLES = ("metrics.csv", "summary.csv", "tests.csv")
+
+# the two likelihood columns, as every table, figure and finding names them
+METRIC_NAMES = {"bpd_disc": "discretized bits/dim", "bpd_deq": "dequantized bits/dim"}
+BPD_LABEL = {metric: f"{name} (lower is better)" for metric, name in METRIC_NAMES.items()}
+
+
+class ResultsError(VaebenchError):
+    """The results directory or its tables are missing or malformed."""
+
+
+def family_labels(metrics: pd.DataFrame) -> dict[str, str]:
+    """Display label per family: the catalog's; for one it lacks, metrics.json's family_label or the id."""
+    labels = {f: catalog.label(f) for f in metrics["family"].unique()}
+    if "family_label" in metrics.columns:
+        found = metrics.dropna(subset=["family_label"]).groupby("family")["family_label"].first()
+        labels.update({family: label for family, label in found.items() if family not in catalog.BY_ID})
+    return labels
+
+
+def note_column(metric: str) -> str:
+    """Where a null metric's reason lives: evaluate writes ll_disc_note for ll_disc_* and bpd_disc."""
+    kind = metric.removeprefix("bpd_").removeprefix("ll_").removesuffix("_nats").removesuffix("_se")
+    return f"ll_{kind}_note" if metric.startswith(("bpd_", "ll_")) else f"{metric}_note"
+
+
+def read_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """metrics.csv, summary.csv and tests.csv of a results directory, with a clear error if absent."""
+    tables = []
+    for name in TABLES:
+        path = results / name
+        if not path.exists():
+            raise ResultsError(f"{path} does not exist: run `vaebench aggregate --results {results}` first")
+        tables.append(pd.read_csv(path, keep_default_na=True))
+    metrics, summary, tests = tables
+    for table in tables:
+        notes = tuple(c for c in table.columns if c.endswith("_note"))
+        for column in ("note", "better", "tied_with") + notes:
+            if column in table.columns:
+                table[column] = table[column].astype("string").fillna("").astype(str)
+    return metrics, summary, tests
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an artifacts.npz, or a one-line error if the file is damaged."""
+    try:
+        with np.load(path) as npz:
+            return {k: npz[k] for k in npz.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as err:
+        why = f"{path} is unreadable ({type(err).__name__}): re-run `vaebench evaluate`"
+        raise ResultsError(why) from None
+
+
+@dataclass
+class Study:
+    """The tables of one results directory and lazy access to its runs' files."""
+    results: Path
+    metrics: pd.DataFrame
+    summary: pd.DataFrame
+    tests: pd.DataFrame
+    _npz: dict = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, results: Path) -> "Study":
+        return cls(results, *read_tables(results))
+
+    @cached_property
+    def families(self) -> list[str]:
+        return catalog.family_order(self.metrics["family"])
+
+    @cached_property
+    def labels(self) -> dict[str, str]:
+        return family_labels(self.metrics)
+
+    @cached_property
+    def dims(self) -> list[int]:
+        return sorted(int(d) for d in self.metrics["latent_dim"].unique())
+
+    @cached_property
+    def ok(self) -> pd.DataFrame:
+        return self.metrics[self.metrics["status"] == OK]
+
+    @cached_property
+    def _summary_by_key(self) -> pd.DataFrame:
+        return self.summary.set_index(["family", "latent_dim"])
+
+    def stat(self, family: str, dim: int, metric: str) -> dict:
+        """mean / low / high / n / note of a metric over the ok seeds (summary.csv); NaN where none."""
+        summary, key = self._summary_by_key, (family, dim)
+        row = summary.loc[key] if key in summary.index else None
+
+        def get(k, d=math.nan):
+            return row[k] if row is not None and k in row.index else d
+
+        return {"mean": get(f"{metric}_mean"), "low": get(f"{metric}_ci95_low"),
+                "high": get(f"{metric}_ci95_high"), "n": int(get(f"{metric}_n", 0) or 0),
+                "note": get(f"{metric}_note", "") or ""}
+
+    def test(self, metric: str, dim: int, a: str, b: str) -> pd.Series | None:
+        """The tests.csv row comparing a and b (either order), turned so that diff_mean = a - b, or None."""
+        t = self.tests
+        pair = ((t["family_a"] == a) & (t["family_b"] == b)) | ((t["family_a"] == b) & (t["family_b"] == a))
+        hit = t[(t["metric"] == metric) & (t["latent_dim"] == dim) & pair]
+        if hit.empty:
+            return None
+        row = hit.iloc[0].copy()
+        if row["family_a"] != a:
+            row["diff_mean"] = -row["diff_mean"]
+        return row
+
+    def npz(self, run_dir: str) -> dict[str, np.ndarray] | None:
+        """The arrays of a run's artifacts.npz (None if it has none), read once per study."""
+        if run_dir not in self._npz:
+            path = self.results / run_dir / "artifacts.npz"
+            self._npz[run_dir] = read_npz(path) if path.exists() else None
+        return self._npz[run_dir]
+
+    def artifacts(self, family: str, dim: int) -> tuple[int, dict] | None:
+        """(seed, arrays) of the lowest-seed ok run of (family, dim) that has artifacts.npz, else None."""
+        runs = self.ok[(self.ok["family"] == family) & (self.ok["latent_dim"] == dim)].sort_values("seed")
+        for _, run in runs.iterrows():
+            arrays = self.npz(run["run_dir"])
+            if arrays is not None:
+                return int(run["seed"]), arrays
+        return None
+
+    @cached_property
+    def history(self) -> pd.DataFrame:
+        """Every run's history.csv (ok and diverged), stacked, with family / latent_dim / seed / status."""
+        frames = []
+        for _, run in self.metrics.iterrows():
+            path = self.results / run["run_dir"] / "history.csv"
+            if path.exists():
+                try:
+                    frame = pd.read_csv(path)
+                except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+                    raise ResultsError(f"{path} is unreadable ({type(err).__name__})") from None
+                frames.append(frame.assign(family=run["family"], latent_dim=run["latent_dim"],
+                                           seed=run["seed"], status=run["status"]))
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -1,0 +1,208 @@
+"""The importance-sampled likelihoods against closed forms and scipy; their independence of the chunk,
+their precision, and the compiled family math."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from eval_models import LinearGaussianVAE, fake_images, real_model
+from scipy import special, stats
+
+from vaebench import likelihood as lk
+from vaebench.families import FAMILIES
+
+
+def estimate(model, x, v, k: int, seed: int, chunk: int | None = None, score=None):
+    """importance_sampled_ll with the chunk resolved as the evaluate stage resolves it (chunk_for)."""
+    chunk = lk.chunk_for(model, chunk, k, x.shape[0], x[0].numel())
+    return lk.importance_sampled_ll(model, x, v, k, chunk, torch.Generator().manual_seed(seed), score)
+
+
+# ---------------------------------------------------------------- exactness on a linear-Gaussian VAE
+
+@pytest.mark.parametrize("k", [1, 7, 40])
+def test_exact_posterior_gives_exact_log_likelihood_for_any_k(k):
+    model = LinearGaussianVAE()
+    x, v = fake_images(10)
+    ll_deq, _ = estimate(model, x, v, k, seed=3, chunk=16)
+    np.testing.assert_allclose(ll_deq.numpy(), model.exact_log_px(x), rtol=1e-10)
+
+
+def test_poorer_proposal_is_biased_low_and_approaches_exact_as_k_grows():
+    """A shifted, too narrow proposal: the mean gap to the exact log p(x) is positive beyond 3 standard
+    errors at every K and shrinks as K grows."""
+    model = LinearGaussianVAE(shift=0.5, scale=0.5)
+    x, v = fake_images(200)
+    exact = model.exact_log_px(x)
+    gaps = []
+    for k in (1, 10, 100, 1000):
+        ll, _ = estimate(model, x, v, k, seed=k, chunk=256)
+        gap = exact - ll.numpy()
+        assert gap.mean() > 3 * gap.std() / np.sqrt(len(gap)), (k, gap.mean())
+        gaps.append(gap.mean())
+    assert gaps == sorted(gaps, reverse=True), gaps
+    assert gaps[-1] < 0.15 * gaps[0], gaps
+
+
+def test_k1_is_the_single_sample_elbo_with_sampled_kl():
+    """K = 1 gives log p(x|z) + log N(z; 0, I) - log q(z|x) at z = mu + std * eps, eps the stream's first draw;
+    its mean matches the closed-form ELBO (analytic KL) within sampling error."""
+    model = LinearGaussianVAE(shift=0.2, scale=1.5)
+    x, v = fake_images(2000)
+    ll, _ = estimate(model, x, v, 1, seed=5)
+    mu, logvar = model.encode(x)
+    eps = torch.randn(1, *mu.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)[0]
+    z = (mu + torch.exp(0.5 * logvar) * eps).detach()
+    std = np.exp(0.5 * logvar.detach().numpy())
+    mean = model.decode(z).detach().flatten(1).numpy()
+    by_hand = (stats.norm(mean, model.sigma).logpdf(x.flatten(1).double().numpy()).sum(1)
+               + stats.norm.logpdf(z.numpy()).sum(1) - stats.norm(mu.detach().numpy(), std).logpdf(z.numpy()).sum(1))
+    np.testing.assert_allclose(ll.numpy(), by_hand, rtol=1e-10)
+
+    elbo, _ = model.closed_form_elbo(x)
+    diff = ll.numpy() - elbo
+    assert abs(diff.mean()) < 4 * diff.std() / np.sqrt(len(diff))
+
+
+# ---------------------------------------------------------------- discretized likelihood vs scipy
+
+def scipy_log_bin_probs(family, params: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """log P(bin v) per sub-pixel from scipy's log-CDFs, given `params` [B, P, C, H, W] mapped to the
+    family's natural parameters. Real-line families: edge bins to -inf / +inf; logit-space and [0, 1]
+    families: to 0 / 1. In log space, from the smaller tail, so far-tail bins do not underflow."""
+    p = torch.from_numpy(params)
+    lo, hi = v / 256, (v + 1) / 256
+    if family.name in ("continuous_bernoulli", "bernoulli"):
+        # CB(eta) is an exponential with rate -eta truncated to [0, 1], mirrored for eta > 0
+        eta = params[:, 0]
+        dist = stats.truncexpon(b=np.abs(eta), scale=1 / np.abs(eta))
+        lo, hi = np.where(eta < 0, lo, 1 - hi), np.where(eta < 0, hi, 1 - lo)
+    elif family.name == "beta":
+        dist = stats.beta(*(t.numpy() for t in family.concentrations(p)))
+    else:
+        loc, scale = (t.detach().numpy() for t in family.loc_scale(p))
+        dist = {"gaussian_fixed": stats.norm, "gaussian": stats.norm, "gaussian_shared": stats.norm,
+                "laplace_fixed": stats.laplace, "laplace": stats.laplace, "logit_normal": stats.norm,
+                "logit_laplace": stats.laplace, "discretized_logistic": stats.logistic}[family.name](loc, scale)
+        if family.name.startswith("logit_"):
+            lo, hi = special.logit(lo), special.logit(hi)  # 0 -> -inf, 1 -> +inf
+        else:
+            lo, hi = np.where(v == 0, -np.inf, lo), np.where(v == 255, np.inf, hi)
+    upper = dist.logsf(lo) < dist.logcdf(hi)  # take the difference in the smaller tail
+    big = np.where(upper, dist.logsf(lo), dist.logcdf(hi))
+    small = np.where(upper, dist.logsf(hi), dist.logcdf(lo))
+    return big + np.log(-np.expm1(small - big))
+
+
+@pytest.mark.parametrize("family", sorted(name for name, cls in FAMILIES.items() if cls.has_cdf))
+def test_discretized_ll_is_the_scipy_bin_sum_including_edge_bins(family):
+    """K = 1, so ll_disc = log P(v|z) + log N(z; 0, I) - log q(z|x) at the stream's first z."""
+    model = real_model(family)
+    x, v = fake_images(5)
+    _, ll_disc = estimate(model, x, v, 1, seed=9)
+    with torch.no_grad():
+        mu, logvar = model.encode(x.double())
+        eps = torch.randn(1, *mu.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)[0]
+        z = mu + torch.exp(0.5 * logvar) * eps
+        params = model.decode(z).numpy()
+    log_probs = scipy_log_bin_probs(model.family, params, v.numpy().astype(float))  # [B, C, H, W]
+    std = np.exp(0.5 * logvar.numpy())
+    expected = (log_probs.reshape(5, -1).sum(1) + stats.norm.logpdf(z.numpy()).sum(1)
+                - stats.norm(mu.numpy(), std).logpdf(z.numpy()).sum(1))
+    np.testing.assert_allclose(ll_disc.numpy(), expected, rtol=1e-9)
+
+
+# ---------------------------------------------------------------- conversions, chunking, precision
+
+def test_bits_per_dim_against_hand_computed_values():
+    d = 784
+    assert lk.bpd_deq(d * math.log(256) - 3 * d * math.log(2), d) == pytest.approx(3.0, rel=1e-14)
+    assert lk.bpd_disc(-5 * d * math.log(2), d) == pytest.approx(5.0, rel=1e-14)
+    assert lk.bpd_disc(-100.0, d) == pytest.approx(100 / (784 * 0.6931471805599453), rel=1e-14)
+    assert lk.bpd_deq(-100.0, d) == pytest.approx(8 + 100 / (784 * 0.6931471805599453), rel=1e-14)
+
+
+def test_the_chunk_is_whole_blocks_and_the_estimator_takes_no_other():
+    """chunk_for rounds down to a multiple of SAMPLE_BLOCK, at least one block; None: default_chunk, here
+    capped by K. An unresolved chunk would shift the noise blocks, so the estimator refuses it."""
+    model = real_model("gaussian", dtype=torch.float32)
+    resolved = [lk.chunk_for(model, chunk, 50, 12, 16) for chunk in (1, 16, 17, 47, 48, 1000)]
+    assert resolved == [16, 16, 16, 32, 48, 992]
+    assert lk.chunk_for(model, None, 50, 12, 16) == 64
+    x, v = fake_images(2)
+    for chunk in (0, 17):
+        with pytest.raises(ValueError, match="chunk_for"):
+            lk.importance_sampled_ll(model, x, v, 4, chunk, torch.Generator().manual_seed(0))
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_chunked_and_unchunked_give_identical_numbers(family):
+    """K = 50 is not a multiple of the block: the last, partial block must not depend on the chunk either."""
+    model = real_model(family, dtype=torch.float32)
+    x, v = fake_images(12)
+    results = [estimate(model, x, v, 50, seed=1, chunk=chunk) for chunk in (1000, 16, 17, 48, 64)]
+    for deq, disc in results[1:]:
+        assert torch.equal(deq, results[0][0]) and torch.equal(disc, results[0][1])
+    assert results[0][0].dtype == torch.float64 and torch.isfinite(results[0][0]).all()
+
+
+def test_default_chunk_is_a_multiple_of_the_block_capped_by_k_and_memory(monkeypatch):
+    cpu, gpu = torch.device("cpu"), torch.device("cuda")  # no cuda call: free memory is patched below
+    per_sample = lk.sample_bytes(100, 784, 1)
+    assert lk.sample_bytes(100, 784, 2) > per_sample > lk.sample_bytes(50, 784, 1)
+    monkeypatch.setattr(lk, "_available_bytes", lambda device: 4 * per_sample * 64 + 100)
+    assert lk.default_chunk(5000, 100, 784, 1, gpu) == 64
+    assert lk.default_chunk(5000, 100, 784, 2, gpu) == 48  # P = 2 costs more per sample
+    assert lk.default_chunk(5000, 1000, 784, 1, gpu) == lk.SAMPLE_BLOCK  # at least one block
+    assert lk.default_chunk(5, 100, 784, 1, gpu) == lk.SAMPLE_BLOCK  # never more than K needs
+    small = lk.sample_bytes(10, 784, 1)
+    cpu_chunk = lk.default_chunk(5000, 10, 784, 1, cpu)  # the CPU cap, not free memory, binds
+    assert cpu_chunk * small <= lk.CPU_CHUNK_BYTES < (cpu_chunk + lk.SAMPLE_BLOCK) * small
+
+
+def _in_float64(family):
+    """A scorer doing the same family math in float64 on the (float32) decoder outputs: the precision reference."""
+    eager = lk.family_scorer(family)
+    return lambda params, x, v: eager(params.double(), x.double(), v)
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_float32_family_math_matches_float64_on_the_same_decoder_outputs(family):
+    """The hot path runs in the decoder's dtype: against float64 math on the same outputs and noise, each image's
+    log-likelihood moves by float32 rounding of its per-pixel terms (about 1e-7 of their sizes), no more."""
+    model = real_model(family, side=8, dtype=torch.float32)
+    x, v = fake_images(8, side=8)
+    ours = estimate(model, x, v, 40, seed=2, chunk=16)
+    reference = estimate(model, x, v, 40, seed=2, chunk=16, score=_in_float64(model.family))
+    for column, ref in zip(ours, reference):
+        assert column.dtype == torch.float64
+        torch.testing.assert_close(column, ref, rtol=1e-6, atol=2e-4)
+
+
+# ---------------------------------------------------------------- the compiled family math
+
+COMPILED_FAMILIES = ["continuous_bernoulli", "gaussian", "discretized_logistic", "logit_laplace"]
+
+
+@pytest.mark.parametrize("family", COMPILED_FAMILIES)
+def test_compiled_family_math_matches_eager_and_does_not_depend_on_the_chunk(family):
+    """--compile: one fused kernel per shape; same numbers as eager up to float32 rounding, and identical for any
+    chunk (K = 50: full chunks and a remainder compile to different kernels)."""
+    torch._dynamo.reset()  # a fresh compile cache: every test's shapes count against torch's recompile limit
+    model = real_model(family, side=8, dtype=torch.float32)
+    x, v = fake_images(8, side=8)
+    score = lk.family_scorer(model.family, compiled=True)
+    assert score.fused
+    compiled = [estimate(model, x, v, 50, seed=1, chunk=chunk, score=score) for chunk in (64, 16, 48)]
+    for deq, disc in compiled[1:]:
+        assert torch.equal(deq, compiled[0][0]) and torch.equal(disc, compiled[0][1])
+    eager = estimate(model, x, v, 50, seed=1, chunk=64)
+    for ours, ref in zip(compiled[0], eager):
+        torch.testing.assert_close(ours, ref, rtol=1e-6, atol=2e-4)
+
+
+def test_beta_is_never_compiled_and_says_why():
+    family = FAMILIES["beta"]()
+    assert not lk.family_scorer(family, compiled=True).fused
+    assert "data-dependent" in family.not_compilable

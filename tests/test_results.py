@@ -1,0 +1,119 @@
+"""The results-directory reader: the tables, a run's artifacts.npz, and Study's lookups."""
+
+import contextlib
+import io
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from synthetic_runs import DIVERGED, MISSING, write_synthetic_results
+
+from vaebench import catalog, results
+from vaebench.cli import main
+from vaebench.results import ResultsError, Study, read_npz, read_tables
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    """3 families x latent dims 2 and 8 x 3 seeds, one diverged and one missing run, aggregated."""
+    synthetic = write_synthetic_results(tmp_path_factory.mktemp("results") / "mnist5k")
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["aggregate", "--results", str(synthetic.results), "--expected",
+                     *map(str, synthetic.expected)]) == 0
+    return synthetic, Study.load(synthetic.results)
+
+
+def metric(synthetic, family, dim, seed, key):
+    return json.loads((synthetic.run_dir(family, dim, seed) / "metrics.json").read_text())[key]
+
+
+def test_read_tables_reads_the_three_tables_with_notes_as_text(study):
+    synthetic, _ = study
+    metrics, summary, tests = read_tables(synthetic.results)
+    assert len(metrics) == len(synthetic.expected)
+    assert len(summary) == len(synthetic.families) * len(synthetic.latent_dims)
+    assert set(tests["metric"]) == {"bpd_disc", "bpd_deq"}
+    assert metrics["note"].map(type).eq(str).all()
+    assert summary["bpd_disc_note"].map(type).eq(str).all() and tests["better"].map(type).eq(str).all()
+
+
+def test_read_tables_without_aggregate_says_what_to_run(tmp_path):
+    with pytest.raises(ResultsError, match="run `vaebench aggregate"):
+        read_tables(tmp_path)
+
+
+def test_read_npz_reads_every_array_and_a_damaged_file_is_a_one_line_error(study, tmp_path):
+    synthetic, _ = study
+    arrays = read_npz(synthetic.run_dir("gaussian", 2, 0) / "artifacts.npz")
+    assert {"data", "recon", "samples", "samples_std", "latent_mu"} <= set(arrays)
+    damaged = tmp_path / "artifacts.npz"
+    damaged.write_bytes(b"PK\x03\x04 truncated")
+    unreadable = r"artifacts.npz is unreadable \(.*\): re-run `vaebench evaluate`"
+    with pytest.raises(ResultsError, match=unreadable) as err:
+        read_npz(damaged)
+    assert "\n" not in str(err.value)
+
+
+def test_note_columns_follow_what_evaluate_writes():
+    assert results.note_column("bpd_disc") == "ll_disc_note"
+    assert results.note_column("ll_deq_nats") == "ll_deq_note"
+    assert results.note_column("coverage90") == "coverage90_note"
+
+
+def test_study_orders_and_labels_families_by_the_catalog(study):
+    synthetic, loaded = study
+    assert loaded.families == catalog.family_order(synthetic.families)
+    assert loaded.labels == {f: catalog.label(f) for f in synthetic.families}
+    assert loaded.dims == list(synthetic.latent_dims)
+    assert set(loaded.ok["status"]) == {results.OK}
+    assert len(loaded.ok) == len(synthetic.expected) - 2  # the diverged and the missing run
+
+
+def test_study_stat_is_the_mean_over_ok_seeds(study):
+    synthetic, loaded = study
+    family, dim, bad_seed = DIVERGED
+    s = loaded.stat(family, dim, "bpd_disc")
+    values = [metric(synthetic, family, dim, seed, "bpd_disc") for seed in synthetic.seeds
+              if seed != bad_seed]
+    assert s["mean"] == pytest.approx(np.mean(values)) and s["n"] == 2 and s["note"] == ""
+    absent = loaded.stat("beta", dim, "bpd_disc")
+    assert math.isnan(absent["mean"]) and absent["n"] == 0
+
+
+def test_study_test_is_turned_to_the_order_asked_for(study):
+    _, loaded = study
+    ab = loaded.test("bpd_disc", 2, "bernoulli", "gaussian")
+    ba = loaded.test("bpd_disc", 2, "gaussian", "bernoulli")
+    assert ab["diff_mean"] == pytest.approx(-ba["diff_mean"]) and ab["diff_mean"] > 0  # gaussian is better
+    assert loaded.test("bpd_disc", 2, "bernoulli", "beta") is None
+
+
+def test_study_reads_artifacts_of_the_lowest_ok_seed_once(study):
+    _, loaded = study
+    family, dim, _ = MISSING
+    found_seed, arrays = loaded.artifacts(family, dim)
+    assert found_seed == 0
+    assert loaded.artifacts(family, dim)[1] is arrays  # read once per study
+    assert loaded.artifacts("beta", dim) is None
+
+
+def test_study_history_stacks_every_run_with_a_history(study):
+    synthetic, loaded = study
+    history = loaded.history
+    assert set(history["status"]) == {results.OK, results.DIVERGED}
+    family, dim, seed = DIVERGED
+    run = (history["family"] == family) & (history["latent_dim"] == dim) & (history["seed"] == seed)
+    diverged = history[run]
+    assert list(diverged["epoch"]) == [1, 2]  # diverged at epoch 3
+    runs = history.groupby(["family", "latent_dim", "seed"])
+    assert len(runs) == len(synthetic.expected) - 1  # all but the missing run
+
+
+def test_the_reader_imports_neither_torch_nor_matplotlib():
+    code = ("import sys, vaebench.results, vaebench.findings; "
+            "print(sorted({'torch', 'matplotlib'} & sys.modules.keys()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

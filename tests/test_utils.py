@@ -1,0 +1,94 @@
+"""Shared helpers: device choice, threads, atomic writes, stable JSON, provenance."""
+
+import errno
+import json
+import math
+import os
+import stat
+
+import pytest
+import torch
+
+import vaebench
+from vaebench import utils
+from vaebench.errors import WriteError
+
+
+def test_auto_device_is_cuda_only_when_present(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert utils.pick_device("auto") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert utils.pick_device("auto") == torch.device("cuda")
+    assert utils.pick_device("cuda:1") == torch.device("cuda", 1)  # taken as given
+
+
+def test_set_threads_honours_a_budget_and_zero_keeps_the_default():
+    before = torch.get_num_threads()
+    assert utils.set_threads(0) == before
+    assert utils.set_threads(1) == 1 == torch.get_num_threads()  # conftest puts the count back
+
+
+def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path):
+    path = tmp_path / "sub" / "out.txt"
+    utils.atomic_write(path, lambda tmp: tmp.write_text("first"))
+    utils.atomic_write(path, lambda tmp: tmp.write_text("second"))
+    assert path.read_text() == "second"
+    assert [p.name for p in path.parent.iterdir()] == ["out.txt"]
+
+
+def test_a_failing_writer_keeps_the_previous_file(tmp_path):
+    path = tmp_path / "out.txt"
+    path.write_text("finished result")
+
+    def fails(tmp):
+        tmp.write_text("half")
+        raise OSError("disk trouble")
+
+    with pytest.raises(WriteError, match=f"cannot write {path}: disk trouble"):
+        utils.atomic_write(path, fails)
+    assert path.read_text() == "finished result"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.txt"]
+
+
+def test_write_json_is_sorted_stable_and_refuses_nan(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    utils.write_json(a, {"b": 1, "a": [1.5, None]})
+    utils.write_json(b, {"a": [1.5, None], "b": 1})
+    assert a.read_bytes() == b.read_bytes()
+    assert json.loads(a.read_text()) == {"a": [1.5, None], "b": 1}
+    with pytest.raises(ValueError):
+        utils.write_json(tmp_path / "c.json", {"x": math.nan})
+    assert not (tmp_path / "c.json").exists()
+
+
+def test_provenance_names_versions_commit_and_device():
+    record = utils.provenance(torch.device("cpu"))
+    assert record["torch_version"] == torch.__version__ and record["vaebench_version"] == vaebench.__version__
+    assert record["device"] == "cpu" and record["device_name"]
+    commit = record["git_commit"]
+    assert commit is None or (len(commit) == 40 and int(commit, 16) >= 0)
+
+
+def test_utc_now_is_iso_with_a_timezone():
+    assert utils.utc_now().endswith("+00:00")
+
+
+@pytest.mark.parametrize("umask,mode", [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_written_files_follow_the_umask_like_open_does(tmp_path, umask, mode):
+    saved = os.umask(umask)
+    try:
+        path = utils.atomic_write(tmp_path / "out.txt", lambda tmp: tmp.write_text("x"))
+    finally:
+        os.umask(saved)
+    assert stat.S_IMODE(path.stat().st_mode) == mode
+
+
+def test_a_full_disk_is_one_line_naming_the_path(tmp_path):
+    def fills_the_disk(tmp):
+        tmp.write_bytes(b"partial")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with pytest.raises(WriteError) as caught:
+        utils.atomic_write(tmp_path / "metrics.json", fills_the_disk)
+    assert str(caught.value) == f"cannot write {tmp_path / 'metrics.json'}: no space left on device"
+    assert caught.value.exit_status == 1 and list(tmp_path.iterdir()) == []
