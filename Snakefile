@@ -26,6 +26,7 @@ wildcard_constraints:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/quality.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
@@ -37,6 +38,7 @@ localrules:
     data,
     study_config,
     aggregate,
+    baselines,
     figures,
     report,
 

@@ -15,8 +15,13 @@ DATA_DIR = OUT_DIR / "data"  # the mnist5k cache, outside the repository's resou
 
 def summary(values: list[float]) -> dict:
     """Median and range of repeated measurements (the median resists a run slowed by other load)."""
-    return {"median": statistics.median(values), "min": min(values), "max": max(values), "n": len(values),
-            "values": values}
+    return {
+        "median": statistics.median(values),
+        "min": min(values),
+        "max": max(values),
+        "n": len(values),
+        "values": values,
+    }
 
 
 def ratio(a: dict, b: dict) -> float:
@@ -26,18 +31,22 @@ def ratio(a: dict, b: dict) -> float:
 def machine() -> dict:
     """What the numbers were measured on (the provenance of every result, on the CPU), and how loaded
     the machine was at the end."""
-    return {**provenance(torch.device("cpu")), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "load_average_1_5_15": os.getloadavg()}
+    return {
+        **provenance(torch.device("cpu")),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "load_average_1_5_15": os.getloadavg(),
+    }
 
 
 def print_table(title: str, header: list[str], rows: list[list]) -> None:
     cells = [[f"{c:.4g}" if isinstance(c, float) else str(c) for c in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(header)]
     print(f"\n{title}")
-    print(" | ".join(h.ljust(w) for h, w in zip(header, widths)))
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
     print("-+-".join("-" * w for w in widths))
     for r in cells:
-        print(" | ".join(c.ljust(w) for c, w in zip(r, widths)))
+        print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
 def write_result(name: str, result: dict) -> Path:

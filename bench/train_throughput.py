@@ -31,7 +31,7 @@ from vaebench.train import TrainConfig, make_optimizer, model_config, train_epoc
 
 
 class PilImages(Dataset):
-    """torchvision.datasets.MNIST's __getitem__: uint8 array -> PIL image -> transform, one image at a time."""
+    """torchvision's MNIST __getitem__: uint8 array -> PIL image -> transform, one image at a time."""
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor):
         self.images, self.labels, self.transform = images, labels, ToTensor()  # [N, C, H, W] uint8
@@ -57,7 +57,9 @@ def baseline_epoch(model: VAE, opt, loader: DataLoader, cfg: TrainConfig) -> flo
     model.train()
     train_loss = 0.0
     for x, _ in loader:  # [B, C, H, W] float32 v/255
-        v = (x * 255).round().to(torch.uint8)  # the 8-bit values back, for dequantization and discrete families
+        v = (
+            (x * 255).round().to(torch.uint8)
+        )  # the 8-bit values back, for dequantization and discrete families
         x = dequantize(v, None)
         eps = torch.randn(v.shape[0], cfg.latent_dim)
         params, mu, logvar = model(x, eps)
@@ -69,8 +71,9 @@ def baseline_epoch(model: VAE, opt, loader: DataLoader, cfg: TrainConfig) -> flo
     return train_loss / len(loader.dataset)
 
 
-def bound_epoch(model: VAE, opt, batches: list[torch.Tensor], cfg: TrainConfig,
-                gen: torch.Generator) -> torch.Tensor:
+def bound_epoch(
+    model: VAE, opt, batches: list[torch.Tensor], cfg: TrainConfig, gen: torch.Generator
+) -> torch.Tensor:
     """train.train_step only, on prepared uint8 batches of the epoch's sizes."""
     model.train()
     for v in batches:
@@ -87,8 +90,12 @@ def measure(arch: str, family: str, threads: int, rounds: int, data, latent_dim:
     sizes = [min(cfg.batch_size, n - s) for s in range(0, n, cfg.batch_size)]
     prepared = [images[torch.randint(n, (b,), generator=gen)] for b in sizes]
     dataset = PilImages(images, data.train_labels)
-    loaders = {w: DataLoader(dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=w,
-                             persistent_workers=w > 0) for w in (0, 1)}
+    loaders = {
+        w: DataLoader(
+            dataset, batch_size=cfg.batch_size, shuffle=True, num_workers=w, persistent_workers=w > 0
+        )
+        for w in (0, 1)
+    }
     runs = {  # name: (one epoch, fused Adam as in train())
         "ours": (lambda m, o: train_epoch(m, o, images, cfg, gen).item(), True),
         "baseline_workers0": (lambda m, o: baseline_epoch(m, o, loaders[0], cfg), False),
@@ -103,17 +110,25 @@ def measure(arch: str, family: str, threads: int, rounds: int, data, latent_dim:
     seconds = {name: [] for name in runs}
     names = list(runs)
     for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
+        for name in names[r % len(names) :] + names[: r % len(names)]:
             t0 = time.perf_counter()
             runs[name][0](*states[name])
             seconds[name].append(time.perf_counter() - t0)
     rates = {name: summary([n / s for s in secs]) for name, secs in seconds.items()}
-    return {"arch": arch, "family": family, "threads": threads, "batch_size": cfg.batch_size, "n_images": n,
-            "latent_dim": latent_dim, "rounds": rounds, "images_per_s": rates,
-            "ours_over_baseline_workers0": ratio(rates["ours"], rates["baseline_workers0"]),
-            "ours_over_baseline_workers1": ratio(rates["ours"], rates["baseline_workers1"]),
-            "ours_over_baseline_workers0_fused_adam": ratio(rates["ours"], rates["baseline_workers0_fused_adam"]),
-            "ours_over_bound": ratio(rates["ours"], rates["bound"])}
+    return {
+        "arch": arch,
+        "family": family,
+        "threads": threads,
+        "batch_size": cfg.batch_size,
+        "n_images": n,
+        "latent_dim": latent_dim,
+        "rounds": rounds,
+        "images_per_s": rates,
+        "ours_over_baseline_workers0": ratio(rates["ours"], rates["baseline_workers0"]),
+        "ours_over_baseline_workers1": ratio(rates["ours"], rates["baseline_workers1"]),
+        "ours_over_baseline_workers0_fused_adam": ratio(rates["ours"], rates["baseline_workers0_fused_adam"]),
+        "ours_over_bound": ratio(rates["ours"], rates["bound"]),
+    }
 
 
 def main() -> None:
@@ -126,17 +141,40 @@ def main() -> None:
     p.add_argument("--dataset", default="mnist5k")
     args = p.parse_args()
     data = load_dataset(args.dataset, DATA_DIR)
-    results = [measure(arch, family, threads, args.rounds if arch == "mlp" else max(3, args.rounds // 2),
-                       data, args.latent_dim)
-               for arch in args.arch for family in args.family for threads in args.threads]
+    results = [
+        measure(
+            arch,
+            family,
+            threads,
+            args.rounds if arch == "mlp" else max(3, args.rounds // 2),
+            data,
+            args.latent_dim,
+        )
+        for arch in args.arch
+        for family in args.family
+        for threads in args.threads
+    ]
     rows = []
     for res in results:
         for name, s in res["images_per_s"].items():
-            rows.append([res["arch"], res["family"], res["threads"], name, s["median"], f"{s['min']:.0f}-{s['max']:.0f}",
-                         ratio(res["images_per_s"]["ours"], s)])
-    print_table(f"training throughput, {args.dataset}, batch 128, Adam, whole epochs ({results[0]['n_images']} images), "
-                f"{args.rounds} interleaved rounds",
-                ["arch", "family", "threads", "loop", "images/s median", "min-max", "ours / this"], rows)
+            rows.append(
+                [
+                    res["arch"],
+                    res["family"],
+                    res["threads"],
+                    name,
+                    s["median"],
+                    f"{s['min']:.0f}-{s['max']:.0f}",
+                    ratio(res["images_per_s"]["ours"], s),
+                ]
+            )
+    print_table(
+        f"training throughput, {args.dataset}, batch 128, Adam, whole epochs "
+        f"({results[0]['n_images']} images), "
+        f"{args.rounds} interleaved rounds",
+        ["arch", "family", "threads", "loop", "images/s median", "min-max", "ours / this"],
+        rows,
+    )
     write_result("train_throughput", {"dataset": args.dataset, "results": results})
 
 

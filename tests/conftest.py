@@ -3,8 +3,9 @@
 `process_state` runs around each test. State the code under test sets by design, as the CLI does for
 its own process (torch's thread count, its global seed, numpy's global seed), is put back quietly.
 Any other process-wide change (torch and inductor configuration, compile caches, the environment,
-the working directory, the umask, logger levels, matplotlib's rcParams) is put back too, and fails the test that
-made it, naming what leaked: such a change made the suite pass or fail by the order of its tests.
+the working directory, the umask, logger levels, matplotlib's rcParams) is put back too, and fails the
+test that made it, naming what leaked: such a change made the suite pass or fail by the order of its
+tests.
 """
 
 import logging
@@ -46,8 +47,11 @@ def _torch_flags() -> dict:
 
 
 def _leaks(before: dict, after: dict) -> list[str]:
-    return [f"{key}: {before.get(key)!r} -> {after.get(key)!r}"
-            for key in sorted(set(before) | set(after)) if before.get(key) != after.get(key)]
+    return [
+        f"{key}: {before.get(key)!r} -> {after.get(key)!r}"
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -96,4 +100,6 @@ def process_state():
         sys.modules["matplotlib"].rcParams.update(rc)
     torch._dynamo.reset()  # compiled code is cached per function: a later test must not meet this one's
     if leaks:
-        pytest.fail("the test changed process-wide state without restoring it: " + "; ".join(leaks), pytrace=False)
+        pytest.fail(
+            "the test changed process-wide state without restoring it: " + "; ".join(leaks), pytrace=False
+        )

@@ -91,8 +91,9 @@ class LinearGaussianVAE(nn.Module):
         m, var = mu.detach().numpy(), np.exp(logvar.detach().numpy())
         W, b, s2 = self.W.detach().numpy(), self.b.detach().numpy(), self.sigma**2
         resid = x.flatten(1).double().numpy() - b - m @ W.T
-        recon = (-0.5 * W.shape[0] * np.log(2 * np.pi * s2)
-                 - ((resid**2).sum(1) + (var * (W**2).sum(0)).sum(1)) / (2 * s2))
+        recon = -0.5 * W.shape[0] * np.log(2 * np.pi * s2) - (
+            (resid**2).sum(1) + (var * (W**2).sum(0)).sum(1)
+        ) / (2 * s2)
         kl = 0.5 * (m**2 + var - 1 - np.log(var)).sum(1)
         return recon - kl, kl
 
@@ -121,8 +122,9 @@ def fake_dataset(n_train=300, n_test=120, side=8, seed=0) -> ImageDataset:
     g = torch.Generator().manual_seed(seed)
     imgs = lambda n: torch.randint(0, 256, (n, 1, side, side), generator=g, dtype=torch.uint8)  # noqa: E731
     labels = lambda n: torch.randint(0, 4, (n,), generator=g)  # noqa: E731
-    return ImageDataset("fake", imgs(n_train), labels(n_train), imgs(n_test), labels(n_test), "0" * 64,
-                        "test")
+    return ImageDataset(
+        "fake", imgs(n_train), labels(n_train), imgs(n_test), labels(n_test), "0" * 64, "test"
+    )
 
 
 def fake_images(n, side=4, seed=0):

@@ -40,12 +40,15 @@ def unavailable_reason() -> str | None:
     """Why a local SLURM cluster cannot be started here, or None when it can."""
     missing = [tool for tool in DAEMONS + CLIENTS if shutil.which(tool) is None]
     if missing:
-        return (f"SLURM/munge binaries not found ({', '.join(missing)}): "
-                "apt-get install slurm-wlm munge (.ci/run does)")
+        return (
+            f"SLURM/munge binaries not found ({', '.join(missing)}): "
+            "apt-get install slurm-wlm munge (.ci/run does)"
+        )
     if os.geteuid() != 0:
         return "starting munged, slurmctld and slurmd for a local test cluster needs root"
-    probe = subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
-                           capture_output=True, text=True, timeout=30)
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, text=True, timeout=30
+    )
     if probe.returncode != 0:
         return f"cannot create a mount namespace for slurmd: {probe.stderr.strip()}"
     try:
@@ -87,11 +90,10 @@ class SlurmCluster:
         return env
 
     def run(self, *cmd: str, check: bool = True, timeout: float = 30) -> subprocess.CompletedProcess:
-        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout,
-                              check=check)
+        return subprocess.run(cmd, env=self.env, capture_output=True, text=True, timeout=timeout, check=check)
 
     # -- start / stop -----------------------------------------------------------------------
-    def __enter__(self) -> "SlurmCluster":
+    def __enter__(self) -> SlurmCluster:
         try:
             self.start()
         except BaseException:
@@ -153,24 +155,51 @@ PartitionName={self.partition} Nodes={self.node} Default=YES MaxTime=INFINITE St
 
     def _spawn(self, name: str, cmd: list[str]) -> None:
         log = open(self.root / "log" / f"{name}.out", "wb")
-        self.procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                            stdin=subprocess.DEVNULL, env=self.env,
-                                            cwd=self.root, start_new_session=True)
+        self.procs[name] = subprocess.Popen(
+            cmd,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            cwd=self.root,
+            start_new_session=True,
+        )
         log.close()
 
     def start(self, timeout: float = 60) -> None:
         self._write_files()
         root = self.root
-        self._spawn("munged", ["munged", "--foreground", f"--key-file={root}/munge.key",
-                               f"--socket={root}/munge.socket", f"--pid-file={root}/munged.pid",
-                               f"--seed-file={root}/munged.seed", f"--log-file={root}/log/munged.log"])
+        self._spawn(
+            "munged",
+            [
+                "munged",
+                "--foreground",
+                f"--key-file={root}/munge.key",
+                f"--socket={root}/munge.socket",
+                f"--pid-file={root}/munged.pid",
+                f"--seed-file={root}/munged.seed",
+                f"--log-file={root}/log/munged.log",
+            ],
+        )
         self._wait(lambda: (root / "munge.socket").exists(), "munged's socket", 15)
         self._spawn("slurmctld", ["slurmctld", "-D", "-f", str(self.conf)])
         # unshare (without --fork) and sh both exec, so the pid is slurmd's own.
-        self._spawn("slurmd", [
-            "unshare", "--mount", "--propagation", "private", "sh", "-c",
-            'mkdir -p /etc/slurm && mount --bind "$1" /etc/slurm && exec slurmd -D -f "$2" -N "$3"',
-            "sh", str(self.etc), str(self.conf), self.node])
+        self._spawn(
+            "slurmd",
+            [
+                "unshare",
+                "--mount",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                'mkdir -p /etc/slurm && mount --bind "$1" /etc/slurm && exec slurmd -D -f "$2" -N "$3"',
+                "sh",
+                str(self.etc),
+                str(self.conf),
+                self.node,
+            ],
+        )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for name, proc in self.procs.items():

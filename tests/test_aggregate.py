@@ -8,7 +8,7 @@ import pytest
 from scipy import stats as sps
 from synthetic_runs import DIVERGED, MISSING, write_synthetic_results
 
-from vaebench import aggregate, results
+from vaebench import aggregate, results, stats
 from vaebench.cli import main
 
 
@@ -75,29 +75,45 @@ def test_summary_averages_ok_runs_only_and_counts_the_rest(study):
 
 
 def test_a_null_metric_keeps_its_reason(tmp_path):
-    study = write_synthetic_results(tmp_path / "mnist5k", families=("beta", "discretized_logistic"),
-                                    latent_dims=(2,), seeds=(0, 1), diverged=None, missing=None)
+    study = write_synthetic_results(
+        tmp_path / "mnist5k",
+        families=("beta", "discretized_logistic"),
+        latent_dims=(2,),
+        seeds=(0, 1),
+        diverged=None,
+        missing=None,
+    )
     summary = aggregate.summarise(aggregate.collect(study.results)).set_index("family")
     assert np.isnan(summary.loc["beta", "bpd_disc_mean"]) and summary.loc["beta", "bpd_disc_n"] == 0
     assert "no CDF" in summary.loc["beta", "bpd_disc_note"]
     assert "both columns agree" in summary.loc["discretized_logistic", "bpd_deq_note"]
     assert summary.loc["discretized_logistic", "bpd_deq_mean"] == pytest.approx(
-        summary.loc["discretized_logistic", "bpd_disc_mean"])
+        summary.loc["discretized_logistic", "bpd_disc_mean"]
+    )
 
 
 def test_cli_writes_the_three_tables(study, tmp_path):
     out = tmp_path / "tables"
-    code = main(["aggregate", "--results", str(study.results), "--out-dir", str(out),
-                 "--expected", *map(str, study.expected)])
+    code = main(
+        [
+            "aggregate",
+            "--results",
+            str(study.results),
+            "--out-dir",
+            str(out),
+            "--expected",
+            *map(str, study.expected),
+        ]
+    )
     assert code == 0
     metrics = pd.read_csv(out / "metrics.csv")
     summary = pd.read_csv(out / "summary.csv")
     tests = pd.read_csv(out / "tests.csv")
     assert len(metrics) == len(study.expected)
     assert len(summary) == len(study.families) * len(study.latent_dims)
-    assert set(tests["metric"]) == {"bpd_disc", "bpd_deq"}
+    assert set(tests["metric"]) == set(results.TESTED)  # the synthetic runs have every tested measure
     pairs = len(study.families) * (len(study.families) - 1) // 2
-    assert len(tests) == 2 * pairs * len(study.latent_dims)
+    assert len(tests) == len(results.TESTED) * pairs * len(study.latent_dims)
     tables = results.read_tables(out)
     assert tables[0]["note"].map(type).eq(str).all()
     assert [p.name for p in sorted(out.iterdir())] == sorted(results.TABLES)  # what the reader reads
@@ -113,3 +129,61 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     assert "not a run directory" in capsys.readouterr().err
     with pytest.raises(results.ResultsError, match="vaebench aggregate"):
         results.read_tables(tmp_path / "empty")
+
+
+def history(elbo) -> pd.DataFrame:
+    return pd.DataFrame({"epoch": range(1, len(elbo) + 1), "test_elbo_nats": elbo})
+
+
+@pytest.mark.parametrize(
+    "elbo, epoch",
+    [
+        ([-300.0, -200.0, -111.0, -104.0, -100.0], 4),  # gain 200: 95% of it is reached at -110
+        ([-300.0, -109.0, -105.0, -100.0], 2),  # -109 >= -300 + 0.95 * 200 = -110
+        ([-300.0, -100.0], 2),
+    ],
+)
+def test_epochs_to_95_is_the_first_epoch_with_95_percent_of_the_gain(elbo, epoch):
+    gain = elbo[-1] - elbo[0]
+    reached = next(i + 1 for i, e in enumerate(elbo) if e - elbo[0] >= 0.95 * gain)  # the definition
+    assert aggregate.epochs_to_95(history(elbo)) == (reached, "") == (epoch, "")
+
+
+@pytest.mark.parametrize(
+    "elbo, why",
+    [
+        ([-100.0], "fewer than two epochs"),
+        ([-100.0, -100.0], "did not rise"),
+        ([-100.0, -120.0, -130.0], "did not rise"),
+    ],
+)
+def test_epochs_to_95_without_a_gain_is_undefined_and_says_why(elbo, why):
+    value, note = aggregate.epochs_to_95(history(elbo))
+    assert np.isnan(value) and why in note
+
+
+def test_each_row_gets_its_test_set_errors_in_bits_per_dim_and_its_epochs_to_95(study):
+    table = aggregate.collect(study.results, study.expected).set_index(["family", "latent_dim", "seed"])
+    run_dir = study.run_dir("gaussian", 8, 0)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    row = table.loc[("gaussian", 8, 0)]
+    assert row["bpd_disc_se"] == pytest.approx(metrics["ll_disc_se"] / (metrics["dims"] * np.log(2)))
+    assert row["bpd_deq_se"] == pytest.approx(metrics["ll_deq_se"] / (metrics["dims"] * np.log(2)))
+    p, n = metrics["knn_acc"], metrics["n_test"]
+    assert row["knn_acc_se"] == pytest.approx(np.sqrt(p * (1 - p) / n))
+    elbo = pd.read_csv(run_dir / "history.csv")["test_elbo_nats"].to_numpy()
+    assert row["epochs_to_95"] == aggregate.epochs_to_95(history(elbo))[0]
+
+
+def test_summary_gives_the_test_set_error_of_the_mean_over_seeds(study):
+    table = aggregate.collect(study.results, study.expected)
+    summary = aggregate.summarise(table).set_index(["family", "latent_dim"])
+    family, dim, bad_seed = DIVERGED
+    ses = [
+        read_metric(study.run_dir(family, dim, s), "ll_disc_se") / (784 * np.log(2))
+        for s in study.seeds
+        if s != bad_seed
+    ]
+    expected = np.sqrt(np.sum(np.square(ses))) / len(ses)
+    assert summary.loc[(family, dim), "bpd_disc_se"] == pytest.approx(expected)
+    assert stats.se_of_mean([0.3, 0.4]) == pytest.approx(0.25)

@@ -2,11 +2,11 @@
 
 import pytest
 import yaml
+from workflow_copy import ROOT
 
 from vaebench import catalog
 from vaebench.config import load_schema
 from vaebench.families import FAMILIES, OutputFamily, register
-from workflow_copy import ROOT
 
 SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -49,13 +49,19 @@ def test_entries_are_distinct_and_their_references_exist():
 
 
 def test_family_order_puts_catalog_families_first_in_catalog_order():
-    assert catalog.family_order(["zeta", "gaussian", "bernoulli", "alpha"]) == ["bernoulli", "gaussian", "alpha",
-                                                                                "zeta"]
+    assert catalog.family_order(["zeta", "gaussian", "bernoulli", "alpha"]) == [
+        "bernoulli",
+        "gaussian",
+        "alpha",
+        "zeta",
+    ]
     assert catalog.family_order(reversed(catalog.FAMILY_IDS)) == list(catalog.FAMILY_IDS)
 
 
 def test_labels_and_everyday_losses():
-    assert catalog.label("bernoulli") == "bernoulli (read as CB)" and catalog.label("new_family") == "new_family"
+    assert (
+        catalog.label("bernoulli") == "bernoulli (read as CB)" and catalog.label("new_family") == "new_family"
+    )
     assert catalog.with_everyday_loss("squared error") == "gaussian_fixed"
     assert catalog.with_everyday_loss("no such loss") is None
 

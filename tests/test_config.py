@@ -28,8 +28,12 @@ def test_shipped_configs_are_valid(name):
 
 def test_strings_from_the_command_line_are_coerced():
     # what `snakemake --config latent_dims=[2,16] evaluate={k: 100}` hands over
-    cfg = study(latent_dims=["2", "16"], seeds="[0, 1]", evaluate={"k": "100", "n_test": "null", "batch": "50"},
-                train={"epochs": "3", "lr": "1e-3", "dequantize": "false"})
+    cfg = study(
+        latent_dims=["2", "16"],
+        seeds="[0, 1]",
+        evaluate={"k": "100", "n_test": "null", "batch": "50"},
+        train={"epochs": "3", "lr": "1e-3", "dequantize": "false"},
+    )
     out = check(cfg, SCHEMA)
     assert out["latent_dims"] == [2, 16] and out["seeds"] == [0, 1]
     assert out["evaluate"] == {"k": 100, "n_test": None, "batch": 50}
@@ -39,8 +43,11 @@ def test_strings_from_the_command_line_are_coerced():
 @pytest.mark.parametrize(
     "changes, expected",
     [
-        ({"losses": ["contnuous_bernoulli"]}, "config key 'losses[0]': unknown value 'contnuous_bernoulli'; "
-                                              "did you mean 'continuous_bernoulli'?"),
+        (
+            {"losses": ["contnuous_bernoulli"]},
+            "config key 'losses[0]': unknown value 'contnuous_bernoulli'; "
+            "did you mean 'continuous_bernoulli'?",
+        ),
         ({"dataset": "mnst"}, "did you mean 'mnist'?"),
         ({"losses": []}, "config key 'losses'"),
         ({"latent_dims": ["two"]}, "config key 'latent_dims[0]'"),
@@ -63,11 +70,16 @@ def test_unknown_family_lists_the_allowed_values():
         check(study(losses=["gauss"]), SCHEMA)
 
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10, 10), st.floats(allow_nan=True),
-                    st.text(max_size=8))
-values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
-                                                       st.dictionaries(st.text(max_size=6), inner, max_size=3)),
-                      max_leaves=6)
+scalars = st.one_of(
+    st.none(), st.booleans(), st.integers(-10, 10), st.floats(allow_nan=True), st.text(max_size=8)
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
 
 
 @settings(max_examples=300, deadline=None)

@@ -1,4 +1,4 @@
-"""vaebench.data: IDX/CIFAR readers on files written here, dataset discovery, mnist5k split, dequantization."""
+"""vaebench.data: IDX/CIFAR readers on files made here, dataset discovery, mnist5k split, dequantization."""
 
 import gzip
 import os
@@ -15,8 +15,18 @@ from scipy import stats
 from vaebench.data import DATASETS, dequantize, load_dataset, read_idx, to_unit_interval
 from vaebench.errors import DatasetError, UnknownNameError
 
-IDX_CODES = {np.dtype(np.uint8): 0x08, np.dtype(np.int16): 0x0B, np.dtype(np.int32): 0x0C, np.dtype(np.float32): 0x0D}
-IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+IDX_CODES = {
+    np.dtype(np.uint8): 0x08,
+    np.dtype(np.int16): 0x0B,
+    np.dtype(np.int32): 0x0C,
+    np.dtype(np.float32): 0x0D,
+}
+IDX_NAMES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 DEBIAN_FASHION = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -35,12 +45,16 @@ def write_idx(path: Path, array: np.ndarray, gz: bool = False) -> Path:
 
 def fake_mnist(n_train=20, n_test=10, seed=0):
     rng = np.random.default_rng(seed)
-    return (rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_train, dtype=np.uint8),
-            rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8), rng.integers(0, 10, n_test, dtype=np.uint8))
+    return (
+        rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, n_train, dtype=np.uint8),
+        rng.integers(0, 256, (n_test, 28, 28), dtype=np.uint8),
+        rng.integers(0, 10, n_test, dtype=np.uint8),
+    )
 
 
 def write_mnist(folder: Path, arrays, gz: bool = False) -> None:
-    for name, array in zip(IDX_NAMES, arrays):
+    for name, array in zip(IDX_NAMES, arrays, strict=True):
         write_idx(folder / name, array, gz)
 
 
@@ -51,8 +65,10 @@ def no_download(monkeypatch):
 
     def offline(root, download):
         calls.append(root)
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://mirror/, got:\n"
-                           "<urlopen error [Errno -2] Name or service not known>\n")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\nTried https://mirror/, got:\n"
+            "<urlopen error [Errno -2] Name or service not known>\n"
+        )
 
     for cls in ("MNIST", "FashionMNIST", "CIFAR10"):
         monkeypatch.setattr(torchvision.datasets, cls, offline)
@@ -61,13 +77,18 @@ def no_download(monkeypatch):
 
 # --- IDX reader --------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("gz", [False, True])
-@pytest.mark.parametrize("array", [
-    np.arange(2 * 5 * 3, dtype=np.uint8).reshape(2, 5, 3),  # images-like
-    np.array([3, 1, 4, 1, 5, 9, 2, 6], dtype=np.uint8),  # labels-like
-    np.array([[-70000, 5], [7, 2**30]], dtype=np.int32),  # multi-byte, big-endian on disk
-    np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4),
-], ids=["images", "labels", "int32", "float32"])
+@pytest.mark.parametrize(
+    "array",
+    [
+        np.arange(2 * 5 * 3, dtype=np.uint8).reshape(2, 5, 3),  # images-like
+        np.array([3, 1, 4, 1, 5, 9, 2, 6], dtype=np.uint8),  # labels-like
+        np.array([[-70000, 5], [7, 2**30]], dtype=np.int32),  # multi-byte, big-endian on disk
+        np.linspace(-1, 1, 12, dtype=np.float32).reshape(3, 4),
+    ],
+    ids=["images", "labels", "int32", "float32"],
+)
 def test_read_idx_round_trip(tmp_path, array, gz):
     path = write_idx(tmp_path / "x-idx", array, gz)
     back = read_idx(path)
@@ -110,6 +131,7 @@ def test_truncated_gzip_names_file(tmp_path):
 
 # --- file datasets -----------------------------------------------------------------------------
 
+
 def test_mnist_from_idx_files_gz_and_plain_agree(tmp_path, no_download):
     arrays = fake_mnist()
     write_mnist(tmp_path / "plain", arrays)
@@ -150,7 +172,14 @@ def test_mnist_missing_and_download_failing_is_one_line(tmp_path, no_download):
         load_dataset("mnist", tmp_path)
     message = str(info.value)
     assert "\n" not in message
-    for needle in ("mnist5k", "torchvision", "--data-dir", str(tmp_path), IDX_NAMES[3], "Name or service not known"):
+    for needle in (
+        "mnist5k",
+        "torchvision",
+        "--data-dir",
+        str(tmp_path),
+        IDX_NAMES[3],
+        "Name or service not known",
+    ):
         assert needle in message
     assert len(no_download) == 1 and Path(no_download[0]).parent == tmp_path  # a staging directory...
     assert not Path(no_download[0]).exists()  # ...removed after the failure
@@ -161,7 +190,7 @@ def test_a_failed_download_leaves_nothing_that_looks_like_data(tmp_path, monkeyp
 
     class DiesHalfway:  # torchvision fetched two of the four files, then the network went away
         def __init__(self, root, download):
-            for name, array in list(zip(IDX_NAMES, arrays))[:2]:
+            for name, array in list(zip(IDX_NAMES, arrays, strict=True))[:2]:
                 write_idx(Path(root) / "MNIST" / "raw" / name, array)
             raise RuntimeError("Error downloading t10k-images-idx3-ubyte.gz: connection reset")
 
@@ -234,8 +263,12 @@ def test_fashion_mnist_from_debian_package(tmp_path, no_download):
 
 def write_cifar_batch(path: Path, images: np.ndarray, labels: np.ndarray) -> None:
     """The layout of the CIFAR-10 python version: rows of 3072 bytes, red plane first, labels as a list."""
-    batch = {"batch_label": "fake", "data": images.reshape(len(images), -1), "labels": labels.tolist(),
-             "filenames": [f"{i}.png" for i in range(len(images))]}
+    batch = {
+        "batch_label": "fake",
+        "data": images.reshape(len(images), -1),
+        "labels": labels.tolist(),
+        "filenames": [f"{i}.png" for i in range(len(images))],
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(pickle.dumps(batch, protocol=2))
 
@@ -276,6 +309,7 @@ def test_cifar10_missing_names_offline_alternative(tmp_path, no_download):
 
 
 # --- mnist5k -----------------------------------------------------------------------------------
+
 
 @pytest.fixture(scope="module")
 def mnist5k(tmp_path_factory):
@@ -355,7 +389,9 @@ def test_to_unit_interval():
     gen = torch.Generator().manual_seed(0)
     assert torch.equal(to_unit_interval(ALL_VALUES, False, gen), ALL_VALUES.float() / 255)
     assert to_unit_interval(ALL_VALUES, False, gen)[-1] == 1.0
-    assert torch.equal(to_unit_interval(ALL_VALUES, True, gen), dequantize(ALL_VALUES, torch.Generator().manual_seed(0)))
+    assert torch.equal(
+        to_unit_interval(ALL_VALUES, True, gen), dequantize(ALL_VALUES, torch.Generator().manual_seed(0))
+    )
 
 
 def test_unknown_dataset_suggests_name():

@@ -10,11 +10,13 @@ import torch
 from eval_models import NormalFixedFamily, TinyMLPVAE, fake_dataset, real_model
 
 from vaebench import evaluate as ev
+from vaebench import utils
 from vaebench.cli import main
 from vaebench.models import save_model
 from vaebench.utils import write_json
 
 # ---------------------------------------------------------------- the evaluate() record
+
 
 def test_discretized_logistic_columns_agree():
     model = real_model("discretized_logistic", side=8)
@@ -36,16 +38,16 @@ def test_rerun_gives_identical_numbers_and_seed_matters():
 
 def test_the_chunk_is_resolved_once_recorded_and_does_not_change_the_numbers():
     data, model = fake_dataset(), TinyMLPVAE(z=3)
-    runs = {chunk: ev.evaluate(model, data, ev.EvalConfig(k=40, n_test=20, batch=10, chunk=chunk))[0]
-            for chunk in (None, 17, 1000)}
+    runs = {
+        chunk: ev.evaluate(model, data, ev.EvalConfig(k=40, n_test=20, batch=10, chunk=chunk))[0]
+        for chunk in (None, 17, 1000)
+    }
     assert [runs[chunk]["chunk"] for chunk in (None, 17, 1000)] == [48, 16, 992]
     numbers = [{key: value for key, value in run.items() if key != "chunk"} for run in runs.values()]
     assert numbers[0] == numbers[1] == numbers[2]
 
 
 class NaNBinsFamily(NormalFixedFamily):
-    learned_scale = False
-
     def log_prob_bins(self, params, v):
         return torch.full(params.shape[:1], math.nan, dtype=params.dtype)
 
@@ -53,8 +55,10 @@ class NaNBinsFamily(NormalFixedFamily):
 def test_family_without_discretized_likelihood_gets_null_and_a_note(tmp_path):
     data, model = fake_dataset(), TinyMLPVAE(family=NaNBinsFamily(0.2))
     metrics, arts = ev.evaluate(model, data, ev.EvalConfig(k=4, n_test=20, batch=10))
-    assert metrics["ll_disc_nats"] is None and metrics["bpd_disc"] is None and "NaN" in metrics["ll_disc_note"]
-    assert metrics["coverage90"] is None and "pit_counts" not in arts
+    assert (
+        metrics["ll_disc_nats"] is None and metrics["bpd_disc"] is None and "NaN" in metrics["ll_disc_note"]
+    )
+    assert 0 <= metrics["coverage90"] <= 1 and arts["pit_counts"].sum() == 20 * data.dims  # it has a CDF
     assert math.isfinite(metrics["ll_deq_nats"])
     write_json(tmp_path / "m.json", metrics)  # valid JSON: no NaN anywhere
 
@@ -75,29 +79,84 @@ def test_non_finite_numbers_become_null_with_a_note(tmp_path):
 
 # ---------------------------------------------------------------- the CLI
 
-CONTRACT_KEYS = {"ll_deq_nats", "ll_deq_se", "bpd_deq", "ll_disc_nats", "ll_disc_se", "bpd_disc", "elbo_nats",
-                 "kl_nats", "recon_mse", "knn_acc", "active_units", "coverage90", "k", "n_test", "eval_seconds",
-                 "device", "dataset", "loss", "latent_dim", "seed", "status", "train_seconds", "arch", "epochs",
-                 "git_commit", "torch_version", "eval_seed", "chunk", "batch", "dequantize"}
+CONTRACT_KEYS = {
+    "ll_deq_nats",
+    "ll_deq_se",
+    "bpd_deq",
+    "ll_disc_nats",
+    "ll_disc_se",
+    "bpd_disc",
+    "elbo_nats",
+    "kl_nats",
+    "recon_mse",
+    "knn_acc",
+    "active_units",
+    "coverage90",
+    "k",
+    "n_test",
+    "eval_seconds",
+    "device",
+    "dataset",
+    "loss",
+    "latent_dim",
+    "seed",
+    "status",
+    "train_seconds",
+    "arch",
+    "epochs",
+    "git_commit",
+    "torch_version",
+    "eval_seed",
+    "chunk",
+    "batch",
+    "dequantize",
+}
 
 
 @pytest.fixture
 def run_dir(tmp_path, monkeypatch):
-    """A trained-looking run of a small gaussian VAE on 8x8 fake data, with load_dataset pointed at that data."""
+    """A trained-looking run of a small gaussian VAE on 8x8 fake data, load_dataset pointed at that data."""
     data = fake_dataset()
     monkeypatch.setattr(ev, "load_dataset", lambda name, data_dir=None: data)
     run = tmp_path / "run"
     save_model(real_model("gaussian", side=8, dtype=torch.float32), run / "model.pt")
-    write_json(run / "run.json", {"dataset": "fake", "loss": "gaussian", "latent_dim": 2, "seed": 3, "arch": "mlp",
-                                  "hidden": 16, "epochs": 7, "status": "diverged", "train_seconds": 1.5,
-                                  "dequantize": True, "family_options": {}, "dataset_sha256": data.sha256})
+    write_json(
+        run / "run.json",
+        {
+            "dataset": "fake",
+            "loss": "gaussian",
+            "latent_dim": 2,
+            "seed": 3,
+            "arch": "mlp",
+            "hidden": 16,
+            "epochs": 7,
+            "status": "diverged",
+            "train_seconds": 1.5,
+            "dequantize": True,
+            "family_options": {},
+            "dataset_sha256": data.sha256,
+        },
+    )
     return run
 
 
 def test_cli_writes_the_contract_and_reruns_byte_identically(run_dir):
     out, arts = run_dir / "metrics.json", run_dir / "artifacts.npz"
-    argv = ["evaluate", "--run", str(run_dir), "--k", "20", "--n-test", "40", "--batch", "16",
-            "--out", str(out), "--artifacts", str(arts)]
+    argv = [
+        "evaluate",
+        "--run",
+        str(run_dir),
+        "--k",
+        "20",
+        "--n-test",
+        "40",
+        "--batch",
+        "16",
+        "--out",
+        str(out),
+        "--artifacts",
+        str(arts),
+    ]
     assert main(argv) == 0
     first = out.read_text()
     assert main(argv) == 0
@@ -105,21 +164,34 @@ def test_cli_writes_the_contract_and_reruns_byte_identically(run_dir):
     strip = lambda text: [line for line in text.splitlines() if '"eval_seconds"' not in line]  # noqa: E731
     assert strip(out.read_text()) == strip(first)
     assert CONTRACT_KEYS <= metrics.keys()
-    assert metrics["status"] == "diverged" and metrics["seed"] == 3 and metrics["eval_seed"] == 0  # still scored
+    assert (
+        metrics["status"] == "diverged" and metrics["seed"] == 3 and metrics["eval_seed"] == 0
+    )  # still scored
     assert metrics["k"] == 20 and metrics["n_test"] == 40 and metrics["device"] == "cpu"
     assert metrics["compiled"] is False and metrics["family_dtype"] == "float32"
     assert math.isfinite(metrics["ll_disc_nats"]) and 0 <= metrics["coverage90"] <= 1
     with np.load(arts) as npz:
-        assert {"data", "recon", "samples", "samples_std", "latent_mu", "latent_labels", "pit_counts",
-                "pit_edges"} <= set(npz.files)
+        assert {
+            "data",
+            "recon",
+            "samples",
+            "samples_std",
+            "latent_mu",
+            "latent_labels",
+            "pit_counts",
+            "pit_edges",
+        } <= set(npz.files)
         assert npz["pit_counts"].sum() == 40 * 64 and npz["latent_mu"].shape == (40, 2)
 
 
-@pytest.mark.parametrize("change, message", [
-    (["--n-test", "100000"], "exceeds"),
-    (["--k", "0"], "positive"),
-    (["--run", "/nonexistent/run"], "does not exist"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (["--n-test", "100000"], "exceeds"),
+        (["--k", "0"], "positive"),
+        (["--run", "/nonexistent/run"], "does not exist"),
+    ],
+)
 def test_cli_user_errors_are_one_line(run_dir, capsys, change, message):
     argv = ["evaluate", "--run", str(run_dir), "--out", str(run_dir / "m.json"), *change]
     assert main(argv) == 2
@@ -139,13 +211,18 @@ def test_cli_refuses_a_dataset_that_differs_from_training(run_dir, capsys):
 
 def test_compile_without_a_cpp_compiler_is_a_one_line_error(run_dir, capsys, monkeypatch, tmp_path):
     import torch._inductor.config as inductor_config
+
     torch._dynamo.reset()
-    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # no cached kernel to fall back on
+    monkeypatch.setenv(
+        "TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor")
+    )  # no cached kernel to fall back on
     out = run_dir / "metrics.json"
     # torch's own patch() restores its config on exit; monkeypatch.setattr on the config module does not
     # undo cleanly, and a later compiling test then failed on a missing fx_graph_cache attribute
     with inductor_config.patch({"fx_graph_cache": False, "cpp.cxx": ("/nonexistent/g++",)}):
-        code = main(["evaluate", "--run", str(run_dir), "--k", "4", "--n-test", "8", "--out", str(out), "--compile"])
+        code = main(
+            ["evaluate", "--run", str(run_dir), "--k", "4", "--n-test", "8", "--out", str(out), "--compile"]
+        )
     err = capsys.readouterr().err.strip()
     assert code != 0 and not out.exists()
     assert len(err.splitlines()) == 1 and "--compile failed" in err and "--no-compile" in err
@@ -155,9 +232,10 @@ def test_inductor_log_is_kept_off_stderr_while_compiling(capsys, monkeypatch):
     """A missing compiler can make inductor log a hundred lines of generated code (log.fatal) before it
     raises; --compile keeps them off stderr unless TORCH_LOGS asks for them."""
     import logging
+
     scheduler_log = logging.getLogger("torch._inductor.scheduler")
     monkeypatch.delenv("TORCH_LOGS", raising=False)
-    with ev.quiet_inductor(True):
+    with utils.compiling(True, ""):
         scheduler_log.fatal("generated code")
     assert "generated code" not in capsys.readouterr().err
     scheduler_log.fatal("after compiling")

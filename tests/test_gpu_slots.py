@@ -1,5 +1,6 @@
 """The GPU slot allocator, on CPU: N simulated devices, concurrent processes, killed and failing holders."""
 
+import itertools
 import multiprocessing
 import os
 import signal
@@ -38,28 +39,38 @@ def test_concurrent_jobs_never_share_a_device(tmp_path):
     n_devices, n_jobs, holds = 2, 4, 5
     ctx = multiprocessing.get_context("fork")  # separate processes, as Snakemake's jobs are; fork starts fast
     logs = [tmp_path / f"job{j}.log" for j in range(n_jobs)]
-    procs = [ctx.Process(target=_job, args=(str(tmp_path / "locks"), n_devices, holds, str(log))) for log in logs]
+    procs = [
+        ctx.Process(target=_job, args=(str(tmp_path / "locks"), n_devices, holds, str(log))) for log in logs
+    ]
     for p in procs:
         p.start()
     for p in procs:
         p.join(timeout=120)
         assert p.exitcode == 0
-    intervals = [tuple(float(t) for t in line.split()) for log in logs for line in log.read_text().splitlines()]
+    intervals = [
+        tuple(float(t) for t in line.split()) for log in logs for line in log.read_text().splitlines()
+    ]
     assert len(intervals) == n_jobs * holds
     assert {int(i) for i, _, _ in intervals} == set(range(n_devices))
     for device in range(n_devices):
         mine = sorted((s, e) for i, s, e in intervals if i == device)
-        assert all(later[0] >= earlier[1] for earlier, later in zip(mine, mine[1:])), f"device {device} shared"
+        assert all(later[0] >= earlier[1] for earlier, later in itertools.pairwise(mine)), (
+            f"device {device} shared"
+        )
     # more jobs than devices, so some waited: at every moment at most n_devices holders
     events = sorted([(s, 1) for _, s, _ in intervals] + [(e, -1) for _, _, e in intervals])
-    running = [sum(d for _, d in events[:k + 1]) for k in range(len(events))]
+    running = [sum(d for _, d in events[: k + 1]) for k in range(len(events))]
     assert max(running) == n_devices
 
 
 def test_killed_holder_releases_its_slot(tmp_path):
     lock_dir = tmp_path / "locks"
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(lock_dir)], stdout=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(lock_dir)],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         assert proc.stdout.readline().split() == ["held", "0"]
         with pytest.raises(VaebenchError, match="no free GPU slot"):
@@ -85,11 +96,19 @@ def test_an_exception_in_the_block_releases_the_slot(tmp_path):
 
 
 def test_slots_fill_devices_breadth_first(tmp_path):
-    with gpu_slot(2, tmp_path, per_device=2) as a, gpu_slot(2, tmp_path, per_device=2) as b, \
-            gpu_slot(2, tmp_path, per_device=2) as c, gpu_slot(2, tmp_path, per_device=2) as d:
+    with (
+        gpu_slot(2, tmp_path, per_device=2) as a,
+        gpu_slot(2, tmp_path, per_device=2) as b,
+        gpu_slot(2, tmp_path, per_device=2) as c,
+        gpu_slot(2, tmp_path, per_device=2) as d,
+    ):
         assert (a, b, c, d) == (0, 1, 0, 1)
         assert sorted(p.name for p in Path(tmp_path).glob("*.lock")) == [
-            "gpu0.slot0.lock", "gpu0.slot1.lock", "gpu1.slot0.lock", "gpu1.slot1.lock"]
+            "gpu0.slot0.lock",
+            "gpu0.slot1.lock",
+            "gpu1.slot0.lock",
+            "gpu1.slot1.lock",
+        ]
 
 
 def test_locks_follow_the_physical_device(monkeypatch):
@@ -119,3 +138,14 @@ def test_device_slot_picks_a_free_device_when_several_are_visible(tmp_path, monk
         assert again == torch.device("cuda", 0)
     with device_slot("cuda:2") as explicit:
         assert explicit == torch.device("cuda", 2)
+
+
+def test_a_lock_dir_that_cannot_be_made_is_one_line(tmp_path, monkeypatch):
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(
+        VaebenchError,
+        match=f"^cannot create the GPU lock dir {tmp_path / 'file' / 'locks'} "
+        r"\(VAEBENCH_GPU_LOCK_DIR\): not a directory$",
+    ):
+        with gpu_slot(2, tmp_path / "file" / "locks"):
+            pass

@@ -6,20 +6,26 @@ import math
 import numpy as np
 import pytest
 import torch
-from eval_models import LinearGaussianVAE, fake_images, real_model
+from eval_models import LinearGaussianVAE, TinyMLPVAE, fake_dataset, fake_images, real_model
 from scipy import special, stats
 
 from vaebench import likelihood as lk
+from vaebench.evaluate import evaluate
 from vaebench.families import FAMILIES
+from vaebench.posterior import dequantize_blocks
+from vaebench.settings import EvalConfig
 
 
 def estimate(model, x, v, k: int, seed: int, chunk: int | None = None, score=None):
-    """importance_sampled_ll with the chunk resolved as the evaluate stage resolves it (chunk_for)."""
+    """importance_sampled_ll with the chunk resolved as the evaluate stage resolves it (chunk_for):
+    (deq, disc)."""
     chunk = lk.chunk_for(model, chunk, k, x.shape[0], x[0].numel())
-    return lk.importance_sampled_ll(model, x, v, k, chunk, torch.Generator().manual_seed(seed), score)
+    est = lk.importance_sampled_ll(model, x, v, k, chunk, torch.Generator().manual_seed(seed), score)
+    return est.deq, est.disc
 
 
 # ---------------------------------------------------------------- exactness on a linear-Gaussian VAE
+
 
 @pytest.mark.parametrize("k", [1, 7, 40])
 def test_exact_posterior_gives_exact_log_likelihood_for_any_k(k):
@@ -46,8 +52,8 @@ def test_poorer_proposal_is_biased_low_and_approaches_exact_as_k_grows():
 
 
 def test_k1_is_the_single_sample_elbo_with_sampled_kl():
-    """K = 1 gives log p(x|z) + log N(z; 0, I) - log q(z|x) at z = mu + std * eps, eps the stream's first draw;
-    its mean matches the closed-form ELBO (analytic KL) within sampling error."""
+    """K = 1 gives log p(x|z) + log N(z; 0, I) - log q(z|x) at z = mu + std * eps, eps the stream's first
+    draw; its mean matches the closed-form ELBO (analytic KL) within sampling error."""
     model = LinearGaussianVAE(shift=0.2, scale=1.5)
     x, v = fake_images(2000)
     ll, _ = estimate(model, x, v, 1, seed=5)
@@ -56,8 +62,11 @@ def test_k1_is_the_single_sample_elbo_with_sampled_kl():
     z = (mu + torch.exp(0.5 * logvar) * eps).detach()
     std = np.exp(0.5 * logvar.detach().numpy())
     mean = model.decode(z).detach().flatten(1).numpy()
-    by_hand = (stats.norm(mean, model.sigma).logpdf(x.flatten(1).double().numpy()).sum(1)
-               + stats.norm.logpdf(z.numpy()).sum(1) - stats.norm(mu.detach().numpy(), std).logpdf(z.numpy()).sum(1))
+    by_hand = (
+        stats.norm(mean, model.sigma).logpdf(x.flatten(1).double().numpy()).sum(1)
+        + stats.norm.logpdf(z.numpy()).sum(1)
+        - stats.norm(mu.detach().numpy(), std).logpdf(z.numpy()).sum(1)
+    )
     np.testing.assert_allclose(ll.numpy(), by_hand, rtol=1e-10)
 
     elbo, _ = model.closed_form_elbo(x)
@@ -66,6 +75,7 @@ def test_k1_is_the_single_sample_elbo_with_sampled_kl():
 
 
 # ---------------------------------------------------------------- discretized likelihood vs scipy
+
 
 def scipy_log_bin_probs(family, params: np.ndarray, v: np.ndarray) -> np.ndarray:
     """log P(bin v) per sub-pixel from scipy's log-CDFs, given `params` [B, P, C, H, W] mapped to the
@@ -82,9 +92,16 @@ def scipy_log_bin_probs(family, params: np.ndarray, v: np.ndarray) -> np.ndarray
         dist = stats.beta(*(t.numpy() for t in family.concentrations(p)))
     else:
         loc, scale = (t.detach().numpy() for t in family.loc_scale(p))
-        dist = {"gaussian_fixed": stats.norm, "gaussian": stats.norm, "gaussian_shared": stats.norm,
-                "laplace_fixed": stats.laplace, "laplace": stats.laplace, "logit_normal": stats.norm,
-                "logit_laplace": stats.laplace, "discretized_logistic": stats.logistic}[family.name](loc, scale)
+        dist = {
+            "gaussian_fixed": stats.norm,
+            "gaussian": stats.norm,
+            "gaussian_shared": stats.norm,
+            "laplace_fixed": stats.laplace,
+            "laplace": stats.laplace,
+            "logit_normal": stats.norm,
+            "logit_laplace": stats.laplace,
+            "discretized_logistic": stats.logistic,
+        }[family.name](loc, scale)
         if family.name.startswith("logit_"):
             lo, hi = special.logit(lo), special.logit(hi)  # 0 -> -inf, 1 -> +inf
         else:
@@ -108,12 +125,16 @@ def test_discretized_ll_is_the_scipy_bin_sum_including_edge_bins(family):
         params = model.decode(z).numpy()
     log_probs = scipy_log_bin_probs(model.family, params, v.numpy().astype(float))  # [B, C, H, W]
     std = np.exp(0.5 * logvar.numpy())
-    expected = (log_probs.reshape(5, -1).sum(1) + stats.norm.logpdf(z.numpy()).sum(1)
-                - stats.norm(mu.numpy(), std).logpdf(z.numpy()).sum(1))
+    expected = (
+        log_probs.reshape(5, -1).sum(1)
+        + stats.norm.logpdf(z.numpy()).sum(1)
+        - stats.norm(mu.numpy(), std).logpdf(z.numpy()).sum(1)
+    )
     np.testing.assert_allclose(ll_disc.numpy(), expected, rtol=1e-9)
 
 
 # ---------------------------------------------------------------- conversions, chunking, precision
+
 
 def test_bits_per_dim_against_hand_computed_values():
     d = 784
@@ -162,20 +183,22 @@ def test_default_chunk_is_a_multiple_of_the_block_capped_by_k_and_memory(monkeyp
 
 
 def _in_float64(family):
-    """A scorer doing the same family math in float64 on the (float32) decoder outputs: the precision reference."""
+    """A scorer doing the same family math in float64 on the (float32) decoder outputs: the precision
+    reference."""
     eager = lk.family_scorer(family)
     return lambda params, x, v: eager(params.double(), x.double(), v)
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_float32_family_math_matches_float64_on_the_same_decoder_outputs(family):
-    """The hot path runs in the decoder's dtype: against float64 math on the same outputs and noise, each image's
-    log-likelihood moves by float32 rounding of its per-pixel terms (about 1e-7 of their sizes), no more."""
+    """The hot path runs in the decoder's dtype: against float64 math on the same outputs and noise, each
+    image's log-likelihood moves by float32 rounding of its per-pixel terms (about 1e-7 of their sizes), no
+    more."""
     model = real_model(family, side=8, dtype=torch.float32)
     x, v = fake_images(8, side=8)
     ours = estimate(model, x, v, 40, seed=2, chunk=16)
     reference = estimate(model, x, v, 40, seed=2, chunk=16, score=_in_float64(model.family))
-    for column, ref in zip(ours, reference):
+    for column, ref in zip(ours, reference, strict=True):
         assert column.dtype == torch.float64
         torch.testing.assert_close(column, ref, rtol=1e-6, atol=2e-4)
 
@@ -185,24 +208,127 @@ def test_float32_family_math_matches_float64_on_the_same_decoder_outputs(family)
 COMPILED_FAMILIES = ["continuous_bernoulli", "gaussian", "discretized_logistic", "logit_laplace"]
 
 
-@pytest.mark.parametrize("family", COMPILED_FAMILIES)
-def test_compiled_family_math_matches_eager_and_does_not_depend_on_the_chunk(family):
-    """--compile: one fused kernel per shape; same numbers as eager up to float32 rounding, and identical for any
-    chunk (K = 50: full chunks and a remainder compile to different kernels)."""
+def compiled_matches_eager(family: str, cache, ks_chunks) -> None:
+    """Compiled in `cache`: identical numbers for every (K, chunk) of a K, the eager ones up to float32
+    rounding."""
     torch._dynamo.reset()  # a fresh compile cache: every test's shapes count against torch's recompile limit
     model = real_model(family, side=8, dtype=torch.float32)
     x, v = fake_images(8, side=8)
     score = lk.family_scorer(model.family, compiled=True)
     assert score.fused
-    compiled = [estimate(model, x, v, 50, seed=1, chunk=chunk, score=score) for chunk in (64, 16, 48)]
-    for deq, disc in compiled[1:]:
-        assert torch.equal(deq, compiled[0][0]) and torch.equal(disc, compiled[0][1])
-    eager = estimate(model, x, v, 50, seed=1, chunk=64)
-    for ours, ref in zip(compiled[0], eager):
-        torch.testing.assert_close(ours, ref, rtol=1e-6, atol=2e-4)
+    for k, chunks in ks_chunks:
+        with lk.compile_cache(cache):
+            compiled = [estimate(model, x, v, k, seed=1, chunk=chunk, score=score) for chunk in chunks]
+        for deq, disc in compiled[1:]:
+            assert torch.equal(deq, compiled[0][0]) and torch.equal(disc, compiled[0][1])
+        eager = estimate(model, x, v, k, seed=1, chunk=chunks[0])
+        for ours, ref in zip(compiled[0], eager, strict=True):
+            torch.testing.assert_close(ours, ref, rtol=1e-6, atol=2e-4)
 
 
-def test_beta_is_never_compiled_and_says_why():
-    family = FAMILIES["beta"]()
-    assert not lk.family_scorer(family, compiled=True).fused
-    assert "data-dependent" in family.not_compilable
+@pytest.mark.parametrize("family", COMPILED_FAMILIES)
+def test_compiled_family_math_matches_eager_and_does_not_depend_on_the_chunk(family, tmp_path):
+    """--compile: one fused kernel per shape; same numbers as eager up to float32 rounding, and identical for
+    any chunk (K = 50: full chunks and a remainder compile to different kernels)."""
+    compiled_matches_eager(family, tmp_path, [(50, (64, 16, 48))])
+
+
+@pytest.mark.slow
+def test_beta_compiles_and_matches_eager(tmp_path):
+    """Beta's fixed-depth continued fraction compiles (static shapes, no host sync): one shape, compiled for
+    minutes as its kernel is long, the numbers of eager evaluation."""
+    assert FAMILIES["beta"].not_compilable is None
+    compiled_matches_eager("beta", tmp_path, [(16, (16,))])
+
+
+def test_compile_cache_is_kept_where_asked_reused_by_a_new_compile_and_scoped(tmp_path):
+    """The kernels land in the directory given; after torch forgets them (a new process, here
+    torch._dynamo.reset), the same scorer loads them from there: no FX-graph cache miss. The environment
+    variable that points inductor there is put back after (conftest fails a test that leaks it)."""
+    model = real_model("gaussian", side=8, dtype=torch.float32)
+    x, v = fake_images(4, side=8)
+    runs = []
+    for _ in range(2):
+        torch._dynamo.reset()
+        score = lk.family_scorer(model.family, compiled=True)
+        with lk.compile_cache(tmp_path / "cache"):
+            runs.append(estimate(model, x, v, 16, seed=0, chunk=16, score=score))
+        runs.append(score)
+    first, cold, again, warm = runs
+    assert cold.cache_misses >= 1 and any((tmp_path / "cache").rglob("*.py"))
+    assert warm.cache_misses == 0 and warm.cache_hits >= 1
+    assert cold.compile_seconds > 0 and warm.compile_seconds > 0
+    assert torch.equal(first[0], again[0]) and torch.equal(first[1], again[1])
+
+
+def test_compile_mode_auto_compiles_from_enough_work_on_the_device():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    pays = lk.COMPILE_PAYS_FROM["cpu"]
+    assert not lk.wants_compile("auto", 20, 500, cpu)  # the quick preset
+    assert lk.wants_compile("auto", 5000, 10_000, cpu)  # the paper protocol
+    assert lk.wants_compile("auto", pays, 1, cpu) and not lk.wants_compile("auto", pays - 1, 1, cpu)
+    assert lk.wants_compile("auto", lk.COMPILE_PAYS_FROM["cuda"], 1, cuda)
+    assert lk.wants_compile("on", 1, 1, cpu) and not lk.wants_compile("off", 10**9, 10**9, cpu)
+
+
+# ---------------------------------------------------------------- nested estimates at K/16 and K/4
+
+
+def test_nested_sizes_are_whole_blocks_of_k_over_16_and_4():
+    assert lk.nested_sizes(5000) == {"sixteenth": 304, "quarter": 1248}
+    assert lk.nested_sizes(1024) == {"sixteenth": 64, "quarter": 256}
+    assert lk.nested_sizes(100) == {"sixteenth": None, "quarter": 16}  # K/16 = 6 is less than one block
+    assert lk.nested_sizes(63) == {"sixteenth": None, "quarter": None}
+
+
+@pytest.mark.parametrize("chunk", [16, 48, 992])
+def test_nested_estimates_are_the_estimates_at_m_and_leave_the_one_at_k_as_it_was(chunk, monkeypatch):
+    """A nested estimate is bit for bit the estimate a run at K = m gives (same seed: the first m samples);
+    and the estimate at K is bit for bit the one computed without nested estimates."""
+    model = real_model("continuous_bernoulli", dtype=torch.float32)
+    x, v = fake_images(6)
+    k = 300  # nested at 16 and 64; not a multiple of the block either
+    est = lk.importance_sampled_ll(model, x, v, k, chunk, torch.Generator().manual_seed(4))
+    assert sorted(est.nested) == [16, 64]
+    for m, nested in est.nested.items():
+        alone = lk.importance_sampled_ll(model, x, v, m, chunk, torch.Generator().manual_seed(4))
+        assert torch.equal(nested.deq, alone.deq) and torch.equal(nested.disc, alone.disc)
+    batched = lk.batched_ll(
+        model, x, v, k, 4, chunk, torch.Generator().manual_seed(4), lk.family_scorer(model.family)
+    )
+    assert sorted(batched.nested) == [16, 64] and batched.nested[64].disc.shape == (6,)
+    monkeypatch.setattr(lk, "nested_sizes", lambda k: {})
+    plain = lk.importance_sampled_ll(model, x, v, k, chunk, torch.Generator().manual_seed(4))
+    assert plain.nested == {} and torch.equal(plain.deq, est.deq) and torch.equal(plain.disc, est.disc)
+
+
+def test_evaluate_writes_the_nested_estimates_and_how_much_the_estimate_still_rises():
+    """metrics.json: k_sixteenth and k_quarter, the means at them, and the mean and standard error over images
+    of the estimate at K less the one at K/4 (recomputed here from the per-image estimates)."""
+    data, model = fake_dataset(n_test=30), TinyMLPVAE()
+    metrics, _ = evaluate(model, data, EvalConfig(k=80, n_test=30, batch=10))
+    assert metrics["k_sixteenth"] is None and metrics["k_quarter"] == 16
+    assert metrics["compile_mode"] == "off" and metrics["compiled"] is False
+    assert metrics["compile_seconds"] is None and metrics["compile_cache_warm"] is None
+    x = dequantize_blocks(data.test_images, 30, lk.stream_generator(0, lk.STREAM_TEST_DEQ, "cpu"))
+    est = lk.batched_ll(
+        model,
+        x,
+        data.test_images[:30],
+        80,
+        10,
+        lk.chunk_for(model, None, 80, 10, data.dims),
+        lk.stream_generator(0, lk.STREAM_IS, "cpu"),
+        lk.family_scorer(model.family),
+    )
+    for column in ("deq", "disc"):
+        at_k, at_quarter = getattr(est, column), getattr(est.nested[16], column)
+        assert metrics[f"ll_{column}_nats"] == pytest.approx(at_k.mean().item(), rel=1e-12)
+        assert metrics[f"ll_{column}_nats_k_sixteenth"] is None
+        assert metrics[f"ll_{column}_nats_k_quarter"] == pytest.approx(at_quarter.mean().item(), rel=1e-12)
+        rise = (at_k - at_quarter).numpy()
+        assert metrics[f"ll_{column}_rise_nats"] == pytest.approx(rise.mean(), rel=1e-12)
+        assert metrics[f"ll_{column}_rise_se"] == pytest.approx(stats.sem(rise), rel=1e-9)
+    short, _ = evaluate(model, data, EvalConfig(k=12, n_test=30, batch=10))
+    assert short["k_quarter"] is None
+    assert short["ll_disc_rise_nats"] is None and short["ll_deq_rise_se"] is None

@@ -45,7 +45,7 @@ def test_saved_model_loads_with_the_same_config_weights_and_family_options(tmp_p
     path = save_model(model, tmp_path / "model.pt")
     loaded = load_model(path)
     assert loaded.config == model.config and loaded.family.options == {"sigma": 0.25}
-    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items()):
+    for (name, a), (_, b) in zip(model.state_dict().items(), loaded.state_dict().items(), strict=True):
         assert torch.equal(a, b), name
     z = torch.randn(4, 2)
     assert torch.equal(model.decode(z), loaded.decode(z))

@@ -26,6 +26,7 @@ def test_posterior_pass_elbo_matches_the_closed_form_and_its_kl_is_analytic():
 
 # ---------------------------------------------------------------- latent metrics vs scikit-learn / numpy
 
+
 def test_knn_accuracy_matches_scikit_learn():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(5, 4)) * 1.5
@@ -33,8 +34,9 @@ def test_knn_accuracy_matches_scikit_learn():
     train_z = centres[train_y] + rng.normal(size=(700, 4))
     test_z = centres[test_y] + rng.normal(size=(300, 4))
     expected = KNeighborsClassifier(n_neighbors=15).fit(train_z, train_y).score(test_z, test_y)
-    got = pst.knn_accuracy(torch.tensor(train_z), torch.tensor(train_y), torch.tensor(test_z),
-                           torch.tensor(test_y))
+    got = pst.knn_accuracy(
+        torch.tensor(train_z), torch.tensor(train_y), torch.tensor(test_z), torch.tensor(test_y)
+    )
     assert got == expected
     assert 0.3 < got < 1.0  # the data is neither trivial nor hopeless, so a wrong vote would show
 
@@ -48,6 +50,7 @@ def test_active_units_match_numpy():
 
 
 # ---------------------------------------------------------------- reconstruction, calibration, figure arrays
+
 
 def test_evaluate_metrics_against_direct_computation():
     data, model = fake_dataset(), TinyMLPVAE(z=2)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_runs import DIVERGED, MISSING, write_synthetic_results
+from synthetic_runs import DIVERGED, MISSING, write_manifest, write_synthetic_results
 
 from vaebench import captions, catalog, findings
 from vaebench.cli import main
@@ -23,8 +23,15 @@ from vaebench.results import Study
 ROOT = Path(__file__).resolve().parents[1]
 CAPTIONS = ROOT / "workflow" / "report"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 def build(results: Path, expected, out: Path, *report_args: str) -> tuple[str, str]:
@@ -33,8 +40,21 @@ def build(results: Path, expected, out: Path, *report_args: str) -> tuple[str, s
     with contextlib.redirect_stdout(printed):
         assert main(["aggregate", "--results", str(results), "--expected", *map(str, expected)]) == 0
         assert main(["figures", "--results", str(results)]) == 0
-        assert main(["report", "--results", str(results), "--out", str(out), "--captions", str(CAPTIONS),
-                     *report_args]) == 0
+        assert (
+            main(
+                [
+                    "report",
+                    "--results",
+                    str(results),
+                    "--out",
+                    str(out),
+                    "--captions",
+                    str(CAPTIONS),
+                    *report_args,
+                ]
+            )
+            == 0
+        )
     return out.read_text(), printed.getvalue()
 
 
@@ -58,9 +78,14 @@ def full(tmp_path_factory):
 def sparse(tmp_path_factory):
     """One seed, latent dimension 8, no family with a learned scale, beta without a discretized value."""
     root = tmp_path_factory.mktemp("sparse")
-    study = write_synthetic_results(root / "results" / "mnist5k",
-                                    families=("bernoulli", "gaussian_fixed", "beta"),
-                                    latent_dims=(8,), seeds=(0,), diverged=None, missing=None)
+    study = write_synthetic_results(
+        root / "results" / "mnist5k",
+        families=("bernoulli", "gaussian_fixed", "beta"),
+        latent_dims=(8,),
+        seeds=(0,),
+        diverged=None,
+        missing=None,
+    )
     page, printed = build(study.results, study.expected, root / "index.html")
     return study, page, printed
 
@@ -83,11 +108,15 @@ def test_headline_has_one_row_per_family_and_bolds_the_lowest_mean(full):
     for j, (dim, metric) in enumerate(columns):
         means = {}
         for family in study.families:
-            values = [json.loads((study.run_dir(family, dim, s) / "metrics.json").read_text())[metric]
-                      for s in study.seeds if (family, dim, s) not in (DIVERGED, MISSING)]
+            values = [
+                json.loads((study.run_dir(family, dim, s) / "metrics.json").read_text())[metric]
+                for s in study.seeds
+                if (family, dim, s) not in (DIVERGED, MISSING)
+            ]
             means[family] = np.mean(values)
-        bold = [family for family, (_, classes) in zip(study.families, rows, strict=True)
-                if "best" in classes[j]]
+        bold = [
+            family for family, (_, classes) in zip(study.families, rows, strict=True) if "best" in classes[j]
+        ]
         assert bold == [min(means, key=means.get)]
     assert page.count("lower is better") >= 5
 
@@ -120,31 +149,38 @@ def test_findings_are_escaped_with_their_title_in_bold(full):
     title, text = (html.escape(t, quote=False) for t in (winner.title, winner.text))
     assert f"<li><b>{title}</b> {text}</li>" in page
     shown = section(page, "findings")
-    assert "p_holm &lt; 0.001" in shown and "p_holm < 0.001" not in shown
+    assert "Holm p &lt; 0.001" in shown and "Holm p < 0.001" not in shown
     assert finding_html(findings.Finding("k", "", "a < b & c")) == "a &lt; b &amp; c"
 
 
 def test_findings_follow_the_tests(full, sparse):
     _, page, _ = full
     text = html.unescape(re.sub(r"<[^>]+>", "", section(page, "findings")))
-    assert f"Latent dimension 2: {catalog.label('gaussian')} has the lowest discretized bits/dim" in text
-    assert "significant against every other family" in text
-    assert "No test was possible" in text  # z = 8: the diverged and missing runs leave 2 pairs or fewer
+    assert f"Lowest discretized bits/dim: at z = 2, {catalog.label('gaussian')} " in text
+    assert "ahead of every other family (significant across 3 seeds" in text
+    assert "test-set standard errors, 2 seeds" in text  # z = 8: the diverged and missing runs leave 2 pairs
     assert f"{catalog.label('continuous_bernoulli')} is better by" in text
-    assert "not testable here" in text  # no gaussian_fixed in this study
+    assert "Not testable here: the study lacks ok runs of gaussian_fixed" in text
 
     _, page, _ = sparse
     text = html.unescape(re.sub(r"<[^>]+>", "", section(page, "findings")))
-    assert "Too few seeds for statistics" in text and "No test was possible" in text
-    assert "at latent dimension 8 it fails as the seed says" in text
+    assert "Too few seeds for statistics" in text
+    assert "Seed claim “squared error doesn't work at all”:" in text
 
 
 def test_ranking_shows_a_shared_rank_where_no_test_separates(tmp_path):
-    study = write_synthetic_results(tmp_path / "mnist5k",
-                                    families=("gaussian", "logit_normal", "logit_laplace"),
-                                    latent_dims=(4,), seeds=(0, 1, 2), diverged=None, missing=None)
-    best = [json.loads((study.run_dir("logit_normal", 4, s) / "metrics.json").read_text())["bpd_disc"]
-            for s in study.seeds]
+    study = write_synthetic_results(
+        tmp_path / "mnist5k",
+        families=("gaussian", "logit_normal", "logit_laplace"),
+        latent_dims=(4,),
+        seeds=(0, 1, 2),
+        diverged=None,
+        missing=None,
+    )
+    best = [
+        json.loads((study.run_dir("logit_normal", 4, s) / "metrics.json").read_text())["bpd_disc"]
+        for s in study.seeds
+    ]
     for seed, shift in zip(study.seeds, (0.03, -0.02, 0.01), strict=True):  # noisy, just behind the best
         path = study.run_dir("logit_laplace", 4, seed) / "metrics.json"
         path.write_text(json.dumps({**json.loads(path.read_text()), "bpd_disc": best[seed] + shift}))
@@ -164,8 +200,15 @@ def test_a_missing_value_shows_na_with_its_reason(sparse):
 
 
 def test_a_study_with_nothing_evaluated_still_reports(tmp_path):
-    study = write_synthetic_results(tmp_path / "mnist5k", families=("gaussian",), latent_dims=(2,),
-                                    seeds=(0,), diverged=None, missing=None, evaluate=False)
+    study = write_synthetic_results(
+        tmp_path / "mnist5k",
+        families=("gaussian",),
+        latent_dims=(2,),
+        seeds=(0,),
+        diverged=None,
+        missing=None,
+        evaluate=False,
+    )
     expected = study.expected + [study.run_dir("beta", 2, 0)]
     page, printed = build(study.results, expected, tmp_path / "index.html")
     assert [label for label, _ in headline_rows(page)] == [catalog.label("gaussian"), "beta"]
@@ -200,16 +243,23 @@ def test_a_caption_edit_shows_and_a_missing_caption_file_is_a_one_line_note(full
     edited = tmp_path / "captions"
     shutil.copytree(CAPTIONS, edited)
     (edited / "samples.rst").unlink()
-    (edited / "cost.rst").write_text("**Cost, edited.** Dataset ``{{ snakemake.wildcards.dataset }}``.\n\n"
-                                     "Seconds per run, see ``train_seconds`` & the\nnext line.\n")
+    (edited / "cost.rst").write_text(
+        "**Cost, edited.** Dataset ``{{ snakemake.wildcards.dataset }}``.\n\n"
+        "Seconds per run, see ``train_seconds`` & the\nnext line.\n"
+    )
     out = tmp_path / "index.html"
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["report", "--results", str(study.results), "--out", str(out),
-                     "--captions", str(edited)]) == 0
+        assert (
+            main(["report", "--results", str(study.results), "--out", str(out), "--captions", str(edited)])
+            == 0
+        )
     page = out.read_text()
     shown = figure_captions(page)
-    assert shown["cost"] == ("<b>Figure 9. Cost, edited.</b> Seconds per run, see <code>train_seconds</code> "
-                             "&amp; the next line.")
+    number = captions.FIGURES.index("cost") + 1
+    assert shown["cost"] == (
+        f"<b>Figure {number}. Cost, edited.</b> Seconds per run, see "
+        "<code>train_seconds</code> &amp; the next line."
+    )
     note = shown["samples"]
     assert "\n" not in note and f"No caption: {edited / 'samples.rst'} does not exist." in html.unescape(note)
     assert len(re.findall(r"<img src='data:image/png", page)) == len(captions.FIGURES)  # all still shown
@@ -230,24 +280,29 @@ def test_snakemake_report_and_html_report_share_captions_and_figure_names():
 
 def test_report_says_what_is_deterministic_and_where_the_likelihoods_are_defined(full):
     _, page, _ = full
-    start = page.index("id=\"determinism\"")
-    determinism = page[start:page.index("</ul>", start)]
+    start = page.index('id="determinism"')
+    determinism = page[start : page.index("</ul>", start)]
     assert "On CPU a seed fixes everything" in determinism and "On a GPU" in determinism
     assert "bit for bit" in determinism
     assert "docs/likelihoods.md in the repository" in section(page, "conventions")
 
 
 def test_the_report_imports_no_plotting():
-    code = ("import sys, vaebench.report; "
-            "print(sorted({'torch', 'matplotlib', 'vaebench.figures'} & set(sys.modules)))")
+    code = (
+        "import sys, vaebench.report; "
+        "print(sorted({'torch', 'matplotlib', 'vaebench.figures'} & set(sys.modules)))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
 def test_report_opens_in_a_real_browser(full):
-    """Headless Chromium loads the page offline: every image decodes, one headline row per family."""
-    playwright = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed "
-                                     "(pip install playwright; no browser download needed)")
+    """Headless Chromium loads the page offline: every figure decodes, one headline row per family, the
+    verdict comes first with its limits box, and no cell or finding shows a missing value (nan, None)."""
+    playwright = pytest.importorskip(
+        "playwright.sync_api",
+        reason="Playwright for Python is not installed (pip install playwright; no browser download needed)",
+    )
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     study, _, path = full
@@ -259,10 +314,138 @@ def test_report_opens_in_a_real_browser(full):
             page.on("request", lambda r: requests.append(r.url))
             page.goto(path.as_uri(), wait_until="load")
             images = page.evaluate("Array.from(document.images, i => [i.complete, i.naturalWidth, i.alt])")
-            rows = page.evaluate("document.querySelectorAll('#headline tbody tr').length")
+            rows = page.evaluate("document.querySelectorAll('#headline tbody tr:not(.reference)').length")
+            sections = page.evaluate("Array.from(document.querySelectorAll('section'), s => s.id)")
+            verdict = page.evaluate(
+                "Array.from(document.querySelectorAll('#verdict ul.verdict li'), li => li.innerText)"
+            )
+            limits = page.evaluate("document.querySelector('#verdict aside.limits').innerText")
+            shown = page.evaluate(
+                "Array.from(document.querySelectorAll('td, th, li, figcaption'), e => e.innerText)"
+            )
         finally:
             browser.close()
     assert len(images) == len(captions.FIGURES)
     assert all(complete and width > 0 for complete, width, _ in images), images
     assert rows == len(study.families)
+    assert sections[:2] == ["question", "verdict"]
+    assert verdict[0].startswith("Best likelihood (discretized bits/dim, lower is better): at z = 2, ")
+    assert any(item.startswith("Best-looking:") for item in verdict) and "Limits of this run" in limits
+    missing = [text for text in shown if re.search(r"\b(nan|NaN|None|null)\b", text)]
+    assert not missing, missing[:5]
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
+
+
+def test_the_headline_marks_its_column_and_gives_the_test_set_error_with_one_seed(sparse, full):
+    _, page, _ = sparse
+    head = re.search(r"<table id='headline'>.*?</thead>", page, re.S).group(0)
+    assert "<th class='headline'><a href='#likelihoods'>discretized bits/dim</a>" in head
+    assert "the headline: probability of the 8-bit values" in head
+    table_html = re.search(r"<table id='headline'>.*?</table>", page, re.S).group(0)
+    assert "± test-set SE, 1 seed" in table_html and "n = 1" not in table_html
+    assert re.search(
+        r"<td class='num worse-uniform'>[0-9.]+ ± [0-9.]+<br><span class='small'>± test-set SE, "
+        r"1 seed; worse than uniform</span></td>",
+        page,
+    )  # gaussian_fixed's dequantized column
+    _, page, _ = full
+    assert re.search(r"[0-9.]+ ± [0-9.]+<br><span class='small'>95% CI, 3 seeds; SE [0-9.]+</span>", page)
+
+
+def test_the_baselines_are_reference_rows_of_the_headline(full):
+    study, page, _ = full
+    body = re.search(r"<table id='headline'>.*?<tbody>(.*?)</tbody>", page, re.S).group(1)
+    references = re.findall(r"<tr class='reference' title='[^']*'><td>([^<]*)</td>(.*?)</tr>", body, re.S)
+    assert [html.unescape(name) for name, _ in references] == [
+        "per-pixel histogram (no latent)",
+        "two masses at 0 and 255 (no latent)",
+        "uniform over 256 values",
+    ]
+    values = re.findall(r"<td class='num'>([0-9.]+)<br>", references[0][1])
+    assert values == ["1.750"] * 2 * len(study.latent_dims)  # both columns, every latent size
+
+
+def test_the_verdict_the_limits_the_convergence_and_the_measures_are_on_the_page(sparse):
+    _, page, _ = sparse
+    verdict = html.unescape(re.sub(r"<[^>]+>", "", section(page, "verdict")))
+    assert verdict.index("Best likelihood") < verdict.index("Limits of this run")
+    assert "One training run each:" in verdict and "Few importance samples: K = 100" in verdict
+    assert "Avoid:" in verdict and "worse than uniform noise" in verdict
+    results_section = section(page, "headline-section")
+    assert "<table id='convergence'>" in results_section and "K/16 → K/4 → K" in results_section
+    assert "class='measures'" in results_section and "epochs to 95% of the ELBO gain" in results_section
+    measures = re.search(r"<table class='measures'>.*?</table>", results_section, re.S).group(0)
+    assert "median image" not in measures  # no family here has a median image apart from its mean
+
+
+def test_integers_print_as_integers_and_the_pairwise_note_is_said_once(sparse, full):
+    _, page, _ = sparse
+    runs = re.search(r"<table id='runs-table'>.*?</table>", page, re.S).group(0)
+    header = re.findall(r"<th>(.*?)</th>", runs)
+    row = re.search(r"<tbody>\s*<tr>(.*?)</tr>", runs, re.S).group(1)
+    first_row = re.findall(r"<td[^>]*>(.*?)</td>", row)
+    cells = dict(zip(header, first_row, strict=True))
+    assert (cells["K"], cells["test images"], cells["active units"], cells["epochs to 95% ↓"]) == (
+        "100",
+        "300",
+        "6",
+        "5",
+    )
+    assert cells["epochs done"] == "5"
+    _, page, _ = full
+    tests = re.search(r"<summary>Every pairwise test of the bits/dim.*?</details>", page, re.S).group(0)
+    note = "t-test only; the Wilcoxon test cannot reach"
+    assert tests.count(note) == 1 and "Unless a row says otherwise: n = 3: t-test only" in tests
+
+
+def test_the_subtitle_names_the_seeds_and_the_setup_the_split_sizes(sparse, tmp_path):
+    study, page, _ = sparse
+    assert "3 families × latent dimensions 8 × 1 seed (0); 3 runs." in page
+    assert "300 of 1000" not in page and "the first 300 test images scored" in page  # from baselines.json
+    write_manifest(tmp_path / "manifest.json", n_train=4000, n_test=1000)
+    out = tmp_path / "index.html"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert (
+            main(
+                [
+                    "report",
+                    "--results",
+                    str(study.results),
+                    "--out",
+                    str(out),
+                    "--captions",
+                    str(CAPTIONS),
+                    "--manifest",
+                    str(tmp_path / "manifest.json"),
+                ]
+            )
+            == 0
+        )
+    assert "<td>4,000 train / 1,000 test; the first 300 test images scored</td>" in out.read_text()
+
+
+def test_the_index_lists_every_study_report_with_its_title_and_date(full, sparse, tmp_path):
+    for name, (study, _, _) in (("quick", full), ("tiny", sparse)):
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert (
+                main(
+                    [
+                        "report",
+                        "--results",
+                        str(study.results),
+                        "--captions",
+                        str(CAPTIONS),
+                        "--out",
+                        str(tmp_path / name / "index.html"),
+                        "--index",
+                        str(tmp_path / "index.html"),
+                    ]
+                )
+                == 0
+            )
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "index.html").write_text("<title>not a report</title>")
+    index = (tmp_path / "index.html").read_text()
+    assert re.findall(r"<li><a href='(\w+)/index.html'>", index) in (["quick", "tiny"], ["tiny", "quick"])
+    assert "vaebench: output distributions for image VAEs on mnist5k" in index and "not a report" not in index
+    assert re.search(r"\(written \d{4}-\d\d-\d\d \d\d:\d\d UTC\)", index)

@@ -9,7 +9,13 @@ import sys
 
 import numpy as np
 import pytest
-from synthetic_runs import DIVERGED, MISSING, write_synthetic_results
+from synthetic_runs import (
+    DIVERGED,
+    MISSING,
+    write_manifest,
+    write_quality_references,
+    write_synthetic_results,
+)
 
 from vaebench import catalog, results
 from vaebench.cli import main
@@ -21,8 +27,18 @@ def study(tmp_path_factory):
     """3 families x latent dims 2 and 8 x 3 seeds, one diverged and one missing run, aggregated."""
     synthetic = write_synthetic_results(tmp_path_factory.mktemp("results") / "mnist5k")
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["aggregate", "--results", str(synthetic.results), "--expected",
-                     *map(str, synthetic.expected)]) == 0
+        assert (
+            main(
+                [
+                    "aggregate",
+                    "--results",
+                    str(synthetic.results),
+                    "--expected",
+                    *map(str, synthetic.expected),
+                ]
+            )
+            == 0
+        )
     return synthetic, Study.load(synthetic.results)
 
 
@@ -35,7 +51,7 @@ def test_read_tables_reads_the_three_tables_with_notes_as_text(study):
     metrics, summary, tests = read_tables(synthetic.results)
     assert len(metrics) == len(synthetic.expected)
     assert len(summary) == len(synthetic.families) * len(synthetic.latent_dims)
-    assert set(tests["metric"]) == {"bpd_disc", "bpd_deq"}
+    assert set(tests["metric"]) == set(results.TESTED)
     assert metrics["note"].map(type).eq(str).all()
     assert summary["bpd_disc_note"].map(type).eq(str).all() and tests["better"].map(type).eq(str).all()
 
@@ -76,8 +92,9 @@ def test_study_stat_is_the_mean_over_ok_seeds(study):
     synthetic, loaded = study
     family, dim, bad_seed = DIVERGED
     s = loaded.stat(family, dim, "bpd_disc")
-    values = [metric(synthetic, family, dim, seed, "bpd_disc") for seed in synthetic.seeds
-              if seed != bad_seed]
+    values = [
+        metric(synthetic, family, dim, seed, "bpd_disc") for seed in synthetic.seeds if seed != bad_seed
+    ]
     assert s["mean"] == pytest.approx(np.mean(values)) and s["n"] == 2 and s["note"] == ""
     absent = loaded.stat("beta", dim, "bpd_disc")
     assert math.isnan(absent["mean"]) and absent["n"] == 0
@@ -113,7 +130,43 @@ def test_study_history_stacks_every_run_with_a_history(study):
 
 
 def test_the_reader_imports_neither_torch_nor_matplotlib():
-    code = ("import sys, vaebench.results, vaebench.findings; "
-            "print(sorted({'torch', 'matplotlib'} & sys.modules.keys()))")
+    code = (
+        "import sys, vaebench.results, vaebench.findings; "
+        "print(sorted({'torch', 'matplotlib'} & sys.modules.keys()))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_study_reads_its_baselines_and_the_reference_files_given(study, tmp_path):
+    synthetic, loaded = study
+    assert [row["id"] for row in loaded.baseline_rows] == ["histogram", "two_masses", "uniform"]  # best first
+    assert loaded.baseline("uniform")["bpd_disc"] == 8.0
+    assert loaded.manifest is None and loaded.quality is None
+    manifest = write_manifest(tmp_path / "m.json", n_train=123)
+    quality = write_quality_references(tmp_path / "q.json")
+    again = Study.load(synthetic.results, manifest, quality)
+    assert again.manifest["n_train"] == 123 and again.quality["fd_n"] > 0
+    with pytest.raises(ResultsError, match="does not exist: run `vaebench data`"):
+        Study.load(synthetic.results, tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text("[1, 2]")
+    with pytest.raises(ResultsError, match=r"picture-quality references .*bad.json is not a JSON object"):
+        Study.load(synthetic.results, quality=tmp_path / "bad.json")
+
+
+def test_study_stat_carries_the_test_set_error_of_the_mean(study):
+    synthetic, loaded = study
+    s = loaded.stat("bernoulli", 2, "bpd_disc")
+    se = [
+        metric(synthetic, "bernoulli", 2, seed, "ll_disc_se") / (784 * math.log(2))
+        for seed in synthetic.seeds
+    ]
+    assert s["se"] == pytest.approx(math.sqrt(sum(x * x for x in se)) / len(se))
+    assert math.isnan(loaded.stat("bernoulli", 2, "recon_mse")["se"])  # no test-set error recorded for it
+    assert loaded.n_seeds == 3
+
+
+def test_every_tested_measure_has_a_direction_and_only_the_mean_images_are_tested():
+    assert results.TESTED["bpd_disc"] is True and results.TESTED["knn_acc"] is False
+    assert not any(m.endswith("_median") for m in results.TESTED)
+    assert set(results.QUALITY) <= set(results.MEASURES) and results.nats_to_bpd(784 * math.log(2), 784) == 1

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from slurm_cluster import SlurmCluster, unavailable_reason
 from workflow_copy import copy_workflow
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / ".test" / "config" / "config.yaml"
 PROFILE = ROOT / "profiles" / "slurm" / "profile.yaml"
-CLUSTER_RULES = {"train", "evaluate"}  # everything else is a localrule and never meets sbatch
+CLUSTER_RULES = {"classifier", "train", "evaluate"}  # everything else is a localrule and never meets sbatch
+GPU_RULES = {"train", "evaluate"}  # the classifier trains on the CPU
 SKIP_KEYS = re.compile(r"seconds|time|host|command")  # timing and host details differ by design
 
 
@@ -58,8 +58,9 @@ def fill_in_profile(profile_dir: Path, partition: str) -> dict:
     path = profile_dir / "profile.yaml"
     profile = yaml.safe_load(path.read_text())
     for rule in CLUSTER_RULES:
-        profile["set-resources"][rule].update(slurm_partition=partition, cpus_per_task=1, mem_mb=1000,
-                                              runtime=10)
+        profile["set-resources"][rule].update(
+            slurm_partition=partition, cpus_per_task=1, mem_mb=1000, runtime=10
+        )
         profile["set-threads"][rule] = 1
     path.write_text(yaml.safe_dump(profile, sort_keys=False))
     return profile
@@ -95,6 +96,7 @@ def same(a, b) -> bool:
 
 # -- the profile itself (no cluster needed) ---------------------------------------------------
 
+
 def test_profile_selects_the_slurm_executor_and_sizes_the_cluster_jobs():
     profile = yaml.safe_load(PROFILE.read_text())
     assert profile["executor"] == "slurm"
@@ -103,7 +105,7 @@ def test_profile_selects_the_slurm_executor_and_sizes_the_cluster_jobs():
     assert set(profile["set-resources"]) == CLUSTER_RULES
     for rule, res in profile["set-resources"].items():
         assert {"gpu", "cpus_per_task", "mem_mb", "runtime", "slurm_partition"} <= set(res), rule
-        assert res["gpu"] == 1, f"{rule} should ask SLURM for a GPU"
+        assert res["gpu"] == (1 if rule in GPU_RULES else 0), f"{rule}: wrong GPU request"
         assert res["cpus_per_task"] == profile["set-threads"][rule], f"{rule}: CPUs asked != threads used"
 
 
@@ -112,7 +114,9 @@ def test_profile_is_accepted_by_snakemake_and_the_plugin(tmp_path):
     """A dry run through the profile (its executor settings parse) gives train and evaluate a
     GPU, a partition, memory and a time limit."""
     workdir = copy_workflow(tmp_path / "wf")
-    out, _ = snakemake(workdir, "--dry-run", "--workflow-profile", "profiles/slurm", "--configfile", str(TINY))
+    out, _ = snakemake(
+        workdir, "--dry-run", "--workflow-profile", "profiles/slurm", "--configfile", str(TINY)
+    )
     blocks = re.findall(r"^rule (?:train|evaluate):\n(?:    .*\n)+", out + "\n", flags=re.M)
     assert len(blocks) == 4, out[-3000:]
     for block in blocks:
@@ -122,6 +126,7 @@ def test_profile_is_accepted_by_snakemake_and_the_plugin(tmp_path):
 
 
 # -- the tiny study on a real (one-node) SLURM ------------------------------------------------
+
 
 @pytest.fixture
 def cluster():
@@ -140,18 +145,33 @@ def test_tiny_study_on_slurm_equals_the_local_run(cluster, tmp_path):
         # The README's one command, plus what this test cluster without an accounting database
         # needs: job status from squeue (MinJobAge is raised for it) and quick polling.
         out, cluster_wall = snakemake(
-            on_slurm, "--workflow-profile", "profiles/slurm", "--configfile", str(TINY),
-            "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-            "--seconds-between-status-checks", "1", env=cluster.env)
+            on_slurm,
+            "--workflow-profile",
+            "profiles/slurm",
+            "--configfile",
+            str(TINY),
+            "--slurm-status-command",
+            "squeue",
+            "--slurm-init-seconds-before-status-checks",
+            "1",
+            "--seconds-between-status-checks",
+            "1",
+            env=cluster.env,
+        )
         run_id = re.search(r"SLURM run ID: (\S+)", out).group(1)
         # Snakemake's word for each submission: "Job 3 has been submitted with SLURM jobid 7 (log: ...)"
-        submitted = {slurm_id: rule for slurm_id, rule in re.findall(
-            r"has been submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+?)/", out)}
+        submitted = {
+            slurm_id: rule
+            for slurm_id, rule in re.findall(
+                r"has been submitted with SLURM jobid (\d+) \(log: \S*/rule_(\w+?)/", out
+            )
+        }
         local = set(re.findall(r"^localrule (\w+):", out, flags=re.M))
-        assert Counter(submitted.values()) == {"train": 2, "evaluate": 2}, (
-            f"sbatch got {dict(Counter(submitted.values()))}: only train and evaluate belong on the "
-            f"cluster, every other rule must be a localrule")
-        assert {"all", "data", "study_config", "aggregate", "figures", "report"} <= local, local
+        assert Counter(submitted.values()) == {"classifier": 1, "train": 2, "evaluate": 2}, (
+            f"sbatch got {dict(Counter(submitted.values()))}: only classifier, train and evaluate belong on "
+            f"the cluster, every other rule must be a localrule"
+        )
+        assert {"all", "data", "study_config", "aggregate", "baselines", "figures", "report"} <= local, local
         assert not local & CLUSTER_RULES
 
         # slurmctld's own record: the same jobs, each asked for a GPU on the partition, all done
@@ -160,8 +180,14 @@ def test_tiny_study_on_slurm_equals_the_local_run(cluster, tmp_path):
         for slurm_id, job in jobs.items():
             assert job["JobState"] == "COMPLETED" and job["ExitCode"] == "0:0", job
             assert job["Comment"].startswith(f"rule_{submitted[slurm_id]}_"), job
-            assert job["Partition"] == cluster.partition and job["TresPerJob"] == "gres:gpu:1", job
-        finished = {rec["JobId"]: rec["JobState"] for rec in cluster.completions() if rec.get("Name") == run_id}
+            assert job["Partition"] == cluster.partition, job
+            if submitted[slurm_id] in GPU_RULES:
+                assert job["TresPerJob"] == "gres:gpu:1", job
+            else:
+                assert "gpu" not in (job.get("TresPerJob") or ""), job
+        finished = {
+            rec["JobId"]: rec["JobState"] for rec in cluster.completions() if rec.get("Name") == run_id
+        }
         assert finished == {slurm_id: "COMPLETED" for slurm_id in submitted}
     except Exception:
         print(locals().get("out", "")[-6000:], cluster.logs(), sep="\n")
@@ -177,8 +203,11 @@ def test_tiny_study_on_slurm_equals_the_local_run(cluster, tmp_path):
         assert set(got) == set(expected), rel
         differing = {k: (expected[k], got[k]) for k in expected if not same(expected[k], got[k])}
         assert not differing, f"{rel}: local vs SLURM differ in {differing}"
-    assert headline_table(on_slurm / "report" / "index.html") == headline_table(local_dir / "report" / "index.html")
+    report = Path("report") / yaml.safe_load(TINY.read_text())["study"] / "index.html"
+    assert headline_table(on_slurm / report) == headline_table(local_dir / report)
 
-    print(f"\nSLURM run {run_id}: " + ", ".join(
-        f"{jobs[i]['JobId']} {submitted[i]} {jobs[i]['JobState']}" for i in sorted(jobs, key=int)))
+    print(
+        f"\nSLURM run {run_id}: "
+        + ", ".join(f"{jobs[i]['JobId']} {submitted[i]} {jobs[i]['JobState']}" for i in sorted(jobs, key=int))
+    )
     print(f"wall time: SLURM {cluster_wall:.1f} s, local {local_wall:.1f} s")

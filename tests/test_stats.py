@@ -14,9 +14,11 @@ from vaebench import stats
 
 def runs_table(values: dict[str, list[float]], dim: int = 4, status: dict | None = None) -> pd.DataFrame:
     """One row per (family, seed) with bpd_disc = values[family][seed]."""
-    rows = [{"family": f, "latent_dim": dim, "seed": s, "bpd_disc": v,
-             "status": (status or {}).get((f, s), "ok")}
-            for f, vs in values.items() for s, v in enumerate(vs)]
+    rows = [
+        {"family": f, "latent_dim": dim, "seed": s, "bpd_disc": v, "status": (status or {}).get((f, s), "ok")}
+        for f, vs in values.items()
+        for s, v in enumerate(vs)
+    ]
     return pd.DataFrame(rows)
 
 
@@ -101,12 +103,15 @@ def test_pairs_only_the_seeds_both_families_have():
     assert row["mean_a"] == pytest.approx(1.1) and row["mean_b"] == pytest.approx(2.1)
 
 
-@pytest.mark.parametrize("n, t_run, w_run, words", [
-    (1, False, False, "too few for any test"),
-    (2, False, False, "too few for any test"),
-    (3, True, False, "t-test only"),
-    (6, True, True, ""),
-])
+@pytest.mark.parametrize(
+    "n, t_run, w_run, words",
+    [
+        (1, False, False, "too few for any test"),
+        (2, False, False, "too few for any test"),
+        (3, True, False, "t-test only"),
+        (6, True, True, ""),
+    ],
+)
 def test_small_n_says_so_and_runs_no_test_it_cannot_support(n, t_run, w_run, words):
     rng = np.random.default_rng(n)
     row = stats.paired_comparison(pd.Series(rng.normal(0, 1, n)), pd.Series(rng.normal(1, 1, n)))
@@ -133,8 +138,11 @@ def test_pairwise_tests_holm_correct_within_a_latent_dimension_and_skip_bad_runs
 def test_ranking_shows_ties():
     rng = np.random.default_rng(1)
     noise = rng.normal(0, 0.05, 6)
-    values = {"a": list(1.00 + noise + rng.normal(0, 0.05, 6)),
-              "b": list(1.01 + noise + rng.normal(0, 0.05, 6)), "c": list(2.0 + noise)}
+    values = {
+        "a": list(1.00 + noise + rng.normal(0, 0.05, 6)),
+        "b": list(1.01 + noise + rng.normal(0, 0.05, 6)),
+        "c": list(2.0 + noise),
+    }
     table = runs_table(values)
     tests = stats.pairwise_tests(table, "bpd_disc", list(values))
     ranks = stats.ranking(table, tests, "bpd_disc", list(values)).set_index("family")
@@ -157,11 +165,46 @@ def test_ranking_lists_each_dimension_by_mean_its_first_row_the_winner():
     """The report's headline bolds the first row of each latent dimension and marks its tied_with."""
     rng = np.random.default_rng(2)
     bases = {2: {"a": 1.5, "b": 1.0, "c": 1.2}, 8: {"a": 0.9, "b": 1.3, "c": 2.0}}
-    table = pd.concat([runs_table({f: list(m + rng.normal(0, 0.05, 4)) for f, m in means.items()}, dim=dim)
-                       for dim, means in bases.items()])
+    table = pd.concat(
+        [
+            runs_table({f: list(m + rng.normal(0, 0.05, 4)) for f, m in means.items()}, dim=dim)
+            for dim, means in bases.items()
+        ]
+    )
     tests = stats.pairwise_tests(table, "bpd_disc", ["a", "b", "c"])
     ranks = stats.ranking(table, tests, "bpd_disc", ["a", "b", "c"])
     for dim, at in ranks.groupby("latent_dim"):
         means = table[table["latent_dim"] == dim].groupby("family")["bpd_disc"].mean()
         assert list(at["family"]) == list(means.sort_values().index)
         assert list(at["rank_by_mean"]) == [1, 2, 3]
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_effect_sizes_are_undefined_below_three_pairs_like_the_test(n):
+    row = stats.paired_comparison(pd.Series([1.0, 1.5][:n]), pd.Series([2.0, 2.1][:n]))
+    assert math.isnan(row["cohens_dz"]) and math.isnan(row["rank_biserial"]) and math.isnan(row["t_p"])
+    assert row["diff_mean"] == pytest.approx(np.mean(np.array([1.0, 1.5][:n]) - np.array([2.0, 2.1][:n])))
+
+
+def test_a_difference_counts_beyond_the_noise_bar_of_independent_errors():
+    se_a, se_b = 0.003, 0.004  # se of the difference: 0.005
+    bar = stats.NOISE_SE * 0.005
+    assert stats.beyond_noise(bar * 1.01, se_a, se_b) == (True, pytest.approx(stats.NOISE_SE * 1.01))
+    assert stats.beyond_noise(-bar * 0.99, se_a, se_b)[0] is False  # the sign does not matter, the size does
+    beyond, ratio = stats.beyond_noise(0.1, math.nan, se_b)
+    assert not beyond and math.isnan(ratio)
+
+
+def test_one_sample_p_matches_scipy_and_needs_three_values():
+    x = [1.31, 1.29, 1.35, 1.30]
+    assert stats.one_sample_p(x, 1.25) == pytest.approx(sps.ttest_1samp(x, 1.25).pvalue)
+    assert math.isnan(stats.one_sample_p(x[:2], 1.25)) and math.isnan(stats.one_sample_p([1.0] * 4, 1.25))
+
+
+def test_better_follows_the_measure_direction():
+    rng = np.random.default_rng(4)
+    values = {"a": list(0.9 + rng.normal(0, 0.01, 4)), "b": list(0.5 + rng.normal(0, 0.01, 4))}  # accuracies
+    table = runs_table(values).rename(columns={"bpd_disc": "knn_acc"})
+    higher = stats.pairwise_tests(table, "knn_acc", ["a", "b"], lower_is_better=False).iloc[0]
+    lower = stats.pairwise_tests(table, "knn_acc", ["a", "b"]).iloc[0]
+    assert higher["significant"] and higher["better"] == "a" and lower["better"] == "b"

@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from vaebench import utils
 from vaebench.cli import main
 from vaebench.families import FAMILIES
 from vaebench.models import load_model
@@ -36,9 +38,29 @@ def same_weights(a: Path, b: Path) -> bool:
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_every_family_trains_one_epoch_with_finite_numbers(family, tmp_path, data_dir):
     out = tmp_path / family
-    code = main(["train", "--dataset", "mnist5k", "--loss", family, "--latent-dim", "4", "--epochs", "1",
-                 "--hidden", "64", "--batch-size", "256", "--threads", "1", "--data-dir", data_dir,
-                 "--out", str(out)])
+    code = main(
+        [
+            "train",
+            "--dataset",
+            "mnist5k",
+            "--loss",
+            family,
+            "--latent-dim",
+            "4",
+            "--epochs",
+            "1",
+            "--hidden",
+            "64",
+            "--batch-size",
+            "256",
+            "--threads",
+            "1",
+            "--data-dir",
+            data_dir,
+            "--out",
+            str(out),
+        ]
+    )
     assert code == 0
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "ok" and record["epochs_completed"] == 1 and record["loss"] == family
@@ -67,13 +89,137 @@ def test_bad_arguments_give_one_line_errors(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "did you mean 'gaussian'" in err and "\n" not in err
     assert main(["train", "--latent-dim", "0", "--out", str(tmp_path)]) == 2
-    assert "--latent-dim must be a positive integer" in capsys.readouterr().err
+    assert "argument --latent-dim: must be a positive integer" in capsys.readouterr().err
+    # (tests/test_cli.py has every other value --help does not allow)
+
+
+def test_a_missing_gpu_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert main(["train", "--device", "cuda", "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err.startswith("vaebench train: error: device cuda: no CUDA device on this machine")
+        and err.count("\n") == 1
+    )
+
+
+def test_compile_without_a_cpp_compiler_is_one_line(tmp_path, data_dir, capsys, monkeypatch):
+    import torch._inductor.config as inductor_config
+
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "inductor"))  # no cached kernel to reuse
+    with inductor_config.patch({"fx_graph_cache": False, "cpp.cxx": ("/nonexistent/g++",)}):
+        assert quick(tmp_path / "run", data_dir, "--compile") == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vaebench train: error: --compile failed (") and err.count("\n") == 1
+    assert "rerun without --compile" in err
+
+
+def quick(out: Path, data_dir: str, *extra: str) -> int:
+    return main(
+        [
+            "train",
+            "--loss",
+            "continuous_bernoulli",
+            "--latent-dim",
+            "2",
+            "--hidden",
+            "16",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "512",
+            "--data-dir",
+            data_dir,
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+def test_a_finished_run_is_kept_and_never_written_over_by_another(tmp_path, data_dir, capsys):
+    run = tmp_path / "run"
+    assert quick(run, data_dir) == 0
+    before = {name: (run / name).read_bytes() for name in ("model.pt", "history.csv", "run.json")}
+    capsys.readouterr()
+    # the same arguments (device and threads may differ): nothing to do, nothing rewritten
+    assert quick(run, data_dir, "--threads", "2") == 0
+    assert capsys.readouterr().err == (
+        f"{run} holds this run, finished (status ok, 2 epochs): nothing to do; --overwrite trains it again\n"
+    )
+    # another family, or more epochs of the same: refused in one line, the run untouched
+    for other, difference in (
+        (["--loss", "gaussian"], "loss continuous_bernoulli, not gaussian"),
+        (["--epochs", "3"], "epochs 2, not 3"),
+    ):
+        args = [a for a in ["--epochs", "2"] if other[0] != "--epochs"] + other
+        assert (
+            main(
+                [
+                    "train",
+                    "--latent-dim",
+                    "2",
+                    "--hidden",
+                    "16",
+                    "--batch-size",
+                    "512",
+                    "--loss",
+                    "continuous_bernoulli",
+                    *args,
+                    "--data-dir",
+                    data_dir,
+                    "--out",
+                    str(run),
+                ]
+            )
+            == 2
+        )
+        err = capsys.readouterr().err
+        assert err == (
+            f"vaebench train: error: {run} holds a finished run with other arguments "
+            f"({difference}): use another --out, or --overwrite to replace it\n"
+        )
+    assert {name: (run / name).read_bytes() for name in before} == before
+    # --overwrite replaces it
+    assert quick(run, data_dir, "--epochs", "1", "--overwrite") == 0
+    assert json.loads((run / "run.json").read_text())["epochs"] == 1 and len(read_history(run)) == 1
+
+
+def test_an_epoch_that_takes_long_shows_its_progress_and_every_epoch_an_eta(
+    tmp_path, data_dir, capsys, monkeypatch
+):
+    monkeypatch.setattr(utils, "PROGRESS_SECONDS", 0.0)  # every epoch counts as long
+    assert quick(tmp_path / "run", data_dir) == 0
+    err = capsys.readouterr().err.splitlines()
+    tag = "[continuous_bernoulli z=2 seed=0]"
+    within = [line for line in err if line.startswith(f"{tag} epoch 1/2: ")]
+    assert within[0].startswith(f"{tag} epoch 1/2: 1/8 batches (12%), ")  # 4,000 images, 512 a batch
+    assert within[-1].startswith(f"{tag} epoch 1/2: 8 batches in 0:00:")
+    epochs = [line for line in err if re.match(rf"{re.escape(tag)} epoch \d/2 train loss", line)]
+    assert len(epochs) == 2 and re.search(r", ETA 0:\d\d:\d\d$", epochs[0])
+    assert epochs[1].endswith("ETA 0:00:00")
 
 
 def test_killed_run_resumes_to_the_same_model(tmp_path, data_dir):
     # small batches make an epoch last about a second, so the kill lands mid-run
-    args = [sys.executable, "-m", "vaebench.cli", "train", "--loss", "continuous_bernoulli", "--latent-dim", "2",
-            "--batch-size", "16", "--epochs", "6", "--threads", "1", "--data-dir", data_dir]
+    args = [
+        sys.executable,
+        "-m",
+        "vaebench.cli",
+        "train",
+        "--loss",
+        "continuous_bernoulli",
+        "--latent-dim",
+        "2",
+        "--batch-size",
+        "16",
+        "--epochs",
+        "6",
+        "--threads",
+        "1",
+        "--data-dir",
+        data_dir,
+    ]
     subprocess.run([*args, "--out", str(tmp_path / "whole")], check=True, capture_output=True)
 
     out = tmp_path / "killed"

@@ -1,9 +1,11 @@
-"""Shared helpers: device choice, threads, atomic writes, stable JSON, provenance."""
+"""Shared helpers: device choice, threads, progress lines, atomic writes, stable JSON, provenance."""
 
 import errno
+import io
 import json
 import math
 import os
+import re
 import stat
 
 import pytest
@@ -11,15 +13,87 @@ import torch
 
 import vaebench
 from vaebench import utils
-from vaebench.errors import WriteError
+from vaebench.errors import VaebenchError, WriteError
 
 
 def test_auto_device_is_cuda_only_when_present(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert utils.pick_device("auto") == torch.device("cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert utils.pick_device("auto") == torch.device("cuda")
-    assert utils.pick_device("cuda:1") == torch.device("cuda", 1)  # taken as given
+    assert utils.pick_device("cuda:1") == torch.device("cuda", 1)
+
+
+def test_a_device_that_is_not_there_or_not_a_device_is_one_line(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for name in ("cuda", "cuda:0"):
+        with pytest.raises(
+            VaebenchError,
+            match=rf"^device {name}: no CUDA device on this machine \(torch .*"
+            r"use --device cpu or auto$",
+        ):
+            utils.pick_device(name)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(
+        VaebenchError,
+        match=r"^device cuda:2: this machine has 2 CUDA device\(s\), cuda:0 to "
+        r"cuda:1$",
+    ):
+        utils.pick_device("cuda:2")
+    for name in ("gpu", "cuda:x", "cuda:-1", "mps", "meta", "CPU", ""):  # torch knows some; we run on none
+        with pytest.raises(VaebenchError, match=f"^unknown device '{name}': use auto, cpu, cuda or cuda:N$"):
+            utils.pick_device(name)
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_progress_in_a_log_is_a_line_at_most_every_interval_with_rate_and_eta():
+    clock, log = Clock(), io.StringIO()
+    with utils.Progress(
+        "importance sampling", 100, "images", "samples", per_item=50, stream=log, clock=clock
+    ) as progress:
+        for _ in range(100):  # one image every 0.5 s: 50 s in all
+            clock.now += 0.5
+            progress(1)
+    lines = log.getvalue().splitlines()
+    # a line once 10 s have passed, then every 10 s until the end, and a closing line
+    assert lines[0] == "importance sampling: 20/100 images (20%), 100 samples/s, ETA 0:00:40"
+    assert lines[1] == "importance sampling: 40/100 images (40%), 100 samples/s, ETA 0:00:30"
+    assert len(lines) == 5 and lines[-1] == "importance sampling: 100 images in 0:00:50, 100 samples/s"
+
+
+def test_a_quick_loop_shows_no_progress():
+    clock, log = Clock(), io.StringIO()
+    with utils.Progress("epoch 1/3", 40, "batches", stream=log, clock=clock) as progress:
+        for _ in range(40):
+            clock.now += 0.2
+            progress(1)
+    assert log.getvalue() == ""
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_on_a_terminal_is_a_tqdm_bar(monkeypatch):
+    monkeypatch.setattr(utils, "PROGRESS_SECONDS", 0.0)
+    screen = Terminal()
+    with utils.Progress("epoch 2/5", 3, "batches", stream=screen) as progress:
+        for _ in range(3):
+            progress(1)
+    shown = screen.getvalue()
+    assert "\r" in shown and re.search(r"epoch 2/5: +\d+%\|.*\| [0-3]/3 \[", shown), shown
 
 
 def test_set_threads_honours_a_budget_and_zero_keeps_the_default():

@@ -19,8 +19,18 @@ TINY = ROOT / ".test" / "config" / "config.yaml"
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", "--directory", str(workdir),
-           "--snakefile", str(workdir / "Snakefile"), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--cores",
+        "2",
+        "--directory",
+        str(workdir),
+        "--snakefile",
+        str(workdir / "Snakefile"),
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
@@ -54,8 +64,18 @@ def workdir(tmp_path):
 def test_full_config_dry_run_has_one_job_per_run(workdir):
     jobs = planned_jobs(workdir)
     runs = len(FAMILY_IDS) * 3 * 3  # config/config.yaml: every family, 3 latent sizes, 3 seeds
-    assert jobs == {"all": 1, "data": 1, "train": runs, "evaluate": runs, "study_config": 1,
-                    "aggregate": 1, "figures": 1, "report": 1}
+    assert jobs == {
+        "all": 1,
+        "data": 1,
+        "classifier": 1,
+        "train": runs,
+        "evaluate": runs,
+        "study_config": 1,
+        "aggregate": 1,
+        "baselines": 1,
+        "figures": 1,
+        "report": 1,
+    }
 
 
 def test_invalid_config_stops_with_one_line(workdir):
@@ -78,14 +98,16 @@ def test_tiny_study_end_to_end_and_partial_reruns(workdir):
     results = workdir / "results" / "mnist5k"
     assert (results / "continuous_bernoulli" / "z2" / "seed0" / "metrics.json").exists()
     assert not (results / "gaussian").exists()
-    assert (workdir / "report" / "index.html").exists()
+    assert (workdir / "report" / "tiny" / "index.html").exists() and (
+        workdir / "report" / "index.html"
+    ).exists()
 
     # the whole tiny study adds the second family only
     assert planned_jobs(workdir, *tiny)["train"] == 1
     snakemake(workdir, *tiny)
     metrics = (results / "metrics.csv").read_text()
     assert "gaussian" in metrics and "continuous_bernoulli" in metrics
-    report = workdir / "report" / "index.html"
+    report = workdir / "report" / "tiny" / "index.html"
     assert report.stat().st_size > 10_000
     snakemake(workdir, *tiny, "--report", str(workdir / "report" / "snakemake-report.html"))
     assert (workdir / "report" / "snakemake-report.html").exists()
@@ -99,7 +121,7 @@ def test_tiny_study_end_to_end_and_partial_reruns(workdir):
     before = kept.stat().st_mtime_ns
     families = workdir / "src" / "vaebench" / "families.py"
     source = families.read_text()
-    edited = re.sub(r'(\n    name = "gaussian"\n)', r'\1    edited_for_test = True\n', source, count=1)
+    edited = re.sub(r'(\n    name = "gaussian"\n)', r"\1    edited_for_test = True\n", source, count=1)
     assert edited != source
     families.write_text(edited)
     jobs = planned_jobs(workdir, *tiny)
@@ -113,8 +135,14 @@ def test_editing_a_numerical_helper_retrains_exactly_the_families_that_use_it(wo
     """log_ndtr (numerics.py) is the normal's log-CDF: gaussian and logit_normal use it, laplace does not;
     laplace_log_cdf is the other way round. A comment changes nothing. Only training runs (--until
     train): the rerun trigger is the train job's param."""
-    until_train = ["--configfile", str(TINY), "--config", "losses=[gaussian,laplace,logit_normal]",
-                   "--until", "train"]
+    until_train = [
+        "--configfile",
+        str(TINY),
+        "--config",
+        "losses=[gaussian,laplace,logit_normal]",
+        "--until",
+        "train",
+    ]
     snakemake(workdir, *until_train)
     assert planned_jobs(workdir, *until_train) == {}
     numerics = workdir / "src" / "vaebench" / "numerics.py"
@@ -130,3 +158,18 @@ def test_editing_a_numerical_helper_retrains_exactly_the_families_that_use_it(wo
     assert planned_losses(workdir, "train", *until_train) == {"laplace"}
     edit("    r = 1 / (t * t)\n", "    r = 1 / (t * t)  # a comment changes no fingerprint\n")
     assert planned_jobs(workdir, *until_train) == {}
+
+
+@pytest.mark.slow
+def test_a_forced_rerun_retrains_over_the_finished_run(workdir):
+    """Snakemake removes a job's outputs before it runs it, so `vaebench train` finds no finished run in the
+    way (it refuses to write over one with other arguments) and `--forcerun train` retrains."""
+    one = ["--configfile", str(TINY), "--config", "losses=[gaussian]", "--until", "train"]
+    snakemake(workdir, *one)
+    run = workdir / "results" / "mnist5k" / "gaussian" / "z2" / "seed0"
+    before = (run / "run.json").read_text()
+    assert planned_jobs(workdir, *one) == {}
+    snakemake(workdir, *one, "--forcerun", "train")
+    after = (run / "run.json").read_text()
+    assert after != before and "nothing to do" not in (run / "train.log").read_text()
+    assert (run / "model.pt").exists() and not (run / "checkpoint.pt").exists()

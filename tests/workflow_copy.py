@@ -14,6 +14,7 @@ def copy_workflow(dest: Path) -> Path:
         shutil.copy(ROOT / name, dest / name)
     for folder in ("workflow", "config", "profiles"):
         shutil.copytree(ROOT / folder, dest / folder)
-    shutil.copytree(ROOT / "src" / "vaebench", dest / "src" / "vaebench",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "src" / "vaebench", dest / "src" / "vaebench", ignore=shutil.ignore_patterns("__pycache__")
+    )
     return dest

@@ -6,14 +6,20 @@ a run the config expects but that is not on disk is a row with status "missing",
 but not evaluated run is "not evaluated", a diverged run stays "diverged". Only "ok" runs
 enter means, intervals and tests; the summary counts the others. Every metric column is
 defined in docs/likelihoods.md. This module writes the tables; `vaebench.results` reads them
-back (and holds the statuses).
+back (and holds the statuses and the measures).
+
+Beside what the runs wrote, each row gets columns derived from them: the test-set standard error
+in bits/dim of each likelihood (`bpd_*_se`, from `ll_*_se`) and of the kNN accuracy (binomial), and
+`epochs_to_95` from history.csv (`epochs_to_95`).
 """
 
 import argparse
 import json
+import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from vaebench import catalog, stats
@@ -22,23 +28,92 @@ from vaebench.results import (
     MISSING,
     NOT_EVALUATED,
     OK,
+    QUALITY,
+    SE_METRICS,
     STATUSES,
     TABLES,
+    TESTED,
     UNREADABLE,
     ResultsError,
+    nats_to_bpd,
     note_column,
+    read_json_object,
 )
 from vaebench.utils import atomic_write
 
 ID_COLUMNS = ("dataset", "family", "latent_dim", "seed", "status", "note", "run_dir")
-METRIC_COLUMNS = ("bpd_disc", "bpd_deq", "ll_disc_nats", "ll_disc_se", "ll_deq_nats", "ll_deq_se",
-                  "elbo_nats", "kl_nats", "recon_mse", "knn_acc", "active_units", "coverage90", "k", "n_test",
-                  "train_seconds", "eval_seconds")
-SUMMARY_METRICS = ("bpd_disc", "bpd_deq", "ll_disc_nats", "ll_deq_nats", "elbo_nats", "kl_nats", "recon_mse",
-                   "knn_acc", "active_units", "coverage90", "train_seconds", "eval_seconds")
+# the estimate at K/16 and K/4 samples (the same images and first samples), and its rise from K/4 to K
+CONVERGENCE = (
+    "k_sixteenth",
+    "k_quarter",
+    "ll_disc_nats_k_sixteenth",
+    "ll_disc_nats_k_quarter",
+    "ll_deq_nats_k_sixteenth",
+    "ll_deq_nats_k_quarter",
+    "ll_disc_rise_nats",
+    "ll_deq_rise_nats",
+    "ll_disc_rise_se",
+    "ll_deq_rise_se",
+)
+METRIC_COLUMNS = (
+    (
+        "bpd_disc",
+        "bpd_disc_se",
+        "bpd_deq",
+        "bpd_deq_se",
+        "ll_disc_nats",
+        "ll_disc_se",
+        "ll_deq_nats",
+        "ll_deq_se",
+        "elbo_nats",
+        "kl_nats",
+        "recon_mse",
+        "knn_acc",
+        "knn_acc_se",
+        "active_units",
+        "coverage90",
+        "epochs_to_95",
+        "k",
+        "n_test",
+        "train_seconds",
+        "eval_seconds",
+    )
+    + QUALITY
+    + CONVERGENCE
+)
+SUMMARY_METRICS = (
+    (
+        "bpd_disc",
+        "bpd_deq",
+        "ll_disc_nats",
+        "ll_deq_nats",
+        "elbo_nats",
+        "kl_nats",
+        "recon_mse",
+        "knn_acc",
+        "active_units",
+        "coverage90",
+        "epochs_to_95",
+        "train_seconds",
+        "eval_seconds",
+    )
+    + QUALITY
+    + CONVERGENCE[2:]
+)
+GAIN_SHARE = 0.95  # epochs_to_95: the first epoch whose test ELBO has 95% of the run's total gain
 # metrics.json repeats these with the values of the evaluation job: kept apart from training's
-EVAL_PROVENANCE = ("device", "device_name", "git_commit", "torch_version", "python_version", "numpy_version",
-                   "vaebench_version", "hostname", "command", "threads")
+EVAL_PROVENANCE = (
+    "device",
+    "device_name",
+    "git_commit",
+    "torch_version",
+    "python_version",
+    "numpy_version",
+    "vaebench_version",
+    "hostname",
+    "command",
+    "threads",
+)
 RUN_DIR_PARTS = (re.compile(r"^[A-Za-z0-9_]+$"), re.compile(r"^z(\d+)$"), re.compile(r"^seed(\d+)$"))
 
 
@@ -57,17 +132,45 @@ def find_run_dirs(results: Path) -> list[Path]:
     return sorted(p for p in results.glob("*/z*/seed*") if p.is_dir() and parse_run_dir(p))
 
 
-def _read_json(path: Path) -> dict | None:
-    """The object in `path`, or None if the file does not exist; ValueError if it is not a JSON object."""
-    try:
-        obj = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise ValueError(f"{path.name} is not valid JSON ({type(err).__name__})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"{path.name} is not a JSON object")
-    return obj
+def epochs_to_95(history: pd.DataFrame) -> tuple[float, str]:
+    """(the first epoch whose test ELBO reached GAIN_SHARE of the total gain, why not where it is NaN).
+
+    The gain is the last epoch's test ELBO minus the first's; where it is not positive (a single epoch,
+    or a curve that ends where it began or lower) there is nothing to reach and the value is NaN.
+    """
+    curve = history[["epoch", "test_elbo_nats"]].apply(pd.to_numeric, errors="coerce").dropna()
+    curve = curve[np.isfinite(curve["test_elbo_nats"])]
+    if len(curve) < 2:
+        return math.nan, "fewer than two epochs with a finite test ELBO: no gain to measure"
+    elbo = curve["test_elbo_nats"].to_numpy()
+    gain = elbo[-1] - elbo[0]
+    if gain <= 0:
+        return math.nan, "the test ELBO did not rise from the first epoch to the last: no gain to reach"
+    reached = np.flatnonzero(elbo - elbo[0] >= GAIN_SHARE * gain)[0]
+    return float(curve["epoch"].iloc[reached]), ""
+
+
+def derived(row: dict, run_dir: Path) -> dict:
+    """The columns computed from what a run wrote: test-set SEs in bits/dim and of kNN, epochs_to_95."""
+    out = {}
+    dims = row.get("dims")
+    for kind in ("disc", "deq"):
+        se = row.get(f"ll_{kind}_se")
+        if isinstance(se, (int, float)) and isinstance(dims, (int, float)) and dims:
+            out[f"bpd_{kind}_se"] = nats_to_bpd(se, dims)
+    acc, n = row.get("knn_acc"), row.get("n_test")
+    if isinstance(acc, (int, float)) and isinstance(n, (int, float)) and n > 0:
+        out["knn_acc_se"] = math.sqrt(acc * (1 - acc) / n)  # a proportion over n test images
+    history = run_dir / "history.csv"
+    if history.exists():
+        try:
+            value, note = epochs_to_95(pd.read_csv(history))
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError):
+            value, note = math.nan, "history.csv is unreadable"
+        out["epochs_to_95"] = value
+        if note:
+            out["epochs_to_95_note"] = note
+    return out
 
 
 def _status(run: dict | None, metrics: dict | None) -> tuple[str, str]:
@@ -86,10 +189,15 @@ def _status(run: dict | None, metrics: dict | None) -> tuple[str, str]:
 def run_row(results: Path, run_dir: Path) -> dict:
     """One metrics.csv row: run.json's config, metrics.json's numbers, and the derived status."""
     family, dim, seed = parse_run_dir(run_dir)
-    row = {"dataset": results.name, "family": family, "latent_dim": dim, "seed": seed,
-           "run_dir": run_dir.relative_to(results).as_posix()}
+    row = {
+        "dataset": results.name,
+        "family": family,
+        "latent_dim": dim,
+        "seed": seed,
+        "run_dir": run_dir.relative_to(results).as_posix(),
+    }
     try:
-        run, metrics = _read_json(run_dir / "run.json"), _read_json(run_dir / "metrics.json")
+        run, metrics = read_json_object(run_dir / "run.json"), read_json_object(run_dir / "metrics.json")
     except ValueError as err:
         return {**row, "status": UNREADABLE, "note": str(err)}
     identity = dict(row)
@@ -99,12 +207,19 @@ def run_row(results: Path, run_dir: Path) -> dict:
     if isinstance(row.get("family_options"), dict):
         row["family_options"] = json.dumps(row["family_options"], sort_keys=True)
     status, note = _status(run, metrics)
-    return {**row, **identity, "status": status, "note": note}
+    return {**row, **derived(row, run_dir), **identity, "status": status, "note": note}
 
 
 def missing_row(results: Path, family: str, dim: int, seed: int) -> dict:
-    return {"dataset": results.name, "family": family, "latent_dim": dim, "seed": seed, "status": MISSING,
-            "note": "expected by the config, not on disk", "run_dir": f"{family}/z{dim}/seed{seed}"}
+    return {
+        "dataset": results.name,
+        "family": family,
+        "latent_dim": dim,
+        "seed": seed,
+        "status": MISSING,
+        "note": "expected by the config, not on disk",
+        "run_dir": f"{family}/z{dim}/seed{seed}",
+    }
 
 
 def collect(results: Path, expected=()) -> pd.DataFrame:
@@ -120,27 +235,33 @@ def collect(results: Path, expected=()) -> pd.DataFrame:
     rows = {parse_run_dir(d): run_row(results, d) for d in find_run_dirs(results)}
     rows.update({key: missing_row(results, *key) for key in keys if key not in rows})
     if not rows:
-        raise ResultsError(f"no run directories under {results} "
-                           f"(expected {results}/FAMILY/zDIM/seedSEED/run.json)")
+        raise ResultsError(
+            f"no run directories under {results} (expected {results}/FAMILY/zDIM/seedSEED/run.json)"
+        )
     table = pd.DataFrame(list(rows.values()))
     for column in METRIC_COLUMNS:  # present even when no run has been evaluated yet
         if column not in table.columns:
             table[column] = float("nan")
     order = {f: i for i, f in enumerate(catalog.family_order(table["family"]))}
-    table = table.sort_values(["family", "latent_dim", "seed"],
-                              key=lambda c: c.map(order) if c.name == "family" else c)
+    table = table.sort_values(
+        ["family", "latent_dim", "seed"], key=lambda c: c.map(order) if c.name == "family" else c
+    )
     first = list(ID_COLUMNS) + [c for c in METRIC_COLUMNS if c in table.columns]
     return table[first + sorted(set(table.columns) - set(first))].reset_index(drop=True)
 
 
 def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
     """Per family x latent dimension: run counts by status, and each metric's mean / std / 95% CI / n over ok
-    runs."""
+    runs; for the metrics with a test-set standard error, that of the mean over ok runs (`<metric>_se`)."""
     rows = []
     for (family, dim), group in metrics.groupby(["family", "latent_dim"], sort=False):
         ok = group[group["status"] == OK]
-        row = {"dataset": group["dataset"].iloc[0], "family": family, "latent_dim": int(dim),
-               "n_runs": len(group)}
+        row = {
+            "dataset": group["dataset"].iloc[0],
+            "family": family,
+            "latent_dim": int(dim),
+            "n_runs": len(group),
+        }
         for status in STATUSES:
             row[f"n_{status.replace(' ', '_')}"] = int((group["status"] == status).sum())
         for metric in SUMMARY_METRICS:
@@ -150,25 +271,19 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
             row.update({f"{metric}_{key}": value for key, value in ci.items()})
             notes = ok[note_column(metric)].dropna() if note_column(metric) in ok.columns else []
             row[f"{metric}_note"] = notes.iloc[0] if len(notes) else ""
+            if metric in SE_METRICS and f"{metric}_se" in ok.columns:
+                with_value = ok[pd.to_numeric(ok[metric], errors="coerce").notna()]
+                se = pd.to_numeric(with_value[f"{metric}_se"], errors="coerce")
+                row[f"{metric}_se"] = stats.se_of_mean(se)
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--results", required=True, type=Path,
-                   help="results/DATASET, holding FAMILY/zDIM/seedSEED/ runs")
-    p.add_argument("--out-dir", type=Path, default=None,
-                   help="where metrics.csv, summary.csv and tests.csv go (default: --results)")
-    p.add_argument("--expected", nargs="*", default=[], metavar="RUN_DIR",
-                   help="run directories the config asks for; those absent on disk become rows with status "
-                        "'missing'")
 
 
 def run(args: argparse.Namespace) -> int:
     metrics = collect(args.results, args.expected)
     families = catalog.family_order(metrics["family"])
     out_dir = args.out_dir or args.results
-    tables = (metrics, summarise(metrics), stats.all_tests(metrics, families))
+    tables = (metrics, summarise(metrics), stats.all_tests(metrics, families, TESTED))
     for name, table in zip(TABLES, tables, strict=True):
         atomic_write(out_dir / name, lambda tmp, table=table: table.to_csv(tmp, index=False))
     counts = metrics["status"].value_counts()

@@ -11,8 +11,19 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-FIGURES = ("bpd_vs_latent", "learning_curves", "reconstructions", "samples", "latent_scatter", "std_maps",
-           "calibration", "significance", "cost")
+FIGURES = (
+    "bpd_vs_latent",
+    "learning_curves",
+    "reconstructions",
+    "samples",
+    "quality_vs_likelihood",
+    "picture_quality",
+    "latent_scatter",
+    "std_maps",
+    "calibration",
+    "significance",
+    "cost",
+)
 DEFAULT_DIR = Path("workflow/report")  # relative to the working directory: the workflow's is the repository
 
 TITLE = re.compile(r"\*\*(.+?)\*\*(.*)")  # the bold lead of the first line, then the rest of that line

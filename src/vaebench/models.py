@@ -17,9 +17,9 @@ from torch import nn
 
 from vaebench.errors import CheckpointError, unknown_name
 from vaebench.families import OutputFamily, make_family
+from vaebench.settings import ARCHITECTURES
 from vaebench.utils import atomic_write
 
-ARCHITECTURES = ("mlp", "conv")
 CONV_CHANNELS = (16, 32, 128)
 
 
@@ -43,7 +43,9 @@ def _mlp_coders(cfg: ModelConfig, n_out: int) -> tuple[nn.Module, nn.Module]:
     encoder = nn.Sequential(
         nn.Flatten(), nn.Linear(cfg.dims, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 2 * cfg.latent_dim)
     )
-    decoder = nn.Sequential(nn.Linear(cfg.latent_dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_out * cfg.dims))
+    decoder = nn.Sequential(
+        nn.Linear(cfg.latent_dim, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, n_out * cfg.dims)
+    )
     return encoder, decoder
 
 
@@ -66,8 +68,10 @@ def _conv_coders(cfg: ModelConfig, n_out: int) -> tuple[nn.Module, nn.Module]:
     ]
     outs = [*reversed(CONV_CHANNELS[:-1]), n_out * cfg.channels]  # 32, 16, P*C
     for i, c_out in enumerate(outs):
-        dec += [nn.Upsample(size=sizes[-2 - i], mode="bilinear", align_corners=False),
-                nn.ConvTranspose2d(c_in, c_out, 3, padding=1)]
+        dec += [
+            nn.Upsample(size=sizes[-2 - i], mode="bilinear", align_corners=False),
+            nn.ConvTranspose2d(c_in, c_out, 3, padding=1),
+        ]
         if i < len(outs) - 1:
             dec.append(nn.ReLU())
         c_in = c_out

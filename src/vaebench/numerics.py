@@ -28,6 +28,7 @@ _MILLS_SERIES = tuple((-1) ** k * math.prod(range(1, 2 * k, 2)) for k in range(1
 
 # ------------------------------------------------------------------------------------- log space
 
+
 def log1mexp(t: Tensor) -> Tensor:
     """log(1 - e^t) for t <= 0, from one tanh: 1 - e^t = -2 tanh(t/2) / (1 - tanh(t/2)).
 
@@ -66,6 +67,7 @@ def log_sinhc(y: Tensor) -> Tensor:
 
 # ------------------------------------------------------------------------------ standard log-CDFs
 
+
 def log_ndtr(z: Tensor) -> Tensor:
     """log Phi(z) of the standard normal from one erfc, or the asymptotic series below LOG_NDTR_TAIL.
 
@@ -74,7 +76,7 @@ def log_ndtr(z: Tensor) -> Tensor:
     """
     lower, tail = z < 0, z < LOG_NDTR_TAIL
     u = torch.where(lower, z.clamp(min=LOG_NDTR_TAIL), -z)  # -|z| (gradient -1 at 0); no underflow for z < 0
-    e = 0.5 * torch.erfc(-u * SQRT_HALF)                # Phi(-|z|)
+    e = 0.5 * torch.erfc(-u * SQRT_HALF)  # Phi(-|z|)
     t = z.clamp(max=LOG_NDTR_TAIL)
     r = 1 / (t * t)
     poly = torch.zeros_like(r)
@@ -94,54 +96,129 @@ def laplace_log_cdf(z: Tensor) -> Tensor:
 
 # --------------------------------------------------------------------------- incomplete beta
 
-def _betacf(a: Tensor, b: Tensor, x: Tensor, max_steps: int = 300, check_every: int = 8) -> Tensor:
-    """Continued fraction of the incomplete beta function (modified Lentz, Numerical Recipes 6.4).
+# Stirling series of log Gamma(w) - [(w - 1/2) log w - w + log sqrt(2 pi)], coefficients of w^-1, w^-3, ...,
+# w^-13; at w >= 8 the first omitted term is below 1e-15
+_STIRLING_SERIES = (1 / 12, -1 / 360, 1 / 1260, -1 / 1680, 1 / 1188, -691 / 360360, 1 / 156)
+_STIRLING_SHIFT = 8
 
-    Converges fast for x < (a+1)/(a+b+2), the side beta_log_tails calls it on; most elements need a few
-    steps, a few need many. Every `check_every` steps the converged elements are stored and dropped, so
-    the cost follows the typical, not the worst, element (a host sync: evaluation only, never training).
+
+def _stirling_series(w: Tensor | float) -> Tensor | float:
+    r = 1 / w
+    series = 0.0
+    for coef in reversed(_STIRLING_SERIES):
+        series = series * r * r + coef
+    return series * r
+
+
+def log_beta_function(a: Tensor, b: Tensor) -> Tensor:
+    """log B(a, b) = lgamma(a) + lgamma(b) - lgamma(a + b), each lgamma(z) as Stirling's series at w = z + 8
+    less log(z (z+1) ... (z+7)), and written so that no term is much larger than the result: with
+    lgamma(8) = log 7!, the constants cancel and
+    log B = g(a) + g(b) - g(a+b) - log(ab / (a+b)) - log(r(a) r(b) / r(a+b)),
+    g(z) = (z + 7.5) log(1 + z/8) + z (log 8 - 1) + series(z + 8) - series(8), r(z) = prod_i=1..7 (1 + z/i).
+    Meant for float64 (evaluation's Beta): torch's float64 lgamma is a scalar loop in compiled code; this is
+    vectorised. Absolute error within about 20 eps * (|log B| + a + b).
     """
-    finfo = torch.finfo(x.dtype)
-    fpmin, tol = finfo.tiny / finfo.eps, 4 * finfo.eps
+    c = a + b
+    shift = _STIRLING_SHIFT
+    at_shift = _stirling_series(float(shift))
 
-    def nonzero(t):
-        return torch.where(t.abs() < fpmin, fpmin, t)
+    def g(z):
+        return (
+            (z + (shift - 0.5)) * torch.log(1 + z / shift)
+            + z * (math.log(shift) - 1)
+            + (_stirling_series(z + shift) - at_shift)
+        )
 
-    shape = x.shape
-    out = torch.empty(x.numel(), dtype=x.dtype, device=x.device)
-    active = torch.arange(x.numel(), device=x.device)
-    a, b, x = (t.expand(shape).reshape(-1) for t in (a, b, x))
-    c = torch.ones_like(x)
-    d = 1 / nonzero(1 - (a + b) * x / (a + 1))
-    h = d
-    for m in range(1, max_steps + 1):
-        for coef in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-                     -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
-            d = 1 / nonzero(1 + coef * d)
-            c = nonzero(1 + coef / c)
-            delta = d * c
-            h = h * delta
-        if m % check_every == 0 or m == max_steps:
-            done = ((delta - 1).abs() <= tol) | (m == max_steps)
-            out[active[done]] = h[done]
-            if bool(done.all()):
-                break
-            keep = ~done
-            active, a, b, x, c, d, h = (t[keep] for t in (active, a, b, x, c, d, h))
-    return out.view(shape)
+    def r(z):
+        out = 1 + z
+        for i in range(2, shift):
+            out = out * (1 + z / i)
+        return out
+
+    return g(a) + g(b) - g(c) - torch.log(a * b / c) - torch.log(r(a) * r(b) / r(c))
 
 
-def beta_log_tails(a: Tensor, b: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
-    """(log F(x), log S(x)) of Beta(a, b) at x in (0, 1): the continued fraction on its fast side,
-    the other tail from log1mexp. torch has no Beta CDF."""
+# Depth of _betacf per dtype: its truncation error is largest at a = b = 1e4 (the Beta family's bound) and
+# x = 1/2; there it is below a tenth of the dtype's eps at these depths (tests/test_families.py checks it)
+BETACF_STEPS_FLOAT32, BETACF_STEPS_FLOAT64 = 60, 110
+BETACF_NEAR_STEPS = 12  # the levels nearest the value, always in the inputs' dtype (float64 in evaluation)
+_BETACF_RESCALE = 3  # steps between rescalings: float32 cannot hold more growth (up to ~2.5e8 per step)
+
+
+def _betacf(
+    p: Tensor, q: Tensor, y: Tensor, y1: Tensor, lam: Tensor, dtype: torch.dtype | None = None
+) -> Tensor:
+    """T with I_y(p, q) = y^p (1 - y)^q / (B(p, q) T), given y1 = 1 - y and lam = p - (p + q) y accurately.
+
+    The continued fraction of the incomplete beta (Numerical Recipes 6.4) is T_0 with T_n = (p + n) +
+    N_n+1 / T_n+1, N_2m = m (q - m) y, N_2m+1 = -(p + m)(p + q + m) y. Taken two levels at a time, as in
+    Didonato and Morris's BFRAC, T_2m = (E_m + (p + 2m) N_2m+2 / T_2m+2) / T_2m+1 with
+    E_m = (p + m)(lam + m y1) + p + 2m (p + 1) + 3m^2: near y = (p+1)/(p+q+2), where T_2m is a small
+    difference of terms of size p, the difference is lam, given. Evaluated backwards from a fixed depth
+    (BETACF_STEPS_* for `dtype`), started at the fixed point of the step there: no host sync, static shapes,
+    one fused kernel under torch.compile. The deep levels run in `dtype` (default: the inputs'); the value
+    depends on them less and less with depth, so the last BETACF_NEAR_STEPS levels in the inputs' dtype give
+    it their precision, which a tail near 1 needs (the other tail is its complement). The ratio is carried as
+    P / Q (products and sums only), rescaled to Q = 1 every _BETACF_RESCALE steps. Converges on the side
+    beta_log_tail calls it on, y < (p+1)/(p+q+2).
+    """
+    dtype = dtype or p.dtype
+    steps = BETACF_STEPS_FLOAT32 if torch.finfo(dtype).eps > 1e-10 else BETACF_STEPS_FLOAT64
+    deep = _betacf_coefficients(*(t.to(dtype) for t in (p, q, y, y1, lam)))
+    t = _betacf_levels(deep, _betacf_fixed_point(deep, steps), range(steps - 1, BETACF_NEAR_STEPS - 1, -1))
+    near = _betacf_coefficients(p, q, y, y1, lam)
+    return _betacf_levels(near, t.to(p.dtype), range(BETACF_NEAR_STEPS - 1, -1, -1))
+
+
+def _betacf_coefficients(p: Tensor, q: Tensor, y: Tensor, y1: Tensor, lam: Tensor) -> tuple[Tensor, ...]:
+    """(p, y, qy, e0, e1, e2) with E_m = e0 + m e1 + m^2 e2 (each positive on the fast side, where
+    lam > 2y - 1) and N_2m+2 = (m+1) qy - (m+1)^2 y."""
+    return p, y, q * y, p * (lam + 1), p * y1 + lam + 2 * p + 2, y1 + 3
+
+
+def _betacf_step(coefficients: tuple[Tensor, ...], m: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(E_m, N_2m+2, p + 2m, p + 2m + 1): T_2m = (E_m + (p + 2m) N / T_2m+2) / (p + 2m + 1 + N / T_2m+2)."""
+    p, y, qy, e0, e1, e2 = coefficients
+    return (e2 * m + e1) * m + e0, (m + 1) * qy - (m + 1) ** 2 * y, p + 2 * m, p + (2 * m + 1)
+
+
+def _betacf_fixed_point(coefficients: tuple[Tensor, ...], depth: int) -> Tensor:
+    """T_2N at the truncation depth N: the T with T = step(T) for the coefficients of level N, the root of
+    c1 T^2 - (E - N) T - c N = 0."""
+    e, n, c, c1 = _betacf_step(coefficients, depth)
+    d = e - n
+    return (d + (d * d + 4 * c1 * c * n).clamp(min=0).sqrt()) / (2 * c1)
+
+
+def _betacf_levels(coefficients: tuple[Tensor, ...], t: Tensor, levels: range) -> Tensor:
+    """T_2m for the last m of `levels` (descending), from T = t at the level above the first."""
+    big, small = t, torch.ones_like(t)  # T as P / Q
+    for m in levels:
+        e, n, c, c1 = _betacf_step(coefficients, m)
+        n_small = n * small
+        big, small = e * big + c * n_small, c1 * big + n_small
+        if m % _BETACF_RESCALE == 0 and m != levels[-1]:
+            big, small = big / small, torch.ones_like(small)
+    return big / small
+
+
+def beta_log_tail(
+    a: Tensor, b: Tensor, x: Tensor, log_beta: Tensor, cf_dtype: torch.dtype | None = None
+) -> tuple[Tensor, Tensor]:
+    """(log_tail, lower): the log of Beta(a, b)'s tail on the fast side of the continued fraction at x in
+    (0, 1), log F(x) where `lower`, log S(x) elsewhere, given log_beta = log B(a, b). torch has no Beta CDF.
+
+    The prefactor a log x + b log(1 - x) - log B cancels to a few nats from terms of size a + b, the
+    continued fraction needs p - (p + q) y without cancellation, and a tail near 1 stands for the other one
+    by complement: all are computed in the inputs' dtype (float64 in evaluation), and the deep levels of the
+    continued fraction in `cf_dtype` (default: the inputs' dtype; see _betacf).
+    """
     lower = x < (a + 1) / (a + b + 2)
     p, q = torch.where(lower, a, b), torch.where(lower, b, a)
-    y = torch.where(lower, x, 1 - x)
-    log_beta = torch.lgamma(p) + torch.lgamma(q) - torch.lgamma(p + q)
-    log_direct = (p * torch.log(y) + q * torch.log1p(-y) - torch.log(p) - log_beta
-                  + torch.log(_betacf(p, q, y))).clamp(max=0)
-    log_other = log1mexp(log_direct)
-    return torch.where(lower, log_direct, log_other), torch.where(lower, log_other, log_direct)
+    y, y1 = torch.where(lower, x, 1 - x), torch.where(lower, 1 - x, x)
+    t = _betacf(p, q, y, y1, p - (p + q) * y, cf_dtype)
+    return (a * torch.log(x) + b * torch.log(1 - x) - log_beta - torch.log(t)).clamp(max=0), lower
 
 
 # ------------------------------------------------------------------- moments in logit space
@@ -163,8 +240,9 @@ def _symmetric(breaks, like: Tensor) -> Tensor:
     return torch.cat([-b.flip(0), like.new_zeros(1), b])
 
 
-def logit_moments(distribution: Callable[[Tensor, Tensor], Distribution], loc: Tensor,
-                  scale: Tensor) -> tuple[Tensor, Tensor]:
+def logit_moments(
+    distribution: Callable[[Tensor, Tensor], Distribution], loc: Tensor, scale: Tensor
+) -> tuple[Tensor, Tensor]:
     """Mean and variance of sigmoid(Y), Y ~ distribution(loc, scale) a symmetric location-scale noise, by
     composite Gauss-Legendre quadrature.
 
@@ -173,19 +251,28 @@ def logit_moments(distribution: Callable[[Tensor, Tensor], Distribution], loc: T
     breakpoints, so each panel is smooth on its own scale; the noise beyond 40 scales is dropped
     (< 1e-17). The variance is accumulated around sigmoid(loc) so it does not cancel for tiny scales.
     """
-    edges = torch.cat([loc[..., None] + scale[..., None] * _symmetric(_NOISE_BREAKS, loc),
-                       _symmetric(_SIGMOID_BREAKS, loc).expand(*loc.shape, -1)], -1).sort(-1).values
+    edges = (
+        torch.cat(
+            [
+                loc[..., None] + scale[..., None] * _symmetric(_NOISE_BREAKS, loc),
+                _symmetric(_SIGMOID_BREAKS, loc).expand(*loc.shape, -1),
+            ],
+            -1,
+        )
+        .sort(-1)
+        .values
+    )
     nodes, weights = _gauss_legendre(_NODES_PER_PANEL, loc)
     base = distribution(loc[..., None], scale[..., None])
     centre = torch.sigmoid(loc)
     first = torch.zeros_like(loc)
     second = torch.zeros_like(loc)
     for j in range(edges.shape[-1] - 1):
-        a, b = edges[..., j:j + 1], edges[..., j + 1:j + 2]
+        a, b = edges[..., j : j + 1], edges[..., j + 1 : j + 2]
         half = (b - a) / 2
-        y = a + half * (nodes + 1)                                      # [..., nodes]
+        y = a + half * (nodes + 1)  # [..., nodes]
         w = half * weights * base.log_prob(y).exp()
         g = torch.sigmoid(y) - centre[..., None]
         first = first + (w * g).sum(-1)
         second = second + (w * g * g).sum(-1)
-    return centre + first, (second - first ** 2).clamp_min(0)
+    return centre + first, (second - first**2).clamp_min(0)

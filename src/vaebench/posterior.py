@@ -13,7 +13,7 @@ from vaebench.data import dequantize
 from vaebench.likelihood import STREAM_PRIOR, full_precision, model_dtype_device, stream_generator
 from vaebench.models import gaussian_kl
 
-ENCODE_BATCH = 1000        # images per block for dequantization noise and the encoder-only passes
+ENCODE_BATCH = 1000  # images per block for dequantization noise and the encoder-only passes
 KNN_NEIGHBOURS = 15
 ACTIVE_UNIT_THRESHOLD = 0.01
 COVERAGE_LEVEL = 0.90
@@ -28,14 +28,15 @@ def dequantize_blocks(images: torch.Tensor, n: int, generator: torch.Generator) 
     """
     out = []
     for start in range(0, n, ENCODE_BATCH):
-        block = images[start:start + ENCODE_BATCH].to(generator.device)
-        out.append(dequantize(block, generator)[:n - start])
+        block = images[start : start + ENCODE_BATCH].to(generator.device)
+        out.append(dequantize(block, generator)[: n - start])
     return torch.cat(out)  # [n, C, H, W] float32
 
 
 @torch.no_grad()
-def posterior_means(model: nn.Module, images: torch.Tensor, generator: torch.Generator,
-                    n: int | None = None) -> torch.Tensor:
+def posterior_means(
+    model: nn.Module, images: torch.Tensor, generator: torch.Generator, n: int | None = None
+) -> torch.Tensor:
     """E_q[z] of the first n images (all if None) at x~, dequantized as in dequantize_blocks: [n, Z] float64.
 
     Block by block, so the train split never sits on the device as float images all at once.
@@ -46,13 +47,18 @@ def posterior_means(model: nn.Module, images: torch.Tensor, generator: torch.Gen
     with full_precision():
         model.eval()
         for start in range(0, n, ENCODE_BATCH):
-            x = dequantize(images[start:start + ENCODE_BATCH].to(device), generator)[:n - start]
+            x = dequantize(images[start : start + ENCODE_BATCH].to(device), generator)[: n - start]
             out.append(model.encode(x.to(dtype))[0].double())  # [<=ENCODE_BATCH, Z]
     return torch.cat(out)
 
 
-def knn_accuracy(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Tensor, test_y: torch.Tensor,
-                 k: int = KNN_NEIGHBOURS) -> float:
+def knn_accuracy(
+    train_z: torch.Tensor,
+    train_y: torch.Tensor,
+    test_z: torch.Tensor,
+    test_y: torch.Tensor,
+    k: int = KNN_NEIGHBOURS,
+) -> float:
     """Accuracy of a majority vote of the k Euclidean nearest train latents; ties go to the smallest label.
 
     Same rule as scikit-learn's KNeighborsClassifier(n_neighbors=k) with uniform weights.
@@ -63,10 +69,10 @@ def knn_accuracy(train_z: torch.Tensor, train_y: torch.Tensor, test_z: torch.Ten
     rows = max(1, (1 << 24) // train_z.shape[0])  # test rows per distance block: 128 MiB of float64
     correct = torch.zeros((), dtype=torch.int64, device=train_z.device)
     for start in range(0, test_z.shape[0], rows):
-        dist = torch.cdist(test_z[start:start + rows], train_z)  # [r, N]
+        dist = torch.cdist(test_z[start : start + rows], train_z)  # [r, N]
         nearest = dist.topk(k, dim=1, largest=False).indices  # [r, k]
         votes = nn.functional.one_hot(train_y[nearest], n_classes).sum(dim=1)  # [r, classes]
-        correct += (votes.argmax(dim=1) == test_y[start:start + rows]).sum()
+        correct += (votes.argmax(dim=1) == test_y[start : start + rows]).sum()
     return correct.item() / test_z.shape[0]
 
 
@@ -76,17 +82,18 @@ def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> 
 
 
 @torch.no_grad()
-def posterior_pass(model: nn.Module, x: torch.Tensor, v: torch.Tensor, batch: int,
-                   generator: torch.Generator) -> dict[str, torch.Tensor]:
+def posterior_pass(
+    model: nn.Module, x: torch.Tensor, v: torch.Tensor, batch: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
     """Everything read off the posterior mean or one posterior sample, batch by batch.
 
     Returns per-image float64 `elbo` [N] and `kl` [N] (one sample, analytic KL, proper density),
-    `mu` [N, Z], `sq_err` (summed (v/255 - family mean at mu)^2), and for families with a learned
-    scale `pit_counts` [PIT_BINS] and `covered` (sub-pixels with F(x~) in the central 90%).
+    `mu` [N, Z], `sq_err` (summed (v/255 - family mean at mu)^2), and for every family with a CDF
+    `pit_counts` [PIT_BINS] and `covered` (sub-pixels with F(x~) in the central 90%).
     """
     dtype, device = model_dtype_device(model)
     family = model.family
-    calibrated = family.learned_scale and family.has_cdf
+    calibrated = family.has_cdf  # reconstruction calibration of every family with a CDF, fixed scales too
     lo, hi = (1 - COVERAGE_LEVEL) / 2, (1 + COVERAGE_LEVEL) / 2
     elbo, kl, mus = [], [], []
     sq_err = torch.zeros((), dtype=torch.float64, device=device)
@@ -95,8 +102,8 @@ def posterior_pass(model: nn.Module, x: torch.Tensor, v: torch.Tensor, batch: in
     with full_precision():
         model.eval()
         for start in range(0, x.shape[0], batch):
-            xb = x[start:start + batch].to(device)  # [B, C, H, W]
-            vb = v[start:start + batch].to(device)
+            xb = x[start : start + batch].to(device)  # [B, C, H, W]
+            vb = v[start : start + batch].to(device)
             mu, logvar = model.encode(xb.to(dtype))  # [B, Z]
             eps = torch.randn(mu.shape, generator=generator, device=device, dtype=dtype)
             params = model.decode(mu + torch.exp(0.5 * logvar) * eps).double()  # [B, P, C, H, W]
@@ -119,19 +126,25 @@ def posterior_pass(model: nn.Module, x: torch.Tensor, v: torch.Tensor, batch: in
 
 @torch.no_grad()
 def figure_artifacts(model: nn.Module, x: torch.Tensor, v: torch.Tensor, seed: int) -> dict[str, np.ndarray]:
-    """Data, reconstructions (family mean at the posterior mean) and prior samples for the figures."""
+    """Data, reconstructions (family mean at the posterior mean) and prior samples for the figures; the
+    median images too (recon_median, samples_median) where the family's median is not its mean."""
     dtype, device = model_dtype_device(model)
     family = model.family
     with full_precision():
         model.eval()
         mu, _ = model.encode(x[:N_RECON].to(device=device, dtype=dtype))
-        recon = family.mean(model.decode(mu).double())
+        recon_params = model.decode(mu).double()
         gen = stream_generator(seed, STREAM_PRIOR, device)
         z = torch.randn(N_SAMPLES, mu.shape[1], generator=gen, device=device, dtype=dtype)  # [64, Z]
         params = model.decode(z).double()
         std = family.std(params)
-    arrays = {"data": v[:N_RECON].float() / 255.0, "recon": recon.float(),
-              "samples": family.mean(params).float()}
+        medians = {"recon_median": family.median(recon_params), "samples_median": family.median(params)}
+    arrays = {
+        "data": v[:N_RECON].float() / 255.0,
+        "recon": family.mean(recon_params).float(),
+        "samples": family.mean(params).float(),
+    }
+    arrays.update({name: median.float() for name, median in medians.items() if median is not None})
     if std is not None:
         arrays["samples_std"] = std.float()
     return {name: a.cpu().numpy() for name, a in arrays.items()}

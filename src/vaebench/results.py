@@ -2,9 +2,13 @@
 
 `vaebench aggregate` writes metrics.csv, summary.csv and tests.csv into results/DATASET; `Study`
 reads them back with each run's history.csv and artifacts.npz, for the figures, the findings and
-the report. Also the display names those stages share. pandas and numpy only: no torch, no matplotlib.
+the report, with the references beside them: baselines.json (`vaebench baselines`), and when given
+the dataset manifest (resources/DATASET.json: the split sizes) and the picture-quality references
+(resources/quality/DATASET.json). Also the measures' names and directions those stages share.
+pandas and numpy only: no torch, no matplotlib.
 """
 
+import json
 import math
 import zipfile
 from dataclasses import dataclass, field
@@ -21,10 +25,49 @@ from vaebench.errors import VaebenchError
 OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE = "ok", "diverged", "not evaluated", "missing", "unreadable"
 STATUSES = (OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE)
 TABLES = ("metrics.csv", "summary.csv", "tests.csv")
+BASELINES = "baselines.json"  # in the results directory, from `vaebench baselines`
+LN2 = math.log(2.0)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """A number families are compared on: its name in words and which way is better."""
+
+    name: str
+    lower_is_better: bool
+
+
+# every measure a table, figure or finding compares families on; `_mean` / `_median`: computed on the family's
+# mean / median image (picture quality); a measure with a test-set standard error has it in `<metric>_se`
+MEASURES = {
+    "bpd_disc": Measure("discretized bits/dim", True),
+    "bpd_deq": Measure("dequantized bits/dim", True),
+    "recon_mse": Measure("reconstruction MSE", True),
+    "knn_acc": Measure("kNN accuracy", False),
+    "epochs_to_95": Measure("epochs to 95% of the ELBO gain", True),
+    "fd_samples_mean": Measure("Fréchet distance of the samples (mean image)", True),
+    "fd_samples_median": Measure("Fréchet distance of the samples (median image)", True),
+    "fd_recon_mean": Measure("Fréchet distance of the reconstructions (mean image)", True),
+    "fd_recon_median": Measure("Fréchet distance of the reconstructions (median image)", True),
+    "sharpness_mean": Measure("sharpness of the reconstructions (mean image)", False),
+    "sharpness_median": Measure("sharpness of the reconstructions (median image)", False),
+    "recon_class_acc_mean": Measure("classifier accuracy on the reconstructions (mean image)", False),
+    "recon_class_acc_median": Measure("classifier accuracy on the reconstructions (median image)", False),
+}
+# the pairwise tests of tests.csv: metric -> lower is better (the median-image twins are not tested)
+TESTED = {metric: m.lower_is_better for metric, m in MEASURES.items() if not metric.endswith("_median")}
+SE_METRICS = ("bpd_disc", "bpd_deq", "knn_acc")  # with a test-set standard error, `<metric>_se`
+QUALITY = tuple(m for m in MEASURES if m.startswith(("fd_", "sharpness_", "recon_class_acc_")))
 
 # the two likelihood columns, as every table, figure and finding names them
-METRIC_NAMES = {"bpd_disc": "discretized bits/dim", "bpd_deq": "dequantized bits/dim"}
+METRIC_NAMES = {metric: MEASURES[metric].name for metric in ("bpd_disc", "bpd_deq")}
 BPD_LABEL = {metric: f"{name} (lower is better)" for metric, name in METRIC_NAMES.items()}
+UNIFORM_BPD = 8.0  # the uniform density on [0, 1]^D, and the uniform distribution on the 256 values
+
+
+def nats_to_bpd(nats, dims):
+    """A difference or standard error of log-likelihoods in nats per image, in bits/dim."""
+    return nats / (dims * LN2)
 
 
 class ResultsError(VaebenchError):
@@ -63,6 +106,31 @@ def read_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
     return metrics, summary, tests
 
 
+def read_json_object(path: Path) -> dict | None:
+    """The object in `path`, or None if the file does not exist; ValueError if it is not a JSON object."""
+    try:
+        obj = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return None
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ValueError(f"{Path(path).name} is not valid JSON ({type(err).__name__})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"{Path(path).name} is not a JSON object")
+    return obj
+
+
+def read_reference(path: Path | None, what: str) -> dict | None:
+    """A reference file the report reads beside the tables (None: not given or, for the results directory's
+    own baselines.json, not written); a one-line error if it is given and unreadable."""
+    if path is None:
+        return None
+    try:
+        obj = read_json_object(path)
+    except ValueError as err:
+        raise ResultsError(f"{what} {path}: {err}") from None
+    return obj
+
+
 def read_npz(path: Path) -> dict[str, np.ndarray]:
     """Every array of an artifacts.npz, or a one-line error if the file is damaged."""
     try:
@@ -76,15 +144,43 @@ def read_npz(path: Path) -> dict[str, np.ndarray]:
 @dataclass
 class Study:
     """The tables of one results directory and lazy access to its runs' files."""
+
     results: Path
     metrics: pd.DataFrame
     summary: pd.DataFrame
     tests: pd.DataFrame
     _npz: dict = field(default_factory=dict)
+    baselines: dict | None = None  # baselines.json: models without a latent, scored on the same test images
+    manifest: dict | None = None  # the dataset manifest: n_train, n_test (the split's), shape
+    quality: dict | None = None  # picture-quality references: test_accuracy, fd_train_vs_test, ...
 
     @classmethod
-    def load(cls, results: Path) -> "Study":
-        return cls(results, *read_tables(results))
+    def load(cls, results: Path, manifest: Path | None = None, quality: Path | None = None) -> "Study":
+        """The tables of `results`, its baselines.json if written, and the reference files given."""
+        manifest_record = read_reference(manifest, "dataset manifest")
+        if manifest is not None and manifest_record is None:
+            raise ResultsError(f"dataset manifest {manifest} does not exist: run `vaebench data` first")
+        return cls(
+            results,
+            *read_tables(results),
+            baselines=read_reference(results / BASELINES, "baselines"),
+            manifest=manifest_record,
+            quality=read_reference(quality, "picture-quality references"),
+        )
+
+    @cached_property
+    def baseline_rows(self) -> list[dict]:
+        """The baselines' rows (id, label, bpd_disc, bpd_deq, ...), best first; [] without baselines.json."""
+        rows = list((self.baselines or {}).get("baselines", []))
+        return sorted(rows, key=lambda r: r.get("bpd_disc", math.inf))
+
+    def baseline(self, key: str) -> dict | None:
+        return next((r for r in self.baseline_rows if r.get("id") == key), None)
+
+    @cached_property
+    def n_seeds(self) -> int:
+        """The most ok seeds any family has at any latent dimension."""
+        return int(self.ok.groupby(["family", "latent_dim"]).size().max()) if not self.ok.empty else 0
 
     @cached_property
     def families(self) -> list[str]:
@@ -107,16 +203,22 @@ class Study:
         return self.summary.set_index(["family", "latent_dim"])
 
     def stat(self, family: str, dim: int, metric: str) -> dict:
-        """mean / low / high / n / note of a metric over the ok seeds (summary.csv); NaN where none."""
+        """mean / low / high / n / note of a metric over the ok seeds (summary.csv), and `se`, the test-set
+        standard error of that mean where the metric has one; NaN where none."""
         summary, key = self._summary_by_key, (family, dim)
         row = summary.loc[key] if key in summary.index else None
 
         def get(k, d=math.nan):
             return row[k] if row is not None and k in row.index else d
 
-        return {"mean": get(f"{metric}_mean"), "low": get(f"{metric}_ci95_low"),
-                "high": get(f"{metric}_ci95_high"), "n": int(get(f"{metric}_n", 0) or 0),
-                "note": get(f"{metric}_note", "") or ""}
+        return {
+            "mean": get(f"{metric}_mean"),
+            "low": get(f"{metric}_ci95_low"),
+            "high": get(f"{metric}_ci95_high"),
+            "n": int(get(f"{metric}_n", 0) or 0),
+            "note": get(f"{metric}_note", "") or "",
+            "se": get(f"{metric}_se"),
+        }
 
     def test(self, metric: str, dim: int, a: str, b: str) -> pd.Series | None:
         """The tests.csv row comparing a and b (either order), turned so that diff_mean = a - b, or None."""
@@ -157,6 +259,12 @@ class Study:
                     frame = pd.read_csv(path)
                 except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
                     raise ResultsError(f"{path} is unreadable ({type(err).__name__})") from None
-                frames.append(frame.assign(family=run["family"], latent_dim=run["latent_dim"],
-                                           seed=run["seed"], status=run["status"]))
+                frames.append(
+                    frame.assign(
+                        family=run["family"],
+                        latent_dim=run["latent_dim"],
+                        seed=run["seed"],
+                        status=run["status"],
+                    )
+                )
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

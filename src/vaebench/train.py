@@ -6,6 +6,9 @@ batches are drawn by index (no per-item DataLoader). One torch.Generator on the 
 the batch order, the dequantization noise and the reparameterisation noise, so a seed fixes
 everything; it is saved with each epoch's checkpoint, which is how an interrupted run resumes
 to exactly the same model.
+
+A finished run (its run.json) is never replaced without --overwrite: the same arguments again are
+a no-op, others are refused, as a checkpoint written with other arguments is.
 """
 
 import argparse
@@ -14,53 +17,52 @@ import io
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
-from vaebench.data import DATASETS, ImageDataset, load_dataset, to_unit_interval
-from vaebench.errors import CheckpointError, require_positive, unknown_name
-from vaebench.families import FAMILIES
+from vaebench.data import ImageDataset, load_dataset, to_unit_interval
+from vaebench.errors import CheckpointError, VaebenchError, WriteError
 from vaebench.gpu_slots import device_slot
-from vaebench.models import ARCHITECTURES, VAE, ModelConfig, build_model, gaussian_kl, save_model
-from vaebench.utils import atomic_write, pick_device, provenance, set_threads, utc_now, write_json
+from vaebench.models import VAE, ModelConfig, build_model, gaussian_kl, save_model, save_torch
+from vaebench.settings import TrainConfig
+from vaebench.utils import (
+    Progress,
+    atomic_write,
+    compiling,
+    duration,
+    first_difference,
+    os_reason,
+    pick_device,
+    provenance,
+    read_json,
+    set_threads,
+    utc_now,
+    write_json,
+)
 
 HISTORY_COLUMNS = ("epoch", "train_loss_nats", "test_elbo_nats", "test_kl_nats", "test_recon_nats", "seconds")
 CHECKPOINT = "checkpoint.pt"
+RUN_RECORD = "run.json"
+FINISHED = ("ok", "diverged")  # the statuses run.json records
 EVAL_BATCH = 1000
 RESUMABLE_CHANGES = ("epochs", "device", "threads", "compile")  # a run may resume with other values
-
-
-@dataclass
-class TrainConfig:
-    dataset: str = "mnist5k"
-    loss: str = "continuous_bernoulli"
-    latent_dim: int = 16
-    seed: int = 0
-    epochs: int = 20
-    arch: str = "mlp"
-    hidden: int = 400
-    batch_size: int = 128
-    lr: float = 1e-3
-    dequantize: bool = True
-    sigma: float | None = None
-    laplace_b: float | None = None
-    device: str = "auto"
-    threads: int = 0
-    data_dir: str | None = None
-    compile: bool = False
-
-    @property
-    def family_options(self) -> dict[str, float]:
-        """Fixed-scale options as the families name them; each family takes only its own."""
-        return {k: v for k, v in {"sigma": self.sigma, "b": self.laplace_b}.items() if v is not None}
+SAME_RUN_CHANGES = ("device", "threads", "compile")  # a finished run is the same run with other values
 
 
 def model_config(cfg: TrainConfig, data: ImageDataset) -> ModelConfig:
     c, h, w = data.shape
-    return ModelConfig(arch=cfg.arch, channels=c, height=h, width=w, latent_dim=cfg.latent_dim,
-                       family=cfg.loss, family_options=cfg.family_options, hidden=cfg.hidden)
+    return ModelConfig(
+        arch=cfg.arch,
+        channels=c,
+        height=h,
+        width=w,
+        latent_dim=cfg.latent_dim,
+        family=cfg.loss,
+        family_options=cfg.family_options,
+        hidden=cfg.hidden,
+    )
 
 
 def make_optimizer(model: VAE, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -68,8 +70,9 @@ def make_optimizer(model: VAE, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.Adam(model.parameters(), lr=cfg.lr, fused=True)
 
 
-def train_step(model: VAE, opt: torch.optim.Optimizer, v: torch.Tensor, cfg: TrainConfig,
-               gen: torch.Generator) -> torch.Tensor:
+def train_step(
+    model: VAE, opt: torch.optim.Optimizer, v: torch.Tensor, cfg: TrainConfig, gen: torch.Generator
+) -> torch.Tensor:
     """One Adam step on the batch `v` (uint8 [B, C, H, W] on the device, model in training mode):
     dequantize, draw the reparameterisation noise, forward, backward, step. Returns the batch's mean
     loss as a 0-d tensor, detached and never read on the host, so a GPU is never made to wait.
@@ -84,11 +87,23 @@ def train_step(model: VAE, opt: torch.optim.Optimizer, v: torch.Tensor, cfg: Tra
     return loss.detach()
 
 
-def train_epoch(model: VAE, opt: torch.optim.Optimizer, images: torch.Tensor, cfg: TrainConfig,
-                gen: torch.Generator, max_batches: int | None = None) -> torch.Tensor:
+def n_batches(n_images: int, cfg: TrainConfig, max_batches: int | None = None) -> int:
+    return min(math.ceil(n_images / cfg.batch_size), max_batches or math.inf)
+
+
+def train_epoch(
+    model: VAE,
+    opt: torch.optim.Optimizer,
+    images: torch.Tensor,
+    cfg: TrainConfig,
+    gen: torch.Generator,
+    max_batches: int | None = None,
+    progress: Progress | None = None,
+) -> torch.Tensor:
     """One pass over `images` (uint8 [N, C, H, W] on the device); returns the mean loss as a 0-d tensor.
 
-    No host synchronisation inside the loop: the loss sum stays on the device.
+    No host synchronisation inside the loop: the loss sum stays on the device, and `progress` only
+    counts batches.
     """
     model.train()
     n = images.shape[0]
@@ -98,9 +113,11 @@ def train_epoch(model: VAE, opt: torch.optim.Optimizer, images: torch.Tensor, cf
     for b, start in enumerate(range(0, n, cfg.batch_size)):
         if max_batches is not None and b >= max_batches:
             break
-        v = images[order[start:start + cfg.batch_size]]  # [B, C, H, W] uint8
+        v = images[order[start : start + cfg.batch_size]]  # [B, C, H, W] uint8
         total += train_step(model, opt, v, cfg, gen).double() * v.shape[0]
         seen += v.shape[0]
+        if progress is not None:
+            progress(1)
     return total / seen
 
 
@@ -115,7 +132,7 @@ def test_elbo(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> dict[str, f
     recon = torch.zeros((), device=images.device, dtype=torch.float64)
     kl = torch.zeros_like(recon)
     for start in range(0, images.shape[0], EVAL_BATCH):
-        v = images[start:start + EVAL_BATCH]
+        v = images[start : start + EVAL_BATCH]
         x = to_unit_interval(v, cfg.dequantize, gen)
         eps = torch.randn(v.shape[0], cfg.latent_dim, generator=gen, device=v.device)
         params, mu, logvar = model(x, eps)
@@ -130,8 +147,10 @@ def write_history(path: Path, rows: list[dict]) -> None:
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    writer.writerows({k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in HISTORY_COLUMNS}
-                     for row in rows)
+    writer.writerows(
+        {k: (f"{row[k]:.6f}" if isinstance(row[k], float) else row[k]) for k in HISTORY_COLUMNS}
+        for row in rows
+    )
     atomic_write(path, lambda tmp: tmp.write_text(buf.getvalue()))
 
 
@@ -139,27 +158,96 @@ def _finite(model: VAE) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def _save_checkpoint(path: Path, model: VAE, opt, gen: torch.Generator, epoch: int, rows: list[dict],
-                     cfg: TrainConfig, elapsed: float) -> None:
-    payload = {"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-               "epoch": epoch, "history": rows, "train_config": asdict(cfg), "elapsed": elapsed}
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+def _save_checkpoint(
+    path: Path,
+    model: VAE,
+    opt,
+    gen: torch.Generator,
+    epoch: int,
+    rows: list[dict],
+    cfg: TrainConfig,
+    elapsed: float,
+) -> None:
+    payload = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "generator": gen.get_state(),
+        "epoch": epoch,
+        "history": rows,
+        "train_config": asdict(cfg),
+        "elapsed": elapsed,
+    }
+    save_torch(path, payload)
+
+
+def _difference(saved: dict, cfg: TrainConfig, free: tuple[str, ...]) -> str | None:
+    """The first argument other than `free` in which a saved config (a checkpoint's, run.json) differs from
+    `cfg`, as 'loss gaussian, not beta'; None for the same run."""
+    return first_difference(saved, {k: v for k, v in asdict(cfg).items() if k not in free})
 
 
 def _load_checkpoint(path: Path, cfg: TrainConfig, device: torch.device) -> dict | None:
-    """The checkpoint of an interrupted run with the same arguments, or None to start afresh."""
+    """The checkpoint of an interrupted run with the same arguments, or None to start afresh.
+
+    Loaded onto `device` whatever it was written on (a run checkpointed on a GPU resumes on the CPU)."""
     if not path.exists():
         return None
     try:
         ckpt = torch.load(path, map_location=device, weights_only=True)
     except Exception as err:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
-        raise CheckpointError(f"checkpoint {path} is unreadable ({type(err).__name__}): delete it to "
-                              "restart the run from scratch") from None
-    same = {k: v for k, v in ckpt["train_config"].items() if k not in RESUMABLE_CHANGES}
-    mine = {k: v for k, v in asdict(cfg).items() if k not in RESUMABLE_CHANGES}
-    if same != mine:
-        raise CheckpointError(f"checkpoint {path} was written with other arguments: delete it or use another --out")
+        raise CheckpointError(
+            f"checkpoint {path} is unreadable ({type(err).__name__}): delete it to "
+            "restart the run from scratch"
+        ) from None
+    other = _difference(ckpt["train_config"], cfg, RESUMABLE_CHANGES)
+    if other is not None:
+        raise CheckpointError(
+            f"checkpoint {path} was written with other arguments ({other}): delete it, "
+            "use another --out, or --overwrite"
+        )
+    if ckpt["epoch"] > cfg.epochs:
+        raise CheckpointError(
+            f"checkpoint {path} is at epoch {ckpt['epoch']}, past --epochs {cfg.epochs}: "
+            "raise --epochs, or --overwrite to start again"
+        )
     return ckpt
+
+
+def _restore_generator(gen: torch.Generator, ckpt: dict, cfg: TrainConfig) -> None:
+    """Continue the checkpoint's noise. A generator of another device type (a CUDA generator's state is a
+    seed and an offset, a CPU one's a Mersenne twister) cannot take it: reseed it from the seed and the
+    epoch instead, and say that this run is not the uninterrupted one."""
+    state = ckpt["generator"].cpu()  # a generator's state is a CPU byte tensor, also for cuda
+    if state.numel() == gen.get_state().numel():
+        gen.set_state(state)
+        return
+    gen.manual_seed((cfg.seed + ckpt["epoch"]) % 2**64)
+    print(
+        f"the checkpoint's noise generator is of another device type than {gen.device.type}: resuming "
+        f"with one seeded from the seed and epoch {ckpt['epoch']}, so the model is not bit for bit that "
+        "of an uninterrupted run",
+        file=sys.stderr,
+    )
+
+
+def finished_run(out: Path, cfg: TrainConfig) -> dict | None:
+    """The record of a finished run in `out` with the same arguments (None: no finished run there).
+
+    One line (VaebenchError) for a finished run with other arguments, more epochs included: replacing it
+    takes --overwrite."""
+    path = out / RUN_RECORD
+    if not path.exists():
+        return None
+    record = read_json(path, "")
+    if record.get("status") not in FINISHED:
+        return None
+    other = _difference(record, cfg, SAME_RUN_CHANGES)
+    if other is not None:
+        raise VaebenchError(
+            f"{out} holds a finished run with other arguments ({other}): use another --out, "
+            "or --overwrite to replace it"
+        )
+    return record if all((out / name).exists() for name in ("model.pt", "history.csv")) else None
 
 
 def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
@@ -177,7 +265,10 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     step_model = torch.compile(model) if cfg.compile else model  # shares model's parameters
     train_images, test_images = data.train_images.to(device), data.test_images.to(device)
 
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise WriteError(f"cannot create {out}: {os_reason(err)}") from None
     ckpt_path = out / CHECKPOINT
     rows: list[dict] = []
     start_epoch, elapsed = 1, 0.0
@@ -185,15 +276,19 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
-        gen.set_state(ckpt["generator"].cpu())  # a generator's state is a CPU byte tensor, also for cuda
+        _restore_generator(gen, ckpt, cfg)
         rows, start_epoch, elapsed = ckpt["history"], ckpt["epoch"] + 1, ckpt["elapsed"]
         print(f"resuming {out} from epoch {ckpt['epoch']}", file=sys.stderr)
 
+    tag = f"[{cfg.loss} z={cfg.latent_dim} seed={cfg.seed}]"
+    batches = n_batches(train_images.shape[0], cfg, max_batches)
     started_at, status, diverged_epoch = utc_now(), "ok", None
     last_good = {k: t.clone() for k, t in model.state_dict().items()}
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
-        train_loss = train_epoch(step_model, opt, train_images, cfg, gen, max_batches).item()
+        with Progress(f"{tag} epoch {epoch}/{cfg.epochs}", batches, "batches") as progress:
+            loss = train_epoch(step_model, opt, train_images, cfg, gen, max_batches, progress)
+        train_loss = loss.item()
         if not (math.isfinite(train_loss) and _finite(model)):
             status, diverged_epoch = "diverged", epoch
             print(f"epoch {epoch}: loss or parameters not finite; keeping epoch {epoch - 1}", file=sys.stderr)
@@ -206,62 +301,58 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
         last_good = {k: t.clone() for k, t in model.state_dict().items()}
         _save_checkpoint(ckpt_path, model, opt, gen, epoch, rows, cfg, elapsed)
         write_history(out / "history.csv", rows)  # after the checkpoint, so it lists only resumable epochs
-        print(f"[{cfg.loss} z={cfg.latent_dim} seed={cfg.seed}] epoch {epoch}/{cfg.epochs} "
-              f"train loss {train_loss:.2f} nats, test ELBO {row['test_elbo_nats']:.2f} nats, "
-              f"{row['seconds']:.2f} s", file=sys.stderr)
+        eta = (cfg.epochs - epoch) * elapsed / len(rows)
+        print(
+            f"{tag} epoch {epoch}/{cfg.epochs} train loss {train_loss:.2f} nats, test ELBO "
+            f"{row['test_elbo_nats']:.2f} nats, {row['seconds']:.2f} s, ETA {duration(eta)}",
+            file=sys.stderr,
+        )
 
     write_history(out / "history.csv", rows)
     save_model(model, out / "model.pt")
     last = rows[-1] if rows else {}
     record = {
-        **asdict(cfg), "family_options": cfg.family_options, "threads": threads, "status": status,
-        "diverged_epoch": diverged_epoch, "epochs_completed": len(rows),
-        "final_train_loss_nats": last.get("train_loss_nats"), "final_test_elbo_nats": last.get("test_elbo_nats"),
-        "train_seconds": elapsed, "seconds_per_epoch": elapsed / len(rows) if rows else None,
-        "dataset_sha256": data.sha256, "dataset_source": data.source, "dims": data.dims,
-        "started_at": started_at, "finished_at": utc_now(), **provenance(device),
+        **asdict(cfg),
+        "family_options": cfg.family_options,
+        "threads": threads,
+        "status": status,
+        "diverged_epoch": diverged_epoch,
+        "epochs_completed": len(rows),
+        "final_train_loss_nats": last.get("train_loss_nats"),
+        "final_test_elbo_nats": last.get("test_elbo_nats"),
+        "train_seconds": elapsed,
+        "seconds_per_epoch": elapsed / len(rows) if rows else None,
+        "dataset_sha256": data.sha256,
+        "dataset_source": data.source,
+        "dims": data.dims,
+        "started_at": started_at,
+        "finished_at": utc_now(),
+        **provenance(device),
     }
-    write_json(out / "run.json", record)
+    write_json(out / RUN_RECORD, record)
     ckpt_path.unlink(missing_ok=True)  # the finished model supersedes it
     return record
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    d = TrainConfig()
-    p.add_argument("--dataset", default=d.dataset, choices=DATASETS, help="dataset to train on (default: %(default)s)")
-    p.add_argument("--loss", default=d.loss, metavar="FAMILY",
-                   help=f"output family / reconstruction loss, one of: {', '.join(FAMILIES)} (default: %(default)s)")
-    p.add_argument("--latent-dim", type=int, default=d.latent_dim, help="latent dimension Z (default: %(default)s)")
-    p.add_argument("--seed", type=int, default=d.seed, help="seed for weights, batch order and all noise")
-    p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs (default: %(default)s)")
-    p.add_argument("--arch", default=d.arch, choices=ARCHITECTURES, help="encoder/decoder architecture")
-    p.add_argument("--hidden", type=int, default=d.hidden, help="hidden width of the mlp (default: %(default)s)")
-    p.add_argument("--batch-size", type=int, default=d.batch_size, help="images per step (default: %(default)s)")
-    p.add_argument("--lr", type=float, default=d.lr, help="Adam learning rate (default: %(default)s)")
-    p.add_argument("--dequantize", action=argparse.BooleanOptionalAction, default=d.dequantize,
-                   help="train on (v+u)/256 (default); --no-dequantize trains on v/255 as the seed did, "
-                        "and the likelihoods are then not comparable")
-    p.add_argument("--sigma", type=float, default=None, help="fixed std of gaussian_fixed (default sqrt(1/2))")
-    p.add_argument("--laplace-b", type=float, default=None, help="fixed scale of laplace_fixed (default 1)")
-    p.add_argument("--device", default=d.device, help="'auto' (cuda when present, else cpu), 'cpu', 'cuda:1', ...")
-    p.add_argument("--threads", type=int, default=d.threads, help="torch CPU threads; 0 keeps torch's default")
-    p.add_argument("--compile", action="store_true",
-                   help="torch.compile the model for training (pays off on GPU; on CPU the mlp gains little "
-                        "and compiling takes a minute)")
-    p.add_argument("--data-dir", default=None, help="where datasets are looked for and downloaded to")
-    p.add_argument("--out", required=True, type=Path, help="run directory for model.pt, history.csv, run.json")
-    p.add_argument("--dry-run", action="store_true", help="one epoch of two batches, to check that everything runs")
 
 
 def run(args: argparse.Namespace) -> int:
     fields = set(TrainConfig.__dataclass_fields__)
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
-    if cfg.loss not in FAMILIES:
-        raise unknown_name("family", cfg.loss, FAMILIES)
-    require_positive(latent_dim=cfg.latent_dim, epochs=cfg.epochs, batch_size=cfg.batch_size, hidden=cfg.hidden)
     if args.dry_run:
         cfg.epochs = 1
-    with device_slot(cfg.device) as device:  # several GPUs: a device of this job's own, until it ends
-        cfg.device = str(device)
+    if args.overwrite:
+        for name in (RUN_RECORD, CHECKPOINT):  # model.pt and history.csv are replaced as they are written
+            try:
+                (args.out / name).unlink(missing_ok=True)
+            except OSError as err:
+                raise WriteError(f"cannot remove {args.out / name}: {os_reason(err)}") from None
+    elif (record := finished_run(args.out, cfg)) is not None:
+        print(
+            f"{args.out} holds this run, finished (status {record['status']}, {record['epochs_completed']} "
+            "epochs): nothing to do; --overwrite trains it again",
+            file=sys.stderr,
+        )
+        return 0
+    with device_slot(cfg.device) as device, compiling(cfg.compile, "rerun without --compile"):
+        cfg.device = str(device)  # several GPUs: a device of this job's own, until it ends
         train(cfg, args.out, max_batches=2 if args.dry_run else None)
     return 0  # a diverged run is a recorded result, not a failed job: the study carries on

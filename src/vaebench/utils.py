@@ -1,36 +1,60 @@
-"""Small shared helpers: devices and threads, atomic file writes, provenance of every result.
+"""Small shared helpers: devices and threads, progress of long loops, atomic file writes, provenance.
 
 torch is imported inside the functions that need it, so the reporting stages (pandas and
-matplotlib only) can use the same atomic writes without paying seconds for a torch import.
+matplotlib only) and the CLI's parser can use them without paying seconds for a torch import.
 """
 
 import datetime as _dt
 import json
+import logging
 import os
 import platform
+import re
 import socket
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import vaebench
-from vaebench.errors import WriteError
+from vaebench.errors import CheckpointError, VaebenchError, WriteError
 
 if TYPE_CHECKING:
     import torch
 
+DEVICE_HELP = "'auto' (cuda when present, else cpu), 'cpu', 'cuda' or 'cuda:N' (default: %(default)s)"
+PROGRESS_SECONDS = 10.0  # a loop's progress shows once it has run this long, then at most this often
+
+
+def check_device(name: str) -> str:
+    """`name` if vaebench runs on that device (auto, cpu, cuda, cuda:N), else a one-line error; torch-free."""
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", name):
+        raise VaebenchError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N")
+    return name
+
 
 def pick_device(name: str = "auto") -> "torch.device":
-    """'auto' picks cuda when present, else cpu; any other name is taken as given."""
+    """'auto' picks cuda when present, else cpu; 'cuda' or 'cuda:N' must exist here (else one line)."""
     import torch
 
-    if name == "auto":
+    if check_device(name) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            build = "without CUDA" if torch.version.cuda is None else f"with CUDA {torch.version.cuda}"
+            raise VaebenchError(
+                f"device {name}: no CUDA device on this machine (torch {torch.__version__}, "
+                f"built {build}); use --device cpu or auto"
+            )
+        if device.index is not None and device.index >= n:
+            raise VaebenchError(f"device {name}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
+    return device
 
 
 def set_threads(threads: int) -> int:
@@ -40,6 +64,115 @@ def set_threads(threads: int) -> int:
     if threads > 0:
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+def duration(seconds: float) -> str:
+    """h:mm:ss"""
+    return str(_dt.timedelta(seconds=round(seconds)))
+
+
+class Progress:
+    """Where a long loop is, on stderr: a tqdm bar on a terminal, plain lines in a log file.
+
+    Nothing shows for a loop done within PROGRESS_SECONDS; after that, a line at most every
+    PROGRESS_SECONDS (done of total, rate, ETA) and one when it ends. Call it with the items just
+    done, a count the host has anyway (never a tensor's value: a GPU is not made to wait). The rate
+    is in `rate_unit`s, `per_item` per item (samples per image); `clock` is for tests.
+    """
+
+    def __init__(
+        self,
+        what: str,
+        total: int,
+        unit: str,
+        rate_unit: str | None = None,
+        per_item: int = 1,
+        stream: TextIO | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.what, self.total, self.unit = what, total, unit
+        self.rate_unit, self.per_item = rate_unit or unit, per_item
+        self.stream = stream or sys.stderr
+        self.clock = clock
+        self.start = self.shown = clock()
+        self.done, self.lines = 0, 0
+        self.bar = None
+        if getattr(self.stream, "isatty", lambda: False)():
+            from tqdm import tqdm
+
+            self.bar = tqdm(
+                total=total,
+                desc=what,
+                unit=unit,
+                file=self.stream,
+                delay=PROGRESS_SECONDS,
+                leave=False,
+                dynamic_ncols=True,
+            )
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        now = self.clock()
+        if self.bar is not None:
+            self.bar.set_postfix_str(self._rate(now), refresh=False)
+            self.bar.update(n)
+        elif now - self.shown >= PROGRESS_SECONDS and self.done < self.total:
+            self.shown = now
+            eta = (self.total - self.done) * (now - self.start) / self.done
+            self._print(
+                f"{self.done}/{self.total} {self.unit} ({100 * self.done / self.total:.0f}%), "
+                f"{self._rate(now)}, ETA {duration(eta)}"
+            )
+
+    def _rate(self, now: float) -> str:
+        rate = self.done * self.per_item / max(now - self.start, 1e-9)
+        return f"{rate:,.0f} {self.rate_unit}/s" if rate >= 10 else f"{rate:.2g} {self.rate_unit}/s"
+
+    def _print(self, text: str) -> None:
+        print(f"{self.what}: {text}", file=self.stream, flush=True)
+        self.lines += 1
+
+    def close(self, finished: bool = True) -> None:
+        """The closing line of a finished loop that showed progress (the bar, on a terminal, just goes)."""
+        if self.bar is not None:
+            self.bar.close()
+        elif finished and (self.lines or self.clock() - self.start >= PROGRESS_SECONDS):
+            now = self.clock()
+            self._print(f"{self.done} {self.unit} in {duration(now - self.start)}, {self._rate(now)}")
+
+    def __enter__(self) -> "Progress":
+        return self
+
+    def __exit__(self, error_type, *exc) -> None:
+        self.close(finished=error_type is None)  # a failure's own message is the last line
+
+
+@contextmanager
+def compiling(active: bool, advice: str) -> Iterator[None]:
+    """A block that may torch.compile: inductor's own log (a hundred lines of generated code when the C++
+    compiler is missing) kept off stderr, unless TORCH_LOGS asks for it, and a kernel that cannot be built
+    (no C++ compiler on CPU, no triton on GPU) turned into one line ending with `advice`."""
+    from torch._dynamo.exc import BackendCompilerFailed
+
+    logger = logging.getLogger("torch._inductor")
+    saved = logger.level
+    if active and not os.environ.get("TORCH_LOGS"):
+        logger.setLevel(logging.CRITICAL + 1)
+    try:
+        yield
+    except BackendCompilerFailed as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise VaebenchError(
+            f"--compile failed ({reason[:200]}): torch.compile needs a C++ compiler on CPU "
+            f"and triton on GPU; {advice} (TORCH_LOGS=+inductor for details)"
+        ) from None
+    finally:
+        logger.setLevel(saved)
+
+
+def os_reason(err: OSError) -> str:
+    """What went wrong, as the system says it: 'no space left on device'."""
+    return os.strerror(err.errno).lower() if err.errno else str(err)
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
@@ -59,8 +192,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600)
         os.replace(tmp, path)
     except OSError as err:
-        reason = os.strerror(err.errno).lower() if err.errno else str(err)
-        raise WriteError(f"cannot write {path}: {reason}") from None
+        raise WriteError(f"cannot write {path}: {os_reason(err)}") from None
     finally:
         if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
@@ -72,6 +204,28 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def first_difference(saved: dict, wanted: dict) -> str | None:
+    """The first key of `wanted` whose value `saved` (a record on disk) does not have, as 'seed 1, not 2';
+    None when saved agrees on every key: how a stage tells its own finished output from another's."""
+    for key, value in wanted.items():
+        if saved.get(key) != value:
+            return f"{key.replace('_', '-')} {saved.get(key)}, not {value}"
+    return None
+
+
+def read_json(path: Path, missing: str) -> dict:
+    """A record a stage wrote (run.json, metrics.json); missing (`missing` says what to do) or unreadable:
+    one line."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} does not exist: {missing}") from None
+    except OSError as err:
+        raise CheckpointError(f"cannot read {path}: {os_reason(err)}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err})") from None
 
 
 def write_json(path: str | Path, obj: dict) -> Path:
@@ -86,7 +240,10 @@ def git_commit() -> str | None:
     try:
         out = subprocess.run(
             ["git", "-C", str(src), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None
@@ -110,6 +267,8 @@ def provenance(device: "torch.device") -> dict:
         "git_commit": git_commit(),
         "hostname": socket.gethostname(),
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "device_name": (
+            torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+        ),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
     }

@@ -1,5 +1,7 @@
 # Stage 4: collect every run of the dataset (what exists on disk, plus the config's runs that
-# are missing) into tables with statistics. Partial reruns therefore report what exists.
+# are missing) into tables with statistics. Partial reruns therefore report what exists. Beside
+# them, the baselines: models without a latent fitted on the training split and scored on the
+# same test images as the evaluations (evaluate.n_test), so a bits/dim number means something.
 
 
 rule study_config:
@@ -31,3 +33,20 @@ rule aggregate:
     shell:
         "vaebench aggregate --results results/{wildcards.dataset} --out-dir results/{wildcards.dataset}"
         " --expected {params.expected} > {log:q} 2>&1"
+
+
+rule baselines:
+    input:
+        data="resources/{dataset}.json",
+    output:
+        "results/{dataset}/baselines.json",
+    conda:
+        "../../environment.yml"
+    log:
+        "logs/baselines/{dataset}.log",
+    params:
+        options=lambda w: cli_options(
+            {"data_dir": config["data_dir"], "n_test": config["evaluate"].get("n_test")}
+        ),
+    shell:
+        "vaebench baselines --dataset {wildcards.dataset} {params.options} --out {output:q} > {log:q} 2>&1"

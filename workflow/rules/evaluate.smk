@@ -6,6 +6,7 @@ rule evaluate:
     input:
         model=f"{RUN}/model.pt",
         run=f"{RUN}/run.json",
+        classifier="resources/quality/{dataset}.pt",
     output:
         metrics=f"{RUN}/metrics.json",
         artifacts=f"{RUN}/artifacts.npz",
@@ -24,4 +25,5 @@ rule evaluate:
         gpu=job_resource("evaluate", "gpu", 0),
     shell:
         "vaebench evaluate --run $(dirname {output.metrics:q}) {params.options} --threads {threads}"
-        " --out {output.metrics:q} --artifacts {output.artifacts:q} > {log:q} 2>&1"
+        " --classifier {input.classifier:q} --out {output.metrics:q} --artifacts {output.artifacts:q}"
+        " > {log:q} 2>&1"
