@@ -34,16 +34,26 @@ from vaebench.models import build_model
 from vaebench.settings import TrainConfig
 from vaebench.train import model_config, test_elbo, train_epoch
 
-STUDY = {"families": len(FAMILY_IDS), "latent_dims": 3, "seeds": 3, "epochs": 30, "train_images": 60_000,
-         "test_images": 10_000, "k": 5000}
+STUDY = {
+    "families": len(FAMILY_IDS),
+    "latent_dims": 3,
+    "seeds": 3,
+    "epochs": 30,
+    "train_images": 60_000,
+    "test_images": 10_000,
+    "k": 5000,
+}
 A100 = {"name": "A100 SXM (datasheet)", "flops_per_s": 19.5e12, "bytes_per_s": 1.5e12}
 
 
 def flops_and_bytes(module: torch.nn.Module, inputs: torch.Tensor) -> tuple[float, float]:
     """Floating-point operations and bytes (each layer's output written and read once) of one forward pass."""
     written = []
-    hooks = [m.register_forward_hook(lambda _m, _i, out: written.append(out.numel() * out.element_size()))
-             for m in module.modules() if not list(m.children())]
+    hooks = [
+        m.register_forward_hook(lambda _m, _i, out: written.append(out.numel() * out.element_size()))
+        for m in module.modules()
+        if not list(m.children())
+    ]
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         module(inputs)
     for hook in hooks:
@@ -70,8 +80,10 @@ def training_rate(data, rounds: int) -> dict:
         t0 = time.perf_counter()
         test_elbo(model, data.test_images, cfg)
         seconds["test_elbo"].append(time.perf_counter() - t0)
-    return {"train_images_per_s": summary([n_train / s for s in seconds["train"]]),
-            "test_elbo_images_per_s": summary([n_test / s for s in seconds["test_elbo"]])}
+    return {
+        "train_images_per_s": summary([n_train / s for s in seconds["train"]]),
+        "test_elbo_images_per_s": summary([n_test / s for s in seconds["test_elbo"]]),
+    }
 
 
 def encoder_rate(model, data, rounds: int) -> dict:
@@ -90,10 +102,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--cores", type=int, default=os.cpu_count(),
-                   help="jobs run side by side (one thread each)")
-    p.add_argument("--efficiency", type=float, default=0.3,
-                   help="share of the GPU's datasheet peak the estimate assumes is reached")
+    p.add_argument(
+        "--cores", type=int, default=os.cpu_count(), help="jobs run side by side (one thread each)"
+    )
+    p.add_argument(
+        "--efficiency",
+        type=float,
+        default=0.3,
+        help="share of the GPU's datasheet peak the estimate assumes is reached",
+    )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     evaluation = json.loads((OUT_DIR / "eval_throughput_conv.json").read_text())
@@ -104,8 +121,10 @@ def main() -> None:
 
     jobs = STUDY["families"] * STUDY["latent_dims"] * STUDY["seeds"]
     per_family = STUDY["latent_dims"] * STUDY["seeds"]
-    train_s = STUDY["epochs"] * (STUDY["train_images"] / train["train_images_per_s"]["median"]
-                                 + STUDY["test_images"] / train["test_elbo_images_per_s"]["median"])
+    train_s = STUDY["epochs"] * (
+        STUDY["train_images"] / train["train_images_per_s"]["median"]
+        + STUDY["test_images"] / train["test_elbo_images_per_s"]["median"]
+    )
     encode_s = (STUDY["train_images"] + 2 * STUDY["test_images"]) / encode["median"]  # kNN, posterior pass
     rows, eval_total = [], 0.0
     for family, res in evaluation["results"].items():
@@ -118,17 +137,22 @@ def main() -> None:
     missing = STUDY["families"] - len(evaluation["results"])
     if missing:  # families not measured: the mean of the measured ones
         eval_total *= STUDY["families"] / len(evaluation["results"])
-    print_table(f"evaluation, conv, compiled (warm cache), K={STUDY['k']} on {STUDY['test_images']} test "
-                "images",
-                ["family", "us/image-sample", "hours per job", f"hours for its {per_family} jobs"], rows)
+    print_table(
+        f"evaluation, conv, compiled (warm cache), K={STUDY['k']} on {STUDY['test_images']} test images",
+        ["family", "us/image-sample", "hours per job", f"hours for its {per_family} jobs"],
+        rows,
+    )
     cpu_hours = (jobs * train_s + eval_total) / 3600
-    print_table(f"the full study on this machine: {jobs} training + {jobs} evaluation jobs, "
-                f"{args.cores} jobs side by side",
-                ["stage", "hours per job", "job-hours", f"wall hours on {args.cores} cores"],
-                [["train (30 epochs)", train_s / 3600, jobs * train_s / 3600,
-                  jobs * train_s / 3600 / args.cores],
-                 ["evaluate", eval_total / jobs / 3600, eval_total / 3600, eval_total / 3600 / args.cores],
-                 ["total", "", cpu_hours, cpu_hours / args.cores]])
+    print_table(
+        f"the full study on this machine: {jobs} training + {jobs} evaluation jobs, "
+        f"{args.cores} jobs side by side",
+        ["stage", "hours per job", "job-hours", f"wall hours on {args.cores} cores"],
+        [
+            ["train (30 epochs)", train_s / 3600, jobs * train_s / 3600, jobs * train_s / 3600 / args.cores],
+            ["evaluate", eval_total / jobs / 3600, eval_total / 3600, eval_total / 3600 / args.cores],
+            ["total", "", cpu_hours, cpu_hours / args.cores],
+        ],
+    )
 
     torch.manual_seed(0)
     z = torch.randn(1, 16)
@@ -137,31 +161,56 @@ def main() -> None:
     enc_flops, enc_bytes = flops_and_bytes(model.encoder, x)
     family_bytes = model.family.n_params * data.dims * 4 + 16  # read the decoder's outputs, write two sums
     per_sample = max(dec_flops / A100["flops_per_s"], (dec_bytes + family_bytes) / A100["bytes_per_s"])
-    per_train_image = max(3 * (dec_flops + enc_flops) / A100["flops_per_s"],
-                          3 * (dec_bytes + enc_bytes) / A100["bytes_per_s"])  # forward and backward
+    per_train_image = max(
+        3 * (dec_flops + enc_flops) / A100["flops_per_s"], 3 * (dec_bytes + enc_bytes) / A100["bytes_per_s"]
+    )  # forward and backward
     gpu_eval_s = STUDY["k"] * STUDY["test_images"] * per_sample / args.efficiency
-    gpu_train_s = (STUDY["epochs"] * (STUDY["train_images"] + STUDY["test_images"] / 3) * per_train_image
-                   / args.efficiency)
-    print_table(f"one GPU, an ESTIMATE from FLOPs and bytes against the {A100['name']} at "
-                f"{args.efficiency:.0%} of peak (not measured)",
-                ["quantity", "value"],
-                [["conv decoder FLOPs per sample", dec_flops], ["conv decoder bytes per sample", dec_bytes],
-                 ["conv encoder FLOPs per image", enc_flops],
-                 ["family kernel bytes per sample", family_bytes],
-                 ["us per image-sample (evaluation)", per_sample / args.efficiency * 1e6],
-                 ["hours per evaluation job", gpu_eval_s / 3600],
-                 ["hours per training job", gpu_train_s / 3600],
-                 [f"hours for the study ({jobs} + {jobs} jobs, one GPU)",
-                  jobs * (gpu_eval_s + gpu_train_s) / 3600]])
-    write_result("projection", {"study": STUDY, "train": train, "encoder_images_per_s": encode,
-                                "cpu": {"train_hours_per_job": train_s / 3600,
-                                        "eval_hours_total": eval_total / 3600, "cores": args.cores,
-                                        "wall_hours": cpu_hours / args.cores},
-                                "gpu_estimate": {**A100, "efficiency": args.efficiency,
-                                                 "decoder_flops_per_sample": dec_flops,
-                                                 "decoder_bytes_per_sample": dec_bytes,
-                                                 "eval_hours_per_job": gpu_eval_s / 3600,
-                                                 "train_hours_per_job": gpu_train_s / 3600}})
+    gpu_train_s = (
+        STUDY["epochs"]
+        * (STUDY["train_images"] + STUDY["test_images"] / 3)
+        * per_train_image
+        / args.efficiency
+    )
+    print_table(
+        f"one GPU, an ESTIMATE from FLOPs and bytes against the {A100['name']} at "
+        f"{args.efficiency:.0%} of peak (not measured)",
+        ["quantity", "value"],
+        [
+            ["conv decoder FLOPs per sample", dec_flops],
+            ["conv decoder bytes per sample", dec_bytes],
+            ["conv encoder FLOPs per image", enc_flops],
+            ["family kernel bytes per sample", family_bytes],
+            ["us per image-sample (evaluation)", per_sample / args.efficiency * 1e6],
+            ["hours per evaluation job", gpu_eval_s / 3600],
+            ["hours per training job", gpu_train_s / 3600],
+            [
+                f"hours for the study ({jobs} + {jobs} jobs, one GPU)",
+                jobs * (gpu_eval_s + gpu_train_s) / 3600,
+            ],
+        ],
+    )
+    write_result(
+        "projection",
+        {
+            "study": STUDY,
+            "train": train,
+            "encoder_images_per_s": encode,
+            "cpu": {
+                "train_hours_per_job": train_s / 3600,
+                "eval_hours_total": eval_total / 3600,
+                "cores": args.cores,
+                "wall_hours": cpu_hours / args.cores,
+            },
+            "gpu_estimate": {
+                **A100,
+                "efficiency": args.efficiency,
+                "decoder_flops_per_sample": dec_flops,
+                "decoder_bytes_per_sample": dec_bytes,
+                "eval_hours_per_job": gpu_eval_s / 3600,
+                "train_hours_per_job": gpu_train_s / 3600,
+            },
+        },
+    )
 
 
 if __name__ == "__main__":
