@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from vaebench.baselines import BASELINES
+from vaebench.evaluate import RUN_FIELDS
 from vaebench.train import HISTORY_COLUMNS
 from vaebench.utils import write_json
 
@@ -78,22 +79,6 @@ PROVENANCE = {
     "command": "vaebench (synthetic)",
 }
 LN2, LN256 = math.log(2.0), math.log(256.0)
-# the run.json fields metrics.json repeats: vaebench.evaluate.RUN_FIELDS, spelled out here while
-# evaluate.py is being split (import it from its new home once that lands)
-RUN_FIELDS = (
-    "dataset",
-    "loss",
-    "latent_dim",
-    "seed",
-    "arch",
-    "hidden",
-    "epochs",
-    "status",
-    "train_seconds",
-    "dequantize",
-    "family_options",
-    "dataset_sha256",
-)
 
 
 @dataclass
