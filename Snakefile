@@ -2,7 +2,7 @@
 # One study = the config's losses x latent_dims x seeds on one dataset.
 #   snakemake --cores all                                # full reproduction (config/config.yaml)
 #   snakemake --cores all --configfile config/quick.yaml # quick preset, offline, minutes on a CPU
-# Stages: data -> train -> evaluate -> aggregate -> figures -> report (one rule file each).
+# Stages: data -> (select) -> train -> evaluate -> aggregate -> figures -> report (one rule file each).
 
 from snakemake.utils import min_version
 
@@ -27,6 +27,7 @@ wildcard_constraints:
 
 include: "workflow/rules/data.smk"
 include: "workflow/rules/quality.smk"
+include: "workflow/rules/select.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/aggregate.smk"
@@ -37,6 +38,7 @@ localrules:
     all,
     data,
     study_config,
+    select,
     aggregate,
     baselines,
     figures,

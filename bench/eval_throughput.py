@@ -139,7 +139,7 @@ def throughput(
     chunk = chunk_for(model, None, max(ks), batch, data.dims)
     for score in scorers.values():  # compiles (or loads) every shape the timed runs meet: chunk, remainder
         for k in ks:
-            likelihood_seconds(model, data, k, batch, batch, score)
+            likelihood_seconds(model, data, k, n, batch, score)
     rates = {(mode, k): [] for mode in scorers for k in ks}
     bound = []
     for _ in range(rounds):

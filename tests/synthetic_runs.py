@@ -14,6 +14,7 @@ reference files of a study.
     study.results, study.expected  # the dataset folder; every run dir the "config" asks for
 """
 
+import json
 import math
 import zlib
 from dataclasses import dataclass, field
@@ -192,6 +193,7 @@ def write_run(
         row = {
             "epoch": epoch,
             "train_loss_nats": -test_elbo + 5,
+            "val_elbo_nats": "",  # no validation split: the last epoch is kept
             "test_elbo_nats": test_elbo,
             "test_kl_nats": kl,
             "test_recon_nats": test_elbo + kl,
@@ -213,6 +215,9 @@ def write_run(
         "epochs": epochs,
         "batch_size": 128,
         "lr": 0.001,
+        "validation": 0,
+        "best_epoch": completed or None,
+        "epoch_chosen_by": "last epoch",
         "dequantize": True,
         "family_options": {"sigma": 0.5**0.5} if family == "gaussian_fixed" else {},
         "sigma": None,
@@ -410,3 +415,14 @@ def write_synthetic_results(
         dims = int(np.prod(run_options.get("shape", (784,))))
         write_baselines(results, run_options.get("n_test", 300), dims)
     return study
+
+
+def write_selection(results: Path, family: str, epochs: int, lrs, chosen: float, **scale) -> Path:
+    """A `vaebench select` record in `results`: `chosen` won among `lrs`, each tried for `epochs` epochs at
+    seed 0 and z = 8; `scale` is a fixed scale's one setting (sigma=0.1) if the family has one."""
+    tried = [{"lr": lr, **scale, "val_elbo_nats": 10.0 + (lr == chosen), "status": "ok"} for lr in lrs]
+    record = {"loss": family, "settings": {"lr": chosen, **scale}, "val_elbo_nats": 11.0, "tried": tried}
+    path = results / "selection" / f"{family}.json"
+    path.parent.mkdir(exist_ok=True)
+    path.write_text(json.dumps({**record, "epochs": epochs, "seed": 0, "latent_dim": 8}))
+    return path

@@ -20,7 +20,7 @@ def study(**changes):
     return cfg
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "quick.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "quick.yaml", "fashion.yaml"])
 def test_shipped_configs_are_valid(name):
     cfg = yaml.safe_load((ROOT / "config" / name).read_text())
     assert check(cfg, SCHEMA) == cfg
@@ -55,6 +55,19 @@ def test_strings_from_the_command_line_are_coerced():
         ({"evaluate": {"k": 0}}, "config key 'evaluate.k'"),
         ({"epochs": 3}, "unknown key 'epochs'"),
         ({"seeds": [0, 0]}, "config key 'seeds'"),
+        # choosing settings on a validation split needs one
+        (
+            {"selection": {"epochs": 2, "lr": [1e-3]}},
+            "config key 'train': 'validation' is a required property",
+        ),
+        (
+            {"selection": {"epochs": 2, "lr": [1e-3]}, "train": {"epochs": 3, "validation": 0}},
+            "config key 'train.validation': 0 is less than the minimum of 1",
+        ),
+        (
+            {"selection": {"epochs": 2, "lr": []}, "train": {"epochs": 3, "validation": 100}},
+            "config key 'selection.lr'",
+        ),
     ],
 )
 def test_bad_values_give_one_line_naming_the_key(changes, expected):

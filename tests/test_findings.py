@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 import pytest
-from synthetic_runs import write_manifest, write_run, write_synthetic_results
+from synthetic_runs import write_manifest, write_run, write_selection, write_synthetic_results
 
 from vaebench import catalog, findings, results, stats
 from vaebench.catalog import FAMILY_IDS
@@ -278,6 +278,7 @@ def test_every_limit_line_appears_when_it_applies(one_seed, tmp_path):
     study = aggregated(one_seed)  # 1 seed, K = 100, 300 of 1,000 test images, mlp, 4,000 training images
     assert limit_keys(study) == {
         "limit_epochs",
+        "limit_selection",  # one learning rate for every family
         "limit_k",
         "limit_subset",
         "limit_seeds",
@@ -306,6 +307,8 @@ def test_no_limit_line_appears_when_none_applies(one_seed, tmp_path):
             edit_json(one_seed.run_dir(family, 8, seed) / "run.json", arch="conv")
             edit_json(one_seed.run_dir(family, 8, seed) / "metrics.json", arch="conv")
     write_manifest(tmp_path / "manifest.json", n_train=60_000, n_test=1000)
+    for family in one_seed.families:  # chosen on runs as long as the study's, inside the grid
+        write_selection(one_seed.results, family, epochs=5, lrs=(3e-4, 1e-3, 3e-3), chosen=1e-3)
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["aggregate", "--results", str(one_seed.results)]) == 0
     study = Study.load(one_seed.results, tmp_path / "manifest.json")
@@ -315,6 +318,16 @@ def test_no_limit_line_appears_when_none_applies(one_seed, tmp_path):
         history.loc[len(history) - 1, "test_elbo_nats"] = history["test_elbo_nats"].iloc[-2]  # flat, at last
         history.to_csv(run / "history.csv", index=False)
     assert limit_keys(Study.load(one_seed.results, tmp_path / "manifest.json")) == set()
+
+
+def test_settings_chosen_on_short_runs_or_at_a_grid_edge_are_a_limit(one_seed):
+    write_selection(one_seed.results, "gaussian", epochs=2, lrs=(3e-4, 1e-3), chosen=1e-3)
+    write_selection(one_seed.results, "logit_normal", epochs=2, lrs=(3e-4, 1e-3, 3e-3), chosen=1e-3)
+    (limit,) = findings.limit_selection(aggregated(one_seed))
+    assert limit.title == "Settings chosen on short runs:"
+    assert "chosen on 2-epoch runs (seed 0, z = 8), shorter than the study's (5 epochs)" in limit.text
+    assert f"{label('gaussian')} (learning rate 0.001)" in limit.text  # the largest tried
+    assert label("logit_normal") not in limit.text  # inside its grid
 
 
 def test_the_estimate_still_rising_from_k_over_4_to_k_is_flagged_per_run(one_seed):

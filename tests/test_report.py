@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic_runs import DIVERGED, MISSING, write_manifest, write_synthetic_results
+from synthetic_runs import DIVERGED, MISSING, write_manifest, write_selection, write_synthetic_results
 
 from vaebench import captions, catalog, findings
 from vaebench.cli import main
@@ -422,6 +422,25 @@ def test_the_subtitle_names_the_seeds_and_the_setup_the_split_sizes(sparse, tmp_
             == 0
         )
     assert "<td>4,000 train / 1,000 test; the first 300 test images scored</td>" in out.read_text()
+
+
+def test_the_setup_says_what_was_chosen_on_the_validation_split(sparse, tmp_path):
+    study, page, _ = sparse
+    assert "id='choices-table'" not in page and "none: each run keeps its last epoch" in page
+    results = tmp_path / "mnist5k"
+    shutil.copytree(study.results, results)
+    write_selection(results, "bernoulli", epochs=2, lrs=(3e-4, 1e-3), chosen=1e-3)
+    write_selection(results, "gaussian_fixed", epochs=2, lrs=(3e-4, 1e-3, 3e-3), chosen=1e-3, sigma=0.1)
+    write_selection(results, "beta", epochs=2, lrs=(1e-3, 3e-3), chosen=3e-3)  # not what beta trained with
+    setup = Report(Study.load(results), None, tmp_path).setup()
+    body = re.search(r"<table id='choices-table'>.*?<tbody>(.*?)</tbody>", setup, re.S).group(1)
+    rows = [
+        [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)] for tr in body.split("</tr>")[:-1]
+    ]
+    assert [row[0] for row in rows] == [catalog.label("bernoulli"), catalog.label("gaussian_fixed")]
+    assert rows[0][1:3] == ["0.001", "none"] and rows[0][-1] == "learning rate 0.001"  # the largest tried
+    assert rows[1][1:3] == ["0.001", "sigma = 0.1"] and rows[1][4:] == ["{0.0003, 0.001, 0.003} x {0.1}", ""]
+    assert "2-epoch run of seed 0 at z = 8" in setup and "The test images play no part" in setup
 
 
 def test_the_index_lists_every_study_report_with_its_title_and_date(full, sparse, tmp_path):

@@ -215,6 +215,8 @@ def test_killed_run_resumes_to_the_same_model(tmp_path, data_dir):
         "16",
         "--epochs",
         "6",
+        "--validation",
+        "400",  # the best epoch so far is part of what resumes
         "--threads",
         "1",
         "--data-dir",

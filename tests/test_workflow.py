@@ -4,6 +4,7 @@ Each test works on a copy of the workflow in a temporary directory, so the repos
 results/ are never touched and a family's code can be edited without touching the package.
 """
 
+import json
 import re
 import subprocess
 import sys
@@ -78,6 +79,13 @@ def test_full_config_dry_run_has_one_job_per_run(workdir):
     }
 
 
+def test_the_published_study_chooses_its_settings_before_training(workdir):
+    jobs = planned_jobs(workdir, "--configfile", "config/fashion.yaml")
+    grid_runs = 3 * (len(FAMILY_IDS) - 2) + 2 * 3 * 3  # 3 learning rates; x 3 scales for the 2 fixed scales
+    assert jobs["select_train"] == grid_runs and jobs["select"] == len(FAMILY_IDS)
+    assert jobs["train"] == jobs["evaluate"] == len(FAMILY_IDS) * 2 * 3
+
+
 def test_invalid_config_stops_with_one_line(workdir):
     proc = snakemake(workdir, "--dry-run", "--config", "losses=[gausian]", check=False)
     assert proc.returncode != 0
@@ -107,6 +115,9 @@ def test_tiny_study_end_to_end_and_partial_reruns(workdir):
     snakemake(workdir, *tiny)
     metrics = (results / "metrics.csv").read_text()
     assert "gaussian" in metrics and "continuous_bernoulli" in metrics
+    chosen = json.loads((results / "selection" / "gaussian.json").read_text())["settings"]
+    trained = json.loads((results / "gaussian" / "z2" / "seed0" / "run.json").read_text())
+    assert chosen["lr"] in (0.001, 0.003) and trained["lr"] == chosen["lr"] and trained["validation"] == 500
     report = workdir / "report" / "tiny" / "index.html"
     assert report.stat().st_size > 10_000
     snakemake(workdir, *tiny, "--report", str(workdir / "report" / "snakemake-report.html"))

@@ -31,6 +31,11 @@ class FamilyEntry:
     scored_as: str | None = None  # scored through another family's density (BCE read as CB)
     everyday_loss: str | None = None  # the loss its negative log-likelihood equals up to a constant
     distribution: str = ""  # shared by the families that differ only in their scale ("gaussian"); "" if none
+    scale_setting: str | None = None  # a fixed scale's training setting (TrainConfig field, config key)
+
+    def __post_init__(self):
+        if (self.scale_setting is not None) != self.fixed_scale:
+            raise ValueError(f"{self.id}: a fixed scale, and only a fixed scale, names its scale_setting")
 
     @property
     def fixed_scale(self) -> bool:
@@ -71,6 +76,7 @@ CATALOG: tuple[FamilyEntry, ...] = (
         real_line=True,
         everyday_loss="squared error",
         distribution="gaussian",
+        scale_setting="sigma",
     ),
     FamilyEntry(
         "gaussian",
@@ -102,6 +108,7 @@ CATALOG: tuple[FamilyEntry, ...] = (
         real_line=True,
         everyday_loss="absolute error",
         distribution="laplace",
+        scale_setting="laplace_b",
     ),
     FamilyEntry(
         "laplace",

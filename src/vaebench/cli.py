@@ -27,6 +27,7 @@ STAGES = {
     "data": "fetch (if needed) and check a dataset, and write its manifest",
     "classifier": "train the small CNN whose features score a dataset's reconstructions and samples",
     "train": "fit one VAE for one (dataset, family, latent dimension, seed)",
+    "select": "choose a family's learning rate (and fixed scale) from its grid runs, on the validation split",
     "evaluate": "estimate a trained model's test log-likelihood by importance sampling, and its other "
     "metrics",
     "aggregate": "collect every run's metrics into tables, summaries and pairwise tests",
@@ -62,6 +63,7 @@ def _checked(convert: Callable[[str], float], ok: Callable[[float], bool], requi
 
 POSITIVE = _checked(int, lambda v: v >= 1, "a positive integer")
 THREAD_COUNT = _checked(int, lambda v: v >= 0, "0 (torch's own default) or a positive integer")
+NON_NEGATIVE = _checked(int, lambda v: v >= 0, "0 or a positive integer")
 SEED = _checked(int, lambda v: 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}")
 POSITIVE_NUMBER = _checked(float, lambda v: math.isfinite(v) and v > 0, "a finite positive number")
 
@@ -140,6 +142,21 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "--lr", type=POSITIVE_NUMBER, default=d.lr, help="Adam learning rate (default: %(default)s)"
     )
     p.add_argument(
+        "--validation",
+        type=NON_NEGATIVE,
+        default=d.validation,
+        help="hold out this many training images (the same ones for every run) and keep the epoch with the "
+        "best ELBO on them; 0 keeps the last epoch (default: %(default)s)",
+    )
+    p.add_argument(
+        "--selected",
+        type=Path,
+        default=None,
+        metavar="JSON",
+        help="the learning rate and fixed scale chosen on the validation split (`vaebench select`'s output): "
+        "they replace --lr, --sigma and --laplace-b",
+    )
+    p.add_argument(
         "--dequantize",
         action=argparse.BooleanOptionalAction,
         default=d.dequantize,
@@ -183,6 +200,17 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--dry-run", action="store_true", help="one epoch of two batches, to check that everything runs"
     )
+
+
+def _select_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--runs",
+        required=True,
+        nargs="+",
+        type=Path,
+        help="run directories of one family's grid points, each trained with --validation",
+    )
+    p.add_argument("--out", required=True, type=Path, help="JSON file for the chosen settings")
 
 
 def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -419,6 +447,7 @@ ARGUMENTS = {
     "data": _data_arguments,
     "classifier": _classifier_arguments,
     "train": _train_arguments,
+    "select": _select_arguments,
     "evaluate": _evaluate_arguments,
     "aggregate": _aggregate_arguments,
     "baselines": _baselines_arguments,

@@ -28,6 +28,7 @@ from vaebench.errors import DatasetError, WriteError, unknown_name
 from vaebench.settings import DATASETS, DEFAULT_DATA_DIR
 
 MNIST5K_SEED = 20240501  # fixes the mnist5k train/test split, independent of any global RNG
+VALIDATION_SEED = 20261201  # fixes which training images are held out for validation, the same for every run
 
 
 @dataclass(frozen=True)
@@ -285,6 +286,17 @@ def load_dataset(name: str, data_dir: str | Path | None = None, download: bool =
         digest.update(a.tobytes())
     tensors = [torch.from_numpy(a) for a in arrays]
     return ImageDataset(name, *tensors, sha256=digest.hexdigest(), source=source)
+
+
+def split_validation(images: torch.Tensor, n_val: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the rest, n_val held-out images) of a training split, by one fixed permutation: every family and seed
+    trains and is validated on the same images, so their validation ELBOs compare."""
+    if not 0 <= n_val < images.shape[0]:
+        raise DatasetError(
+            f"validation {n_val} must be at least 0 and below the {images.shape[0]} training images"
+        )
+    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    return images[order[n_val:]], images[order[:n_val]]
 
 
 def dequantize(v: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:

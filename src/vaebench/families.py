@@ -385,8 +385,9 @@ class GaussianShared(LocationScale):
     In training mode each step first sets sigma to its analytic optimum, the batch RMSE between x and
     mu (computed without gradient, log sigma floored at -6 as in sigma-VAE), then scores the batch
     with it: Rybkin et al. found this better than learning sigma by gradient, and a gradient-learned
-    log-sigma moves only about lr per Adam step, far too slowly for a short run. The last value is
-    kept in the `log_sigma` parameter (saved in the state_dict) and used as it is in eval mode.
+    log-sigma moves only about lr per Adam step, far too slowly for a short run. Training then sets it
+    over the whole training split (train.fit_shared_scale), not one batch; the value is kept in the
+    `log_sigma` parameter (saved in the state_dict) and used as it is in eval mode.
     log sigma = -6 + softplus(p + 6): the soft clip at -6 keeps a gradient everywhere.
     """
 
@@ -403,12 +404,21 @@ class GaussianShared(LocationScale):
         log_sigma = self.min_log_sigma + F.softplus(self.log_sigma.to(params.dtype) - self.min_log_sigma)
         return params[:, 0], log_sigma.exp()
 
+    @staticmethod
+    def squared_error(params: Tensor, x: Tensor) -> Tensor:
+        """The batch's summed squared residual: sigma's optimum is its mean over the pixels."""
+        return (x - params[:, 0]).pow(2).sum()
+
+    @torch.no_grad()
+    def set_sigma(self, mse: Tensor) -> None:
+        """sigma = sqrt(mse), the maximum-likelihood scale for residuals of that mean square (on the device:
+        no host synchronisation)."""
+        target = (0.5 * mse.to(self.log_sigma.dtype).log()).clamp(min=self.min_log_sigma + 1e-3)
+        self.log_sigma.copy_(self.min_log_sigma + torch.log(torch.expm1(target - self.min_log_sigma)))
+
     def train_loss(self, params: Tensor, x: Tensor, v: Tensor) -> Tensor:
         if self.training:
-            with torch.no_grad():  # on the device: no host synchronisation
-                mse = (x - params[:, 0]).pow(2).mean().to(self.log_sigma.dtype)
-                target = (0.5 * mse.log()).clamp(min=self.min_log_sigma + 1e-3)
-                self.log_sigma.copy_(self.min_log_sigma + torch.log(torch.expm1(target - self.min_log_sigma)))
+            self.set_sigma(self.squared_error(params.detach(), x) / x.numel())
         return super().train_loss(params, x, v)
 
 

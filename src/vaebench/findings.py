@@ -30,6 +30,7 @@ PAPER_K = 5000  # Burda et al.'s protocol: importance samples per test image
 SEED_ARCH = "conv"  # the seed post's network (16/32/128 channels); the mlp is a smaller, different model
 RISING_SHARE = 0.01  # a learning curve still rises when its last epoch added at least this share of its gain
 RISE_SE = 2  # the estimate still rises when it grew from K/4 to K by more than this many standard errors
+SETTING_NAMES = {"lr": "learning rate", "sigma": "sigma", "laplace_b": "b"}  # a chosen setting, in words
 SMALL_TRAIN = 10_000  # fewer training images than this is a small training set (MNIST has 60,000)
 SUPPORTED, CONTRADICTED, UNDECIDED = "supported", "contradicted", "undecided"
 
@@ -486,6 +487,49 @@ def limit_seeds(study: Study) -> list[Finding]:
     return [Finding("limit_seeds", "One training run each:" if n == 1 else "Too few seeds for tests:", text)]
 
 
+def at_grid_edge(record: dict) -> list[str]:
+    """The chosen settings of a selection record that are the smallest or largest value tried."""
+    edges = []
+    for key, chosen in record["settings"].items():
+        tried = sorted({t[key] for t in record["tried"]})
+        if len(tried) > 1 and chosen in (tried[0], tried[-1]):
+            edges.append(f"{SETTING_NAMES.get(key, key)} {chosen:g}")
+    return edges
+
+
+def limit_selection(study: Study) -> list[Finding]:
+    """How the training settings were chosen: not at all, or on runs shorter than the study's, or at the edge
+    of a grid; nothing when they were chosen on full-length runs inside their grids."""
+    if not study.selection:
+        lrs = sorted(set(column_values(study, "lr")))
+        if len(study.families) < 2 or not lrs:
+            return []
+        text = (
+            f"every family trained with the learning rate {', '.join(f'{lr:g}' for lr in lrs)} and the fixed "
+            "scales as set, with no validation split: a family that needs another learning rate or scale is "
+            "at a disadvantage, and the epoch scored is the last, not the best."
+        )
+        return [Finding("limit_selection", "Nothing was tuned:", text)]
+    first = next(iter(study.selection.values()))
+    epochs = sorted(set(column_values(study, "epochs").astype(int)))
+    edges = {f: at_grid_edge(r) for f, r in study.selection.items()}
+    edges = {f: e for f, e in edges.items() if e}
+    short = bool(epochs) and first["epochs"] < max(epochs)
+    if not (short or edges):
+        return []
+    text = f"each family's settings were chosen on {first['epochs']}-epoch runs (seed {first['seed']}, " + (
+        f"z = {first['latent_dim']}), shorter than the study's ({', '.join(map(str, epochs))} epochs): a "
+        "short horizon favours what learns fast, larger learning rates among them."
+        if short
+        else f"z = {first['latent_dim']}), used at every latent size."
+    )
+    if edges:
+        named = "; ".join(f"{label(study, f)} ({', '.join(e)})" for f, e in edges.items())
+        text += f" At the edge of its grid, so the best value may lie beyond it: {named}."
+    title = "Settings chosen on short runs:" if short else "Settings at the edge of their grid:"
+    return [Finding("limit_selection", title, text)]
+
+
 def limit_arch(study: Study) -> list[Finding]:
     archs = sorted(set(study.ok["arch"].dropna().astype(str))) if "arch" in study.ok.columns else []
     other = [a for a in archs if a != SEED_ARCH]
@@ -514,6 +558,7 @@ def limits(study: Study) -> list[Finding]:
     """The "Limits of this run" box: each line only where it applies."""
     return (
         limit_epochs(study)
+        + limit_selection(study)
         + limit_k(study)
         + limit_convergence(study)
         + limit_subset(study)

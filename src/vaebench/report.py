@@ -21,7 +21,7 @@ from string import Template
 import pandas as pd
 import yaml
 
-from vaebench import captions, findings, stats
+from vaebench import captions, catalog, findings, stats
 from vaebench.findings import PAPER_K, Finding, finite, fmt, fmt_p, fmt_value
 from vaebench.results import (
     BPD_LABEL,
@@ -399,6 +399,7 @@ class Report:
             ("architecture", self.values("arch") + ", hidden width " + self.values("hidden")),
             ("epochs", self.values("epochs")),
             ("batch size, learning rate", self.values("batch_size") + ", " + self.values("lr")),
+            ("validation split, epoch kept", self.validation()),
             (
                 "training input",
                 self.values(
@@ -433,9 +434,69 @@ class Report:
             ("report written", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
         ]
         cells = [[esc(k), (v, "varies" if "varies:" in v else "")] for k, v in rows]
-        return table(["", "value (from the runs' run.json / metrics.json)"], cells, "id='setup-table'") + (
-            "<p class='small'>Highlighted rows differ between runs: each value is followed by the number of "
-            "run records (run.json and metrics.json each count) that have it.</p>"
+        return (
+            table(["", "value (from the runs' run.json / metrics.json)"], cells, "id='setup-table'")
+            + (
+                "<p class='small'>Highlighted rows differ between runs: each value is followed by the number "
+                "of run records (run.json and metrics.json each count) that have it.</p>"
+            )
+            + self.choices()
+        )
+
+    def validation(self) -> str:
+        held_out = pd.to_numeric(self.column("validation"), errors="coerce").dropna()
+        if held_out.empty or held_out.max() == 0:
+            return "none: each run keeps its last epoch"
+        return (
+            f"{self.values('validation')} training images held out (the same for every run, never trained "
+            "on); each run keeps the epoch with the best validation ELBO, epoch kept: "
+            + self.values("best_epoch")
+        )
+
+    def choices(self) -> str:
+        """The settings chosen per family on the validation split, with the grid each was chosen from."""
+        chosen = self.study.selection
+        if not chosen:
+            return ""
+        rows = []
+        for family in catalog.family_order(chosen):
+            record = chosen[family]
+            settings = record["settings"]
+            scale = [f"{findings.SETTING_NAMES[k]} = {v:g}" for k, v in settings.items() if k != "lr"]
+            grid = {k: sorted({t[k] for t in record["tried"]}) for k in settings}
+            edges = findings.at_grid_edge(record)
+            rows.append(
+                [
+                    esc(self.label(family)),
+                    f"{settings['lr']:g}",
+                    esc(", ".join(scale)) or "none",
+                    fmt(record["val_elbo_nats"], 2),
+                    esc(" x ".join("{" + ", ".join(f"{v:g}" for v in vs) + "}" for vs in grid.values())),
+                    (esc(", ".join(edges)), "varies") if edges else "",
+                ]
+            )
+        first = next(iter(chosen.values()))
+        return (
+            "<h3 id='choices'>Choices made on the validation split</h3>"
+            + table(
+                [
+                    "family",
+                    "learning rate",
+                    "fixed scale",
+                    "validation ELBO, nats/image ↑",
+                    "grid tried",
+                    "at the grid's edge",
+                ],
+                rows,
+                "id='choices-table'",
+            )
+            + (
+                f"<p class='small'>Each grid point is one {first['epochs']}-epoch run of seed "
+                f"{first['seed']} at z = {first['latent_dim']} on the training split less the validation "
+                "images; the point with the best validation ELBO (over its epochs) is used for every seed "
+                "and latent size. The test images play no part. gaussian_shared's sigma is not chosen: after "
+                "each epoch it is set to the root-mean-square residual over the whole training split.</p>"
+            )
         )
 
     def split_sizes(self) -> str:

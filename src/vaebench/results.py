@@ -26,6 +26,7 @@ OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE = "ok", "diverged", "not evalua
 STATUSES = (OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE)
 TABLES = ("metrics.csv", "summary.csv", "tests.csv")
 BASELINES = "baselines.json"  # in the results directory, from `vaebench baselines`
+SELECTION = "selection"  # in the results directory: FAMILY.json from `vaebench select`, one per family
 LN2 = math.log(2.0)
 
 
@@ -167,6 +168,20 @@ class Study:
             manifest=manifest_record,
             quality=read_reference(quality, "picture-quality references"),
         )
+
+    @cached_property
+    def selection(self) -> dict[str, dict]:
+        """Each family's settings chosen on the validation split (`vaebench select`), by family id; {} for a
+        study without a selection."""
+        paths = sorted((self.results / SELECTION).glob("*.json"))
+        records = [read_reference(path, "selection record") for path in paths]
+        return {r["loss"]: r for r in records if self._trained_with(r)}
+
+    def _trained_with(self, record: dict) -> bool:
+        """Whether the family's runs here used this choice (a record left by another config is not shown)."""
+        runs = self.metrics[self.metrics["family"] == record.get("loss")]
+        lrs = pd.to_numeric(runs["lr"], errors="coerce") if "lr" in runs.columns else pd.Series(dtype=float)
+        return not lrs.empty and bool((lrs == record["settings"]["lr"]).all())
 
     @cached_property
     def baseline_rows(self) -> list[dict]:

@@ -31,6 +31,7 @@ class TrainConfig:
     hidden: int = 400
     batch_size: int = 128
     lr: float = 1e-3
+    validation: int = 0  # training images held out to choose the epoch (data.split_validation); 0: the last
     dequantize: bool = True
     sigma: float | None = None
     laplace_b: float | None = None

@@ -17,15 +17,16 @@ import io
 import math
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
 
-from vaebench.data import ImageDataset, load_dataset, to_unit_interval
+from vaebench.data import ImageDataset, load_dataset, split_validation, to_unit_interval
 from vaebench.errors import CheckpointError, VaebenchError, WriteError
 from vaebench.gpu_slots import device_slot
 from vaebench.models import VAE, ModelConfig, build_model, gaussian_kl, save_model, save_torch
+from vaebench.select import selected_settings
 from vaebench.settings import TrainConfig
 from vaebench.utils import (
     Progress,
@@ -42,7 +43,15 @@ from vaebench.utils import (
     write_json,
 )
 
-HISTORY_COLUMNS = ("epoch", "train_loss_nats", "test_elbo_nats", "test_kl_nats", "test_recon_nats", "seconds")
+HISTORY_COLUMNS = (
+    "epoch",
+    "train_loss_nats",
+    "val_elbo_nats",
+    "test_elbo_nats",
+    "test_kl_nats",
+    "test_recon_nats",
+    "seconds",
+)
 CHECKPOINT = "checkpoint.pt"
 RUN_RECORD = "run.json"
 FINISHED = ("ok", "diverged")  # the statuses run.json records
@@ -122,6 +131,22 @@ def train_epoch(
 
 
 @torch.no_grad()
+def fit_shared_scale(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> None:
+    """Set a shared scale (gaussian_shared's sigma) to its optimum over all of `images`, the training split,
+    with fixed noise: in training it follows each batch, and the last batch's value is no model's best."""
+    model.eval()
+    gen = torch.Generator(device=images.device).manual_seed(cfg.seed + 2_000_003)
+    total = torch.zeros((), device=images.device, dtype=torch.float64)
+    for start in range(0, images.shape[0], EVAL_BATCH):
+        v = images[start : start + EVAL_BATCH]
+        x = to_unit_interval(v, cfg.dequantize, gen)
+        eps = torch.randn(v.shape[0], cfg.latent_dim, generator=gen, device=v.device)
+        params, _, _ = model(x, eps)
+        total += model.family.squared_error(params, x).double()
+    model.family.set_sigma(total / (images.shape[0] * math.prod(images.shape[1:])))
+
+
+@torch.no_grad()
 def test_elbo(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
     """Test ELBO (one sample, analytic KL, the family's proper density) with fixed noise, nats/image.
 
@@ -154,6 +179,10 @@ def write_history(path: Path, rows: list[dict]) -> None:
     atomic_write(path, lambda tmp: tmp.write_text(buf.getvalue()))
 
 
+def _state(model: VAE) -> dict[str, torch.Tensor]:
+    return {k: t.clone() for k, t in model.state_dict().items()}
+
+
 def _finite(model: VAE) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -167,9 +196,11 @@ def _save_checkpoint(
     rows: list[dict],
     cfg: TrainConfig,
     elapsed: float,
+    best: dict,
 ) -> None:
     payload = {
         "model": model.state_dict(),
+        "best": best,
         "optimizer": opt.state_dict(),
         "generator": gen.get_state(),
         "epoch": epoch,
@@ -263,7 +294,10 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     opt = make_optimizer(model, cfg)
     gen = torch.Generator(device=device).manual_seed(cfg.seed)
     step_model = torch.compile(model) if cfg.compile else model  # shares model's parameters
-    train_images, test_images = data.train_images.to(device), data.test_images.to(device)
+    train_images, val_images = split_validation(data.train_images, cfg.validation)
+    train_images, val_images = train_images.to(device), val_images.to(device)
+    test_images = data.test_images.to(device)
+    shared_scale = model.family.entry.scale == "shared"
 
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -272,18 +306,19 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     ckpt_path = out / CHECKPOINT
     rows: list[dict] = []
     start_epoch, elapsed = 1, 0.0
+    best = {"epoch": 0, "state": _state(model)}  # the epoch kept: best validation ELBO, else the last
     ckpt = _load_checkpoint(ckpt_path, cfg, device)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         _restore_generator(gen, ckpt, cfg)
-        rows, start_epoch, elapsed = ckpt["history"], ckpt["epoch"] + 1, ckpt["elapsed"]
+        rows, start_epoch, elapsed, best = ckpt["history"], ckpt["epoch"] + 1, ckpt["elapsed"], ckpt["best"]
         print(f"resuming {out} from epoch {ckpt['epoch']}", file=sys.stderr)
 
     tag = f"[{cfg.loss} z={cfg.latent_dim} seed={cfg.seed}]"
     batches = n_batches(train_images.shape[0], cfg, max_batches)
     started_at, status, diverged_epoch = utc_now(), "ok", None
-    last_good = {k: t.clone() for k, t in model.state_dict().items()}
+    last_good = _state(model)
     for epoch in range(start_epoch, cfg.epochs + 1):
         t0 = time.perf_counter()
         with Progress(f"{tag} epoch {epoch}/{cfg.epochs}", batches, "batches") as progress:
@@ -294,23 +329,32 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
             print(f"epoch {epoch}: loss or parameters not finite; keeping epoch {epoch - 1}", file=sys.stderr)
             model.load_state_dict(last_good)
             break
-        row = {"epoch": epoch, "train_loss_nats": train_loss, **test_elbo(model, test_images, cfg)}
+        if shared_scale:
+            fit_shared_scale(model, train_images, cfg)
+        val = test_elbo(model, val_images, cfg)["test_elbo_nats"] if cfg.validation else None
+        row = {"epoch": epoch, "train_loss_nats": train_loss, "val_elbo_nats": val}
+        row.update(test_elbo(model, test_images, cfg))  # the learning curve only: nothing is chosen on it
         row["seconds"] = time.perf_counter() - t0
         elapsed += row["seconds"]
         rows.append(row)
-        last_good = {k: t.clone() for k, t in model.state_dict().items()}
-        _save_checkpoint(ckpt_path, model, opt, gen, epoch, rows, cfg, elapsed)
+        last_good = _state(model)
+        if val is None or not best["epoch"] or val > rows[best["epoch"] - 1]["val_elbo_nats"]:
+            best = {"epoch": epoch, "state": last_good}
+        _save_checkpoint(ckpt_path, model, opt, gen, epoch, rows, cfg, elapsed, best)
         write_history(out / "history.csv", rows)  # after the checkpoint, so it lists only resumable epochs
         eta = (cfg.epochs - epoch) * elapsed / len(rows)
         print(
-            f"{tag} epoch {epoch}/{cfg.epochs} train loss {train_loss:.2f} nats, test ELBO "
+            f"{tag} epoch {epoch}/{cfg.epochs} train loss {train_loss:.2f} nats, "
+            + (f"validation ELBO {val:.2f} nats, " if val is not None else "")
+            + "test ELBO "
             f"{row['test_elbo_nats']:.2f} nats, {row['seconds']:.2f} s, ETA {duration(eta)}",
             file=sys.stderr,
         )
 
     write_history(out / "history.csv", rows)
+    model.load_state_dict(best["state"])
     save_model(model, out / "model.pt")
-    last = rows[-1] if rows else {}
+    kept = rows[best["epoch"] - 1] if rows else {}
     record = {
         **asdict(cfg),
         "family_options": cfg.family_options,
@@ -318,8 +362,11 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
         "status": status,
         "diverged_epoch": diverged_epoch,
         "epochs_completed": len(rows),
-        "final_train_loss_nats": last.get("train_loss_nats"),
-        "final_test_elbo_nats": last.get("test_elbo_nats"),
+        "best_epoch": best["epoch"] or None,
+        "epoch_chosen_by": "validation ELBO" if cfg.validation else "last epoch",
+        "val_elbo_nats": kept.get("val_elbo_nats"),
+        "final_train_loss_nats": kept.get("train_loss_nats"),
+        "final_test_elbo_nats": kept.get("test_elbo_nats"),
         "train_seconds": elapsed,
         "seconds_per_epoch": elapsed / len(rows) if rows else None,
         "dataset_sha256": data.sha256,
@@ -337,6 +384,8 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
 def run(args: argparse.Namespace) -> int:
     fields = set(TrainConfig.__dataclass_fields__)
     cfg = TrainConfig(**{k: v for k, v in vars(args).items() if k in fields})
+    if args.selected is not None:
+        cfg = replace(cfg, **selected_settings(args.selected, cfg.loss))
     if args.dry_run:
         cfg.epochs = 1
     if args.overwrite:

@@ -12,6 +12,7 @@ from snakemake.utils import validate
 from vaebench.catalog import FAMILY_IDS
 from vaebench.config import ConfigError, check, load_schema
 from vaebench.fingerprint import family_fingerprint
+from vaebench.select import grid
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 PACKAGE_SOURCE = Path(workflow.basedir) / "src" / "vaebench"
@@ -33,6 +34,24 @@ def run_dirs():
 
 def final_outputs():
     return [f"{run}/metrics.json" for run in run_dirs()] + ["report/index.html"]
+
+
+def train_options():
+    """The training flags every run of the study shares."""
+    return {"arch": config["arch"], "hidden": config["hidden"], "device": config["device"],
+            "data_dir": config["data_dir"], **config["train"]}
+
+
+def selection_grid(loss):
+    """A family's grid points: the settings each selection run trains with."""
+    return grid(loss, config["selection"])
+
+
+def selection_input(wildcards):
+    """The chosen settings a study run trains with, when the study has a selection block."""
+    if "selection" not in config:
+        return {}
+    return {"selected": f"results/{wildcards.dataset}/selection/{wildcards.loss}.json"}
 
 
 def cli_options(options):

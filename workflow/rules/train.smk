@@ -3,6 +3,7 @@
 
 rule train:
     input:
+        unpack(selection_input),
         data="resources/{dataset}.json",
     output:
         model=f"{RUN}/model.pt",
@@ -13,10 +14,7 @@ rule train:
     log:
         f"{RUN}/train.log",
     params:
-        options=lambda w: cli_options(
-            {"arch": config["arch"], "hidden": config["hidden"], "device": config["device"],
-             "data_dir": config["data_dir"], **config["train"]}
-        ),
+        options=lambda w, input: cli_options({**train_options(), "selected": input.get("selected")}),
         family_code=family_code,
     threads: job_resource("train", "threads", 1)
     resources:

@@ -1,0 +1,87 @@
+"""`vaebench select`: choose a family's learning rate (and fixed scale) on the validation split.
+
+The study's `selection` block declares a small grid per family: every learning rate, and for a family with
+a fixed scale every scale too. Each point is one short training run (`vaebench train --validation N`) on
+one seed and latent size. This stage keeps the point whose best validation ELBO is highest and writes it
+as JSON; the study's runs then train with it (`vaebench train --selected`). The test split plays no part.
+"""
+
+import argparse
+import itertools
+import math
+import sys
+from pathlib import Path
+
+from vaebench.catalog import BY_ID
+from vaebench.errors import VaebenchError
+from vaebench.utils import read_json, utc_now, write_json
+
+CRITERION = "best validation ELBO (nats/image) over the epochs of a short run"
+
+
+def grid(loss: str, selection: dict) -> list[dict[str, float]]:
+    """The training settings a family is tried with, in a fixed order: every `lr`, times every value of the
+    family's fixed scale (the selection block's list under that setting's name) if it has one."""
+    axes = {"lr": selection["lr"]}
+    setting = BY_ID[loss].scale_setting
+    if setting is not None:
+        axes[setting] = selection[setting]
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def choose(records: list[dict], loss: str) -> dict:
+    """The settings of the finished run with the best validation ELBO, and every point tried."""
+    tried = [
+        {**point_settings(r, loss), "val_elbo_nats": r.get("val_elbo_nats"), "status": r.get("status")}
+        for r in records
+    ]
+    usable = [t for t in tried if t["status"] == "ok" and _finite(t["val_elbo_nats"])]
+    if not usable:
+        raise VaebenchError(f"{loss}: no selection run finished with a validation ELBO to choose by")
+    best = max(usable, key=lambda t: t["val_elbo_nats"])
+    return {"settings": point_settings(best, loss), "val_elbo_nats": best["val_elbo_nats"], "tried": tried}
+
+
+def point_settings(record: dict, loss: str) -> dict[str, float]:
+    setting = BY_ID[loss].scale_setting
+    return {"lr": record["lr"], **({setting: record[setting]} if setting else {})}
+
+
+def selected_settings(path: Path, loss: str) -> dict[str, float]:
+    """The settings `vaebench select` chose for `loss` (one line if the file is for another family)."""
+    choice = read_json(path, "")
+    if choice.get("loss") != loss:
+        raise VaebenchError(f"{path} holds the choice for {choice.get('loss')!r}, not for {loss!r}")
+    return choice["settings"]
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def run(args: argparse.Namespace) -> int:
+    records = [read_json(run_dir / "run.json", "") for run_dir in args.runs]
+    losses = {r.get("loss") for r in records}
+    if len(losses) != 1:
+        raise VaebenchError(f"the selection runs are of several families ({sorted(map(str, losses))})")
+    loss = losses.pop()
+    chosen = choose(records, loss)
+    first = records[0]
+    write_json(
+        args.out,
+        {
+            "loss": loss,
+            **chosen,
+            "criterion": CRITERION,
+            "validation_images": first.get("validation"),
+            "epochs": first.get("epochs"),
+            "seed": first.get("seed"),
+            "latent_dim": first.get("latent_dim"),
+            "runs": [str(d) for d in args.runs],
+            "chosen_at": utc_now(),
+        },
+    )
+    print(
+        f"{loss}: {chosen['settings']}, validation ELBO {chosen['val_elbo_nats']:.2f} nats", file=sys.stderr
+    )
+    return 0
