@@ -57,7 +57,7 @@ def test_strings_from_the_command_line_are_coerced():
         ({"seeds": [0, 0]}, "config key 'seeds'"),
         # choosing settings on a validation split needs one
         (
-            {"selection": {"epochs": 2, "lr": [1e-3]}},
+            {"selection": {"epochs": 2, "lr": [1e-3]}, "train": {"epochs": 3}},
             "config key 'train': 'validation' is a required property",
         ),
         (

@@ -86,6 +86,18 @@ def test_the_published_study_chooses_its_settings_before_training(workdir):
     assert jobs["train"] == jobs["evaluate"] == len(FAMILY_IDS) * 2 * 3
 
 
+@pytest.mark.slow
+def test_a_study_with_a_selection_trains_with_the_settings_chosen(workdir):
+    selection = ["selection={epochs: 1, latent_dim: 2, lr: [0.001, 0.003]}", "losses=[gaussian]"]
+    run = "results/mnist5k/gaussian/z2/seed0/run.json"
+    snakemake(workdir, "--configfile", str(TINY), "--config", *selection, "--", run)
+    chosen = json.loads((workdir / "results" / "mnist5k" / "selection" / "gaussian.json").read_text())
+    tried = {point["lr"]: point["val_elbo_nats"] for point in chosen["tried"]}
+    assert set(tried) == {0.001, 0.003} and chosen["settings"]["lr"] == max(tried, key=tried.get)
+    trained = json.loads((workdir / run).read_text())
+    assert trained["lr"] == chosen["settings"]["lr"] and trained["validation"] == 500
+
+
 def test_invalid_config_stops_with_one_line(workdir):
     proc = snakemake(workdir, "--dry-run", "--config", "losses=[gausian]", check=False)
     assert proc.returncode != 0
@@ -115,9 +127,6 @@ def test_tiny_study_end_to_end_and_partial_reruns(workdir):
     snakemake(workdir, *tiny)
     metrics = (results / "metrics.csv").read_text()
     assert "gaussian" in metrics and "continuous_bernoulli" in metrics
-    chosen = json.loads((results / "selection" / "gaussian.json").read_text())["settings"]
-    trained = json.loads((results / "gaussian" / "z2" / "seed0" / "run.json").read_text())
-    assert chosen["lr"] in (0.001, 0.003) and trained["lr"] == chosen["lr"] and trained["validation"] == 500
     report = workdir / "report" / "tiny" / "index.html"
     assert report.stat().st_size > 10_000
     snakemake(workdir, *tiny, "--report", str(workdir / "report" / "snakemake-report.html"))

@@ -47,6 +47,11 @@ def selection_grid(loss):
     return grid(loss, config["selection"])
 
 
+def grid_point(wildcards):
+    """The settings of one selection run, {point} of its family's grid."""
+    return selection_grid(wildcards.loss)[int(wildcards.point)]
+
+
 def selection_input(wildcards):
     """The chosen settings a study run trains with, when the study has a selection block."""
     if "selection" not in config:

@@ -5,10 +5,6 @@
 SELECTION = "results/{dataset}/selection/{loss}"
 
 
-def grid_point(wildcards):
-    return selection_grid(wildcards.loss)[int(wildcards.point)]
-
-
 rule select_train:
     input:
         data="resources/{dataset}.json",
