@@ -287,6 +287,7 @@ def test_every_limit_line_appears_when_it_applies(one_seed, tmp_path):
     }
     text = " ".join(map(str, findings.limits(study)))
     assert "K = 100 importance samples per test image, not the protocol's 5000" in text
+    assert "learning rate 0.001 and the fixed scales as set" in text and "no validation split" in text
     assert "scored on the first 300 of the 1,000 test images" in text
     assert "4,000 training images" in text and "the mlp network, not the seed post's conv" in text
     rising = findings.still_rising(study)

@@ -504,10 +504,17 @@ def limit_selection(study: Study) -> list[Finding]:
         lrs = sorted(set(column_values(study, "lr")))
         if len(study.families) < 2 or not lrs:
             return []
+        validated = (
+            not column_values(study, "validation").empty and column_values(study, "validation").max() > 0
+        )
         text = (
             f"every family trained with the learning rate {', '.join(f'{lr:g}' for lr in lrs)} and the fixed "
-            "scales as set, with no validation split: a family that needs another learning rate or scale is "
-            "at a disadvantage, and the epoch scored is the last, not the best."
+            "scales as set: a family that needs another learning rate or scale is at a disadvantage"
+            + (
+                " (only the epoch kept was chosen, on the validation split)."
+                if validated
+                else "; with no validation split, the epoch scored is the last, not the best."
+            )
         )
         return [Finding("limit_selection", "Nothing was tuned:", text)]
     first = next(iter(study.selection.values()))
