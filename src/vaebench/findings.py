@@ -16,11 +16,11 @@ terminal can print `str(finding)`.
 import math
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
 from vaebench import catalog, stats
 from vaebench.results import DIVERGED, MEASURES, METRIC_NAMES, OK, UNIFORM_BPD, Study, nats_to_bpd
+from vaebench.utils import finite
 
 SEED_QUOTE = (
     "The seed post says squared error “doesn't seem to work at all” next to BCE, which gives "
@@ -51,8 +51,6 @@ class Finding:
 
 
 # -- numbers and names in words ------------------------------------------------------------------------
-def finite(x) -> bool:
-    return isinstance(x, (int, float, np.number)) and not isinstance(x, bool) and math.isfinite(x)
 
 
 def fmt(x, digits: int = 3) -> str:
@@ -487,14 +485,18 @@ def limit_seeds(study: Study) -> list[Finding]:
     return [Finding("limit_seeds", "One training run each:" if n == 1 else "Too few seeds for tests:", text)]
 
 
+def tried_values(record: dict) -> dict[str, list[float]]:
+    """Each chosen setting of a selection record: the values tried, in increasing order."""
+    return {key: sorted({t[key] for t in record["tried"]}) for key in record["settings"]}
+
+
 def at_grid_edge(record: dict) -> list[str]:
     """The chosen settings of a selection record that are the smallest or largest value tried."""
-    edges = []
-    for key, chosen in record["settings"].items():
-        tried = sorted({t[key] for t in record["tried"]})
-        if len(tried) > 1 and chosen in (tried[0], tried[-1]):
-            edges.append(f"{SETTING_NAMES.get(key, key)} {chosen:g}")
-    return edges
+    return [
+        f"{SETTING_NAMES.get(key, key)} {record['settings'][key]:g}"
+        for key, tried in tried_values(record).items()
+        if len(tried) > 1 and record["settings"][key] in (tried[0], tried[-1])
+    ]
 
 
 def limit_selection(study: Study) -> list[Finding]:
@@ -504,9 +506,8 @@ def limit_selection(study: Study) -> list[Finding]:
         lrs = sorted(set(column_values(study, "lr")))
         if len(study.families) < 2 or not lrs:
             return []
-        validated = (
-            not column_values(study, "validation").empty and column_values(study, "validation").max() > 0
-        )
+        held_out = column_values(study, "validation")
+        validated = not held_out.empty and held_out.max() > 0
         text = (
             f"every family trained with the learning rate {', '.join(f'{lr:g}' for lr in lrs)} and the fixed "
             "scales as set: a family that needs another learning rate or scale is at a disadvantage"

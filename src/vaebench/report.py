@@ -463,7 +463,7 @@ class Report:
             record = chosen[family]
             settings = record["settings"]
             scale = [f"{findings.SETTING_NAMES[k]} = {v:g}" for k, v in settings.items() if k != "lr"]
-            grid = {k: sorted({t[k] for t in record["tried"]}) for k in settings}
+            grid = findings.tried_values(record)
             edges = findings.at_grid_edge(record)
             rows.append(
                 [

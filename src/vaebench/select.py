@@ -8,13 +8,12 @@ as JSON; the study's runs then train with it (`vaebench train --selected`). The 
 
 import argparse
 import itertools
-import math
 import sys
 from pathlib import Path
 
 from vaebench.catalog import BY_ID
 from vaebench.errors import VaebenchError
-from vaebench.utils import read_json, utc_now, write_json
+from vaebench.utils import finite, read_json, utc_now, write_json
 
 CRITERION = "best validation ELBO (nats/image) over the epochs of a short run"
 
@@ -35,7 +34,7 @@ def choose(records: list[dict], loss: str) -> dict:
         {**point_settings(r, loss), "val_elbo_nats": r.get("val_elbo_nats"), "status": r.get("status")}
         for r in records
     ]
-    usable = [t for t in tried if t["status"] == "ok" and _finite(t["val_elbo_nats"])]
+    usable = [t for t in tried if t["status"] == "ok" and finite(t["val_elbo_nats"])]
     if not usable:
         raise VaebenchError(f"{loss}: no selection run finished with a validation ELBO to choose by")
     best = max(usable, key=lambda t: t["val_elbo_nats"])
@@ -53,10 +52,6 @@ def selected_settings(path: Path, loss: str) -> dict[str, float]:
     if choice.get("loss") != loss:
         raise VaebenchError(f"{path} holds the choice for {choice.get('loss')!r}, not for {loss!r}")
     return choice["settings"]
-
-
-def _finite(value) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def run(args: argparse.Namespace) -> int:

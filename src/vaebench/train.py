@@ -17,6 +17,7 @@ import io
 import math
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -56,6 +57,10 @@ CHECKPOINT = "checkpoint.pt"
 RUN_RECORD = "run.json"
 FINISHED = ("ok", "diverged")  # the statuses run.json records
 EVAL_BATCH = 1000
+ELBO_STREAM, SCALE_STREAM = (
+    1_000_003,
+    2_000_003,
+)  # seed offsets of the fixed noise of the ELBO and sigma passes
 RESUMABLE_CHANGES = ("epochs", "device", "threads", "compile")  # a run may resume with other values
 SAME_RUN_CHANGES = ("device", "threads", "compile")  # a finished run is the same run with other values
 
@@ -130,18 +135,24 @@ def train_epoch(
     return total / seen
 
 
-@torch.no_grad()
-def fit_shared_scale(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> None:
-    """Set a shared scale (gaussian_shared's sigma) to its optimum over all of `images`, the training split,
-    with fixed noise: in training it follows each batch, and the last batch's value is no model's best."""
+def fixed_noise_passes(model: VAE, images: torch.Tensor, cfg: TrainConfig, stream: int) -> Iterator[tuple]:
+    """(x, params, mu, logvar) per EVAL_BATCH images, in eval mode, with noise reseeded from `stream` on every
+    call: every pass over the same images sees the same draws."""
     model.eval()
-    gen = torch.Generator(device=images.device).manual_seed(cfg.seed + 2_000_003)
-    total = torch.zeros((), device=images.device, dtype=torch.float64)
+    gen = torch.Generator(device=images.device).manual_seed(cfg.seed + stream)
     for start in range(0, images.shape[0], EVAL_BATCH):
         v = images[start : start + EVAL_BATCH]
         x = to_unit_interval(v, cfg.dequantize, gen)
         eps = torch.randn(v.shape[0], cfg.latent_dim, generator=gen, device=v.device)
-        params, _, _ = model(x, eps)
+        yield (x, *model(x, eps))
+
+
+@torch.no_grad()
+def fit_shared_scale(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> None:
+    """Set a shared scale (gaussian_shared's sigma) to its optimum over all of `images`, the training split,
+    with fixed noise: in training it follows each batch, and the last batch's value is no model's best."""
+    total = torch.zeros((), device=images.device, dtype=torch.float64)
+    for x, params, _, _ in fixed_noise_passes(model, images, cfg, SCALE_STREAM):
         total += model.family.squared_error(params, x).double()
     model.family.set_sigma(total / (images.shape[0] * math.prod(images.shape[1:])))
 
@@ -150,17 +161,11 @@ def fit_shared_scale(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> None
 def test_elbo(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> dict[str, float]:
     """Test ELBO (one sample, analytic KL, the family's proper density) with fixed noise, nats/image.
 
-    The noise generator is re-seeded every call so the learning curve compares epochs on the same draw.
+    The noise is the same on every call, so the learning curve compares epochs on the same draw.
     """
-    model.eval()
-    gen = torch.Generator(device=images.device).manual_seed(cfg.seed + 1_000_003)
     recon = torch.zeros((), device=images.device, dtype=torch.float64)
     kl = torch.zeros_like(recon)
-    for start in range(0, images.shape[0], EVAL_BATCH):
-        v = images[start : start + EVAL_BATCH]
-        x = to_unit_interval(v, cfg.dequantize, gen)
-        eps = torch.randn(v.shape[0], cfg.latent_dim, generator=gen, device=v.device)
-        params, mu, logvar = model(x, eps)
+    for x, params, mu, logvar in fixed_noise_passes(model, images, cfg, ELBO_STREAM):
         recon += model.family.log_density(params, x).double().sum()
         kl += gaussian_kl(mu, logvar).double().sum()
     n = images.shape[0]

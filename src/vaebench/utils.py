@@ -7,6 +7,8 @@ matplotlib only) and the CLI's parser can use them without paying seconds for a 
 import datetime as _dt
 import json
 import logging
+import math
+import numbers
 import os
 import platform
 import re
@@ -22,6 +24,12 @@ from typing import TYPE_CHECKING, TextIO
 
 import vaebench
 from vaebench.errors import CheckpointError, VaebenchError, WriteError
+
+
+def finite(x) -> bool:
+    """A real number (Python's or numpy's, not a bool) that is neither infinite nor NaN."""
+    return isinstance(x, numbers.Real) and not isinstance(x, bool) and math.isfinite(x)
+
 
 if TYPE_CHECKING:
     import torch
