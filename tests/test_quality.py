@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 import scipy.linalg
 import torch
-from eval_models import TinyMLPVAE, fake_dataset, real_model
+from eval_models import TinyMLPVAE, fake_dataset, fake_images, real_model
 from scipy import ndimage, special, stats
 
 from vaebench import evaluate as ev
+from vaebench import posterior as pst
 from vaebench import quality
 from vaebench.classifier import Classifier
 from vaebench.families import FAMILIES, make_family
@@ -214,15 +215,39 @@ def test_quality_metrics_leave_every_other_number_unchanged(family):
         assert art_with["samples_median"].shape == art_with["samples"].shape
 
 
+@pytest.mark.parametrize("family", ["logit_normal", "discretized_logistic", "gaussian"])
+def test_the_posterior_pass_hands_over_the_reconstructions_the_decoder_gives(family):
+    """The reconstructions scored are the posterior pass's own (decoded once): the pictures of the decoder
+    at the posterior mean, up to float32 rounding, for the first keep_pictures images only; keeping them
+    changes none of the pass's other numbers."""
+    model = real_model(family, side=8, dtype=torch.float32)
+    x, v = fake_images(30, side=8)
+    passes = [pst.posterior_pass(model, x, v, 8, torch.Generator().manual_seed(3), keep) for keep in (0, 21)]
+    for key in ("elbo", "kl", "mu", "sq_err"):
+        assert torch.equal(passes[0][key], passes[1][key])
+    assert passes[0]["recon"] == {"mean": None, "median": None}
+    kept = quality.on_screen(passes[1]["recon"])
+    decoded = quality.decoded_pictures(model, passes[1]["mu"][:21].float())
+    assert kept.keys() == decoded.keys()
+    for picture, image in decoded.items():
+        if image is None:
+            assert kept[picture] is None
+            continue
+        assert kept[picture].shape == (21, 1, 8, 8)
+        torch.testing.assert_close(kept[picture], image, rtol=0, atol=1e-5)
+
+
 def test_prior_samples_follow_the_seed_and_n_is_at_most_fd_max_n(monkeypatch):
     data = fake_dataset(n_test=50)
     model, classifier = TinyMLPVAE(z=3), _classifier(data)
-    v, mu = data.test_images, torch.randn(50, 3, dtype=torch.float64)
-    seeds = [quality.quality_metrics(model, classifier, v, mu, data.test_labels, seed) for seed in (0, 1)]
+    v = data.test_images
+    recon = quality.decoded_pictures(model, torch.randn(50, 3))
+    labels = data.test_labels
+    seeds = [quality.quality_metrics(model, classifier, v, recon, 3, labels, seed) for seed in (0, 1)]
     assert seeds[0]["fd_samples_mean"] != seeds[1]["fd_samples_mean"]
     assert seeds[0]["fd_recon_mean"] == seeds[1]["fd_recon_mean"]
     monkeypatch.setattr(quality, "FD_MAX_N", 20)
-    assert quality.quality_metrics(model, classifier, v, mu, data.test_labels, seed=0)["fd_n"] == 20
+    assert quality.quality_metrics(model, classifier, v, recon, 3, data.test_labels, seed=0)["fd_n"] == 20
 
 
 def test_a_perfect_reconstruction_is_as_sharp_as_the_data_and_classified_like_it():
@@ -230,20 +255,10 @@ def test_a_perfect_reconstruction_is_as_sharp_as_the_data_and_classified_like_it
     data = fake_dataset(n_test=40)
     v = data.test_images
 
-    class Echo(torch.nn.Module):
-        family = make_family("gaussian_fixed")
-
-        def __init__(self):
-            super().__init__()
-            self.dummy = torch.nn.Parameter(torch.zeros(()))
-
-        def decode(self, z):  # z is the image's index in the test set, or a prior sample
-            idx = z[:, 0].round().long().clamp(0, v.shape[0] - 1)
-            return (v[idx].float() / 255).unsqueeze(1)  # [B, 1, C, H, W]
-
     classifier = _classifier(data)
-    mu = torch.arange(40, dtype=torch.float64)[:, None]
-    metrics = quality.quality_metrics(Echo(), classifier, v, mu, data.test_labels, seed=0)
+    model = real_model("gaussian_fixed", side=8, dtype=torch.float32)
+    recon = {"mean": v.double() / 255, "median": None}  # what the posterior pass would hand over
+    metrics = quality.quality_metrics(model, classifier, v, recon, 2, data.test_labels, seed=0)
     assert metrics["sharpness_mean"] == pytest.approx(1.0, rel=1e-12)
     assert metrics["fd_recon_mean"] == pytest.approx(0.0, abs=1e-8)
     own = (quality.features(classifier, v.float() / 255)[1] == data.test_labels).double().mean().item()

@@ -48,7 +48,7 @@ from vaebench.posterior import (
     posterior_means,
     posterior_pass,
 )
-from vaebench.quality import quality_metrics
+from vaebench.quality import fd_n, quality_metrics
 from vaebench.settings import EvalConfig
 from vaebench.train import RUN_RECORD
 from vaebench.utils import (
@@ -183,7 +183,14 @@ def evaluate(
         metrics["ll_deq_note"] = "dequantized density = bin probability * 256^D, so both columns agree"
 
     with Progress("posterior metrics", n_test, "images") as progress:
-        post = posterior_pass(model, x, v, cfg.batch, stream_generator(cfg.seed, STREAM_ELBO, device))
+        post = posterior_pass(
+            model,
+            x,
+            v,
+            cfg.batch,
+            stream_generator(cfg.seed, STREAM_ELBO, device),
+            keep_pictures=0 if classifier is None else fd_n(n_test),
+        )
         progress(n_test)
     elbo_mean, elbo_se = _mean_se(post["elbo"])
     kl_mean = post["kl"].mean().item()
@@ -209,7 +216,11 @@ def evaluate(
             "coverage90": None,
         }
     )
-    metrics.update(quality_metrics(model, classifier, v, post["mu"], data.test_labels[:n_test], cfg.seed))
+    metrics.update(
+        quality_metrics(
+            model, classifier, v, post["recon"], post["mu"].shape[1], data.test_labels[:n_test], cfg.seed
+        )
+    )
     artifacts = figure_artifacts(model, x, v, cfg.seed)
     if "pit_counts" in post:
         metrics["coverage90"] = post["covered"].item() / (n_test * dims)

@@ -12,6 +12,7 @@ from torch import nn
 from vaebench.data import dequantize
 from vaebench.likelihood import STREAM_PRIOR, full_precision, model_dtype_device, stream_generator
 from vaebench.models import gaussian_kl
+from vaebench.quality import pictures
 
 ENCODE_BATCH = 1000  # images per block for dequantization noise and the encoder-only passes
 KNN_NEIGHBOURS = 15
@@ -83,19 +84,27 @@ def active_units(mu: torch.Tensor, threshold: float = ACTIVE_UNIT_THRESHOLD) -> 
 
 @torch.no_grad()
 def posterior_pass(
-    model: nn.Module, x: torch.Tensor, v: torch.Tensor, batch: int, generator: torch.Generator
+    model: nn.Module,
+    x: torch.Tensor,
+    v: torch.Tensor,
+    batch: int,
+    generator: torch.Generator,
+    keep_pictures: int = 0,
 ) -> dict[str, torch.Tensor]:
     """Everything read off the posterior mean or one posterior sample, batch by batch.
 
     Returns per-image float64 `elbo` [N] and `kl` [N] (one sample, analytic KL, proper density),
-    `mu` [N, Z], `sq_err` (summed (v/255 - family mean at mu)^2), and for every family with a CDF
-    `pit_counts` [PIT_BINS] and `covered` (sub-pixels with F(x~) in the central 90%).
+    `mu` [N, Z], `sq_err` (summed (v/255 - family mean at mu)^2), for every family with a CDF
+    `pit_counts` [PIT_BINS] and `covered` (sub-pixels with F(x~) in the central 90%), and `recon`: the
+    mean and median images at mu of the first `keep_pictures` images (quality.pictures, float64), the
+    reconstructions the picture-quality metrics score without decoding them again.
     """
     dtype, device = model_dtype_device(model)
     family = model.family
     calibrated = family.has_cdf  # reconstruction calibration of every family with a CDF, fixed scales too
     lo, hi = (1 - COVERAGE_LEVEL) / 2, (1 + COVERAGE_LEVEL) / 2
     elbo, kl, mus = [], [], []
+    recon: dict[str, list[torch.Tensor]] = {"mean": [], "median": []}
     sq_err = torch.zeros((), dtype=torch.float64, device=device)
     covered = torch.zeros((), dtype=torch.int64, device=device)
     pit = torch.zeros(PIT_BINS, dtype=torch.int64, device=device)
@@ -112,13 +121,23 @@ def posterior_pass(
             kl.append(kl_b)
             mus.append(mu.double())
             at_mean = model.decode(mu).double()  # [B, P, C, H, W]
-            sq_err += (vb.double() / 255.0 - family.mean(at_mean)).pow(2).sum()
+            images = pictures(family, at_mean, median=start < keep_pictures)
+            sq_err += (vb.double() / 255.0 - images["mean"]).pow(2).sum()
+            for picture, image in images.items():
+                if image is not None and start < keep_pictures:
+                    recon[picture].append(image[: keep_pictures - start])
             if calibrated:
                 u = family.cdf(at_mean, xb.double())  # [B, C, H, W] PIT values in [0, 1]
                 covered += ((u >= lo) & (u <= hi)).sum()
                 bins = (u * PIT_BINS).long().clamp(0, PIT_BINS - 1)
                 pit += torch.bincount(bins.flatten(), minlength=PIT_BINS)
-    out = {"elbo": torch.cat(elbo), "kl": torch.cat(kl), "mu": torch.cat(mus), "sq_err": sq_err}
+    out = {
+        "elbo": torch.cat(elbo),
+        "kl": torch.cat(kl),
+        "mu": torch.cat(mus),
+        "sq_err": sq_err,
+        "recon": {picture: torch.cat(images) if images else None for picture, images in recon.items()},
+    }
     if calibrated:
         out.update(pit_counts=pit, covered=covered)
     return out

@@ -6,7 +6,8 @@ and, where the family has one that differs, its median image (OutputFamily.media
 like any picture on screen:
 
 - fd_samples_*: the Fréchet distance between the features of N prior samples (z ~ N(0, I)) and of the
-  first N test images; fd_recon_*: the same for the reconstructions (z at the posterior mean). The
+  first N test images; fd_recon_*: the same for the reconstructions (z at the posterior mean, the
+  pictures of the posterior pass, posterior.posterior_pass, so they are decoded once). The
   features are the penultimate layer of the dataset's small classifier (vaebench.classifier), so it is
   FID's definition with another feature extractor: the numbers are not FIDs. N = min(FD_MAX_N, test
   images scored), the same for every family (fd_n), since the distance's bias depends on N.
@@ -27,7 +28,7 @@ from torch import nn
 from vaebench.likelihood import STREAM_QUALITY, full_precision, model_dtype_device, stream_generator
 
 FD_MAX_N = 5000
-BLOCK = 500  # images per decoder and classifier pass: fixed, so no number depends on --batch
+BLOCK = 500  # prior samples per decoder pass, images per classifier pass: fixed, not --batch
 # sub-pixels per family mean/median call on a CPU: the discretized logistic's mean is a memory-bound sum
 # over bins, measured several times faster when its temporaries stay in cache
 CPU_PICTURE_VALUES = 4096
@@ -113,29 +114,40 @@ def features(classifier: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor,
     return torch.cat(feats), torch.cat(preds)
 
 
-def _pictures(family: nn.Module, params: torch.Tensor) -> dict[str, torch.Tensor | None]:
-    """The mean and median images [B, C, H, W] of decoder outputs, clamped to [0, 1]; median None where the
-    family's median is its mean."""
-    median = family.median(params)
-    return {"mean": family.mean(params).clamp(0, 1), "median": None if median is None else median.clamp(0, 1)}
+def pictures(family: nn.Module, params: torch.Tensor, median: bool = True) -> dict[str, torch.Tensor | None]:
+    """The mean and (if `median`) median images [B, C, H, W] of decoder outputs [B, P, C, H, W], unclamped, in
+    their dtype; median None where the family's median is its mean (or not asked for). On a CPU, a few
+    images at a time (CPU_PICTURE_VALUES sub-pixels)."""
+    on_cpu = params.device.type == "cpu"
+    per = max(1, CPU_PICTURE_VALUES // params[0, 0].numel()) if on_cpu else params.shape[0]
+    parts: dict[str, list[torch.Tensor]] = {picture: [] for picture in PICTURES}
+    for first in range(0, params.shape[0], per):
+        block = params[first : first + per]
+        parts["mean"].append(family.mean(block))
+        if median and (image := family.median(block)) is not None:
+            parts["median"].append(image)
+    return {picture: torch.cat(images) if images else None for picture, images in parts.items()}
+
+
+def on_screen(images: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor | None]:
+    """Pictures as shown: clamped to [0, 1], float32 on the CPU."""
+    return {k: None if image is None else image.clamp(0, 1).float().cpu() for k, image in images.items()}
 
 
 @torch.no_grad()
 def decoded_pictures(model: nn.Module, z: torch.Tensor) -> dict[str, torch.Tensor | None]:
     """Mean and median images of the decoder at z [N, Z], BLOCK codes per decoder call (a decoder's rows
-    can depend on how many it is called with): [N, C, H, W] float32 on the CPU each (median None where it
-    is the mean)."""
+    can depend on how many it is called with), as on screen: [N, C, H, W] each (median None where it is
+    the mean)."""
     dtype, device = model_dtype_device(model)
     parts: dict[str, list[torch.Tensor]] = {picture: [] for picture in PICTURES}
     with full_precision():
         model.eval()
         for start in range(0, z.shape[0], BLOCK):
             params = model.decode(z[start : start + BLOCK].to(device=device, dtype=dtype))
-            per = BLOCK if device.type == "cuda" else max(1, CPU_PICTURE_VALUES // params[0, 0].numel())
-            for first in range(0, params.shape[0], per):
-                for picture, image in _pictures(model.family, params[first : first + per]).items():
-                    if image is not None:
-                        parts[picture].append(image.float().cpu())
+            for picture, image in on_screen(pictures(model.family, params)).items():
+                if image is not None:
+                    parts[picture].append(image)
     return {picture: torch.cat(images) if images else None for picture, images in parts.items()}
 
 
@@ -154,14 +166,16 @@ def quality_metrics(
     model: nn.Module,
     classifier: nn.Module | None,
     v: torch.Tensor,
-    mu: torch.Tensor,
+    recon: dict[str, torch.Tensor | None],
+    latent_dim: int,
     labels: torch.Tensor,
     seed: int,
 ) -> dict:
     """The picture-quality numbers of one model (module docstring) on the first fd_n test images.
 
-    v: the test images scored, uint8 [n, C, H, W]; mu: their posterior means [n, Z]; labels [n]; seed: the
-    evaluation seed (the prior samples' stream).
+    v: the test images scored, uint8 [n, C, H, W]; recon: the mean and median images at their posterior
+    means (pictures(), at least fd_n of them), from posterior.posterior_pass; latent_dim: the prior's Z;
+    labels [n]; seed: the evaluation seed (the prior samples' stream).
     """
     if classifier is None:
         return unscored("no classifier given (vaebench evaluate --classifier)")
@@ -170,9 +184,10 @@ def quality_metrics(
     data_feats, _ = features(classifier, data)
     _, device = model_dtype_device(model)
     z_prior = torch.randn(
-        n, mu.shape[1], generator=stream_generator(seed, STREAM_QUALITY, device), device=device
+        n, latent_dim, generator=stream_generator(seed, STREAM_QUALITY, device), device=device
     )  # [n, Z] float32: the noise is the same for a float64 model
-    recon, samples = decoded_pictures(model, mu[:n]), decoded_pictures(model, z_prior)
+    recon = on_screen({picture: None if image is None else image[:n] for picture, image in recon.items()})
+    samples = decoded_pictures(model, z_prior)
     labels = labels[:n].cpu()
     metrics: dict = {"fd_n": n, "classifier_sha256": classifier.sha256}
     for picture in PICTURES:
