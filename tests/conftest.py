@@ -54,6 +54,14 @@ def _leaks(before: dict, after: dict) -> list[str]:
     ]
 
 
+def pytest_configure(config):
+    """Under pytest-xdist, each worker's torch gets its share of the cores: one OpenMP team per core, not
+    one per worker per core, which would make the workers wait on each other."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
+
+
 @pytest.fixture(autouse=True)
 def process_state():
     threads, rng, np_rng = torch.get_num_threads(), torch.get_rng_state(), np.random.get_state()

@@ -11,6 +11,7 @@ import torch
 from scipy import stats
 from torch import nn
 
+from vaebench import likelihood as lk
 from vaebench.catalog import FamilyEntry
 from vaebench.data import ImageDataset
 from vaebench.families import OutputFamily
@@ -143,3 +144,11 @@ def real_model(family: str, side=4, z=2, seed=0, dtype=torch.float64):
     with torch.no_grad():
         model.decoder[-1].bias.uniform_(-1.0, 1.5)
     return model
+
+
+def estimate(model, x, v, k: int, seed: int, chunk: int | None = None, score=None):
+    """importance_sampled_ll with the chunk resolved as the evaluate stage resolves it (chunk_for):
+    (deq, disc)."""
+    chunk = lk.chunk_for(model, chunk, k, x.shape[0], x[0].numel())
+    est = lk.importance_sampled_ll(model, x, v, k, chunk, torch.Generator().manual_seed(seed), score)
+    return est.deq, est.disc
