@@ -7,6 +7,7 @@ import math
 import os
 import re
 import stat
+import subprocess
 
 import pytest
 import torch
@@ -141,6 +142,21 @@ def test_provenance_names_versions_commit_and_device():
     assert record["device"] == "cpu" and record["device_name"]
     commit = record["git_commit"]
     assert commit is None or (len(commit) == 40 and int(commit, 16) >= 0)
+    assert (record["git_dirty"] is None) == (commit is None)
+
+
+def test_git_dirty_says_whether_the_source_differs_from_its_commit(tmp_path, monkeypatch):
+    """In a throwaway checkout holding a package: clean after a commit, dirty after an edit."""
+    package = tmp_path / "src" / "vaebench"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    env = {f"GIT_{who}_{what}": "t" for who in ("AUTHOR", "COMMITTER") for what in ("NAME", "EMAIL")}
+    for args in (["init", "-q"], ["add", "."], ["commit", "-q", "-m", "first"]):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, env={**os.environ, **env})
+    monkeypatch.setattr(vaebench, "__file__", str(package / "__init__.py"))
+    assert utils.git_dirty() is False and len(utils.git_commit()) == 40
+    (package / "__init__.py").write_text("# edited\n")
+    assert utils.git_dirty() is True
 
 
 def test_utc_now_is_iso_with_a_timezone():

@@ -106,6 +106,7 @@ EVAL_PROVENANCE = (
     "device",
     "device_name",
     "git_commit",
+    "git_dirty",
     "torch_version",
     "python_version",
     "numpy_version",

@@ -242,20 +242,27 @@ def write_json(path: str | Path, obj: dict) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text))
 
 
-def git_commit() -> str | None:
-    """The commit of the vaebench source tree, or None outside a git checkout."""
+def _git(*args: str) -> str | None:
+    """The output of a git command run in the vaebench source tree, or None outside a git checkout."""
     src = Path(vaebench.__file__).resolve().parent
     try:
         out = subprocess.run(
-            ["git", "-C", str(src), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
+            ["git", "-C", str(src), *args], capture_output=True, text=True, timeout=10, check=True
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None
+    return out.stdout
+
+
+def git_commit() -> str | None:
+    """The commit of the vaebench source tree, or None outside a git checkout."""
+    return (_git("rev-parse", "HEAD") or "").strip() or None
+
+
+def git_dirty() -> bool | None:
+    """Whether the package's source differs from that commit (uncommitted edits ran), None outside git."""
+    status = _git("status", "--porcelain", "--", ".")
+    return None if status is None else bool(status.strip())
 
 
 def utc_now() -> str:
@@ -273,6 +280,7 @@ def provenance(device: "torch.device") -> dict:
         "numpy_version": np.__version__,
         "vaebench_version": vaebench.__version__,
         "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
         "hostname": socket.gethostname(),
         "device": str(device),
         "device_name": (
