@@ -55,6 +55,8 @@ def test_strings_from_the_command_line_are_coerced():
         ({"evaluate": {"k": 0}}, "config key 'evaluate.k'"),
         ({"epochs": 3}, "unknown key 'epochs'"),
         ({"seeds": [0, 0]}, "config key 'seeds'"),
+        ({"budget": ""}, "config key 'budget'"),
+        ({"budget": ["6 epochs"]}, "config key 'budget'"),
         # choosing settings on a validation split needs one
         (
             {"selection": {"epochs": 2, "lr": [1e-3]}, "train": {"epochs": 3}},

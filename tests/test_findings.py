@@ -292,6 +292,10 @@ def test_every_limit_line_appears_when_it_applies(one_seed, tmp_path):
     assert "4,000 training images" in text and "the mlp network, not the seed post's conv" in text
     rising = findings.still_rising(study)
     assert len(rising) == 3 and (rising["share"] >= findings.RISING_SHARE).all()
+    counts = rising.groupby("family").size()
+    runs = study.ok.groupby("family").size()
+    named = ", ".join(f"{label(f)} {counts[f]} of {runs[f]}" for f in study.families if f in counts)
+    assert f"Still rising, per family: {named}." in text
 
 
 def test_no_limit_line_appears_when_none_applies(one_seed, tmp_path):

@@ -443,6 +443,19 @@ def test_the_setup_says_what_was_chosen_on_the_validation_split(sparse, tmp_path
     assert "2-epoch run of seed 0 at z = 8" in setup and "The test images play no part" in setup
 
 
+def test_the_limits_box_quotes_what_the_budget_forced_first(sparse, tmp_path):
+    """The config's `budget` (why the study has its size) leads the limits box, escaped; without it, no
+    such line."""
+    study, page, _ = sparse
+    assert "What the budget forced:" not in page
+    said = "6 epochs & K = 1,000 <not 5,000>, to fit 2.5 hours on 2 cores"
+    loaded = Study.load(study.results)
+    limits = Report(loaded, {"budget": said}, tmp_path).limits()
+    first = re.search(r"<li>(.*?)</li>", limits).group(1)
+    assert first == f"<b>What the budget forced:</b> {html.escape(said, quote=False)}"
+    assert limits.count("<li>") == 1 + len(findings.limits(loaded))
+
+
 def test_the_index_lists_every_study_report_with_its_title_and_date(full, sparse, tmp_path):
     for name, (study, _, _) in (("quick", full), ("tiny", sparse)):
         with contextlib.redirect_stdout(io.StringIO()):

@@ -407,12 +407,18 @@ def limit_epochs(study: Study) -> list[Finding]:
         return []
     top = rising.sort_values("share", ascending=False).iloc[0]
     epochs = ", ".join(map(str, sorted(set(rising["epochs"]))))
+    runs, counts = study.ok.groupby("family").size(), rising.groupby("family").size()
+    per_family = ", ".join(
+        f"{label(study, family)} {counts[family]} of {runs[family]}"
+        for family in study.families
+        if family in counts
+    )
     text = (
         f"the test ELBO of {len(rising)} of {len(study.ok)} ok runs still rose in the last epoch "
         f"(of {epochs}): that epoch added up to {100 * top['share']:.0f}% of a run's total gain "
         f"({label(study, top['family'])} z = {top['latent_dim']} seed {top['seed']}; median "
-        f"{100 * rising['share'].median():.0f}%). Longer training would change these numbers, and not "
-        "for every family alike."
+        f"{100 * rising['share'].median():.0f}%). Still rising, per family: {per_family}. Longer training "
+        "would change these numbers, and not for every family alike."
     )
     return [Finding("limit_epochs", "Training had not converged:", text)]
 

@@ -221,7 +221,9 @@ class Report:
         return f"<ul class='verdict'>{items}</ul>"
 
     def limits(self) -> str:
-        found = findings.limits(self.study)
+        budget = self.config.get("budget")
+        said = [findings.Finding("limit_budget", "What the budget forced:", str(budget))] if budget else []
+        found = said + findings.limits(self.study)
         if not found:
             return "<p>None of the limits checked here applies to this run.</p>"
         return "<ul>" + "".join(f"<li>{finding_html(f)}</li>" for f in found) + "</ul>"
