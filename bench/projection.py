@@ -22,8 +22,10 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 import torch
+import yaml
 from common import DATA_DIR, OUT_DIR, print_table, summary, write_result
 from eval_throughput import trained_model
 from torch.utils.flop_counter import FlopCounterMode
@@ -34,15 +36,23 @@ from vaebench.models import build_model
 from vaebench.settings import TrainConfig
 from vaebench.train import model_config, test_elbo, train_epoch
 
-STUDY = {
-    "families": len(FAMILY_IDS),
-    "latent_dims": 3,
-    "seeds": 3,
-    "epochs": 30,
-    "train_images": 60_000,
-    "test_images": 10_000,
-    "k": 5000,
-}
+MNIST_SPLITS = {"train_images": 60_000, "test_images": 10_000}  # MNIST's own split sizes
+
+
+def study_of(config: dict) -> dict:
+    """The counts a projection needs, read from a study config (config/config.yaml: MNIST)."""
+    return {
+        "families": len(config.get("losses") or FAMILY_IDS),
+        "latent_dims": len(config["latent_dims"]),
+        "seeds": len(config["seeds"]),
+        "epochs": config["train"]["epochs"],
+        "train_images": MNIST_SPLITS["train_images"],
+        "test_images": config["evaluate"].get("n_test") or MNIST_SPLITS["test_images"],
+        "k": config["evaluate"]["k"],
+    }
+
+
+STUDY = study_of(yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text()))
 A100 = {"name": "A100 SXM (datasheet)", "flops_per_s": 19.5e12, "bytes_per_s": 1.5e12}
 
 
@@ -98,6 +108,41 @@ def encoder_rate(model, data, rounds: int) -> dict:
     return summary(rates)
 
 
+def cpu_projection(
+    study: dict,
+    train_images_per_s: float,
+    test_elbo_images_per_s: float,
+    encode_images_per_s: float,
+    us_per_sample: dict[str, float],
+    cores: int,
+) -> dict:
+    """Seconds of the study's jobs on this machine from measured rates: a training job is `epochs` passes
+    over the training images plus a test ELBO per epoch; an evaluation job is K samples per test image at
+    its family's us_per_sample plus the encoder passes (the kNN over the training images, the posterior
+    pass over the test images twice). Families not measured count at the mean of those measured. Wall time:
+    the job-seconds over `cores` jobs side by side."""
+    jobs = study["families"] * study["latent_dims"] * study["seeds"]
+    per_family = study["latent_dims"] * study["seeds"]
+    train_s = study["epochs"] * (
+        study["train_images"] / train_images_per_s + study["test_images"] / test_elbo_images_per_s
+    )
+    encode_s = (study["train_images"] + 2 * study["test_images"]) / encode_images_per_s
+    eval_s = {
+        family: study["k"] * study["test_images"] * us * 1e-6 + encode_s
+        for family, us in us_per_sample.items()
+    }
+    eval_total = per_family * sum(eval_s.values()) * study["families"] / len(eval_s)
+    job_hours = (jobs * train_s + eval_total) / 3600
+    return {
+        "jobs": jobs,
+        "train_seconds_per_job": train_s,
+        "eval_seconds_per_job": eval_s,
+        "eval_seconds_total": eval_total,
+        "job_hours": job_hours,
+        "wall_hours": job_hours / cores,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=2)
@@ -119,38 +164,47 @@ def main() -> None:
     train = training_rate(data, args.rounds)
     encode = encoder_rate(model, data, args.rounds)
 
-    jobs = STUDY["families"] * STUDY["latent_dims"] * STUDY["seeds"]
-    per_family = STUDY["latent_dims"] * STUDY["seeds"]
-    train_s = STUDY["epochs"] * (
-        STUDY["train_images"] / train["train_images_per_s"]["median"]
-        + STUDY["test_images"] / train["test_elbo_images_per_s"]["median"]
-    )
-    encode_s = (STUDY["train_images"] + 2 * STUDY["test_images"]) / encode["median"]  # kNN, posterior pass
-    rows, eval_total = [], 0.0
+    us_per_sample = {}
     for family, res in evaluation["results"].items():
         rates = res["throughput"]["eval_passes_per_s"]
         key = max((k for k in rates if k.startswith("compiled")), key=lambda k: int(k.split("=")[1]))
-        us = 1e6 / rates[key]["median"]
-        eval_s = STUDY["k"] * STUDY["test_images"] * us * 1e-6 + encode_s
-        eval_total += per_family * eval_s
-        rows.append([family, us, eval_s / 3600, per_family * eval_s / 3600])
-    missing = STUDY["families"] - len(evaluation["results"])
-    if missing:  # families not measured: the mean of the measured ones
-        eval_total *= STUDY["families"] / len(evaluation["results"])
+        us_per_sample[family] = 1e6 / rates[key]["median"]
+    cpu = cpu_projection(
+        STUDY,
+        train["train_images_per_s"]["median"],
+        train["test_elbo_images_per_s"]["median"],
+        encode["median"],
+        us_per_sample,
+        args.cores,
+    )
+    jobs, per_family = cpu["jobs"], cpu["jobs"] // STUDY["families"]
     print_table(
         f"evaluation, conv, compiled (warm cache), K={STUDY['k']} on {STUDY['test_images']} test images",
         ["family", "us/image-sample", "hours per job", f"hours for its {per_family} jobs"],
-        rows,
+        [
+            [
+                family,
+                us,
+                cpu["eval_seconds_per_job"][family] / 3600,
+                per_family * cpu["eval_seconds_per_job"][family] / 3600,
+            ]
+            for family, us in us_per_sample.items()
+        ],
     )
-    cpu_hours = (jobs * train_s + eval_total) / 3600
+    train_s, eval_total = cpu["train_seconds_per_job"], cpu["eval_seconds_total"]
     print_table(
         f"the full study on this machine: {jobs} training + {jobs} evaluation jobs, "
         f"{args.cores} jobs side by side",
         ["stage", "hours per job", "job-hours", f"wall hours on {args.cores} cores"],
         [
-            ["train (30 epochs)", train_s / 3600, jobs * train_s / 3600, jobs * train_s / 3600 / args.cores],
+            [
+                f"train ({STUDY['epochs']} epochs)",
+                train_s / 3600,
+                jobs * train_s / 3600,
+                jobs * train_s / 3600 / args.cores,
+            ],
             ["evaluate", eval_total / jobs / 3600, eval_total / 3600, eval_total / 3600 / args.cores],
-            ["total", "", cpu_hours, cpu_hours / args.cores],
+            ["total", "", cpu["job_hours"], cpu["wall_hours"]],
         ],
     )
 
@@ -195,12 +249,7 @@ def main() -> None:
             "study": STUDY,
             "train": train,
             "encoder_images_per_s": encode,
-            "cpu": {
-                "train_hours_per_job": train_s / 3600,
-                "eval_hours_total": eval_total / 3600,
-                "cores": args.cores,
-                "wall_hours": cpu_hours / args.cores,
-            },
+            "cpu": {**cpu, "us_per_image_sample": us_per_sample, "cores": args.cores},
             "gpu_estimate": {
                 **A100,
                 "efficiency": args.efficiency,

@@ -8,9 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from vaebench.catalog import FAMILY_IDS
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from eval_throughput import break_even  # noqa: E402
-from projection import flops_and_bytes  # noqa: E402
+from projection import cpu_projection, flops_and_bytes, study_of  # noqa: E402
 
 
 def test_compiling_pays_from_its_time_over_the_time_it_saves_per_image_sample():
@@ -25,3 +27,41 @@ def test_flops_and_bytes_of_a_layer_are_its_closed_forms():
     flops, moved = flops_and_bytes(layers, torch.zeros(1, 16))
     assert flops == 2 * (16 * 400 + 400 * 784)
     assert moved == 2 * 4 * (400 + 400 + 784)
+
+
+def test_the_projection_of_a_study_is_its_jobs_rates_added_up():
+    """2 families x 1 latent size x 2 seeds; 3 epochs of 100 training images at 50/s plus 10 test images at
+    10/s: 3 * (2 + 1) = 9 s per training job. Evaluation: K = 4 on 10 images at 5 and 15 us, plus
+    (100 + 2 * 10) images at 60/s = 2 s of encoding. Two cores share 4 + 4 jobs."""
+    study = {
+        "families": 2,
+        "latent_dims": 1,
+        "seeds": 2,
+        "epochs": 3,
+        "train_images": 100,
+        "test_images": 10,
+        "k": 4,
+    }
+    out = cpu_projection(study, 50.0, 10.0, 60.0, {"a": 5.0, "b": 15.0}, cores=2)
+    assert out["jobs"] == 4 and out["train_seconds_per_job"] == pytest.approx(9.0)
+    assert out["eval_seconds_per_job"] == pytest.approx({"a": 2 + 40 * 5e-6, "b": 2 + 40 * 15e-6})
+    assert out["eval_seconds_total"] == pytest.approx(2 * (4 + 40 * 20e-6))
+    assert out["wall_hours"] == pytest.approx((4 * 9.0 + out["eval_seconds_total"]) / 3600 / 2)
+    one = cpu_projection(study, 50.0, 10.0, 60.0, {"a": 5.0}, cores=2)  # b not measured: counts as a
+    assert one["eval_seconds_total"] == pytest.approx(2 * 2 * (2 + 40 * 5e-6))
+
+
+def test_the_projected_study_is_read_from_its_config():
+    config = {
+        "latent_dims": [2, 8],
+        "seeds": [0, 1, 2],
+        "train": {"epochs": 7},
+        "evaluate": {"k": 50, "n_test": None},
+    }
+    study = study_of(config)
+    assert study["families"] == len(FAMILY_IDS) and study["latent_dims"] == 2 and study["seeds"] == 3
+    assert (study["epochs"], study["k"], study["test_images"]) == (7, 50, 10_000)
+    assert (
+        study_of({**config, "losses": ["gaussian"], "evaluate": {"k": 5, "n_test": 300}})["test_images"]
+        == 300
+    )
