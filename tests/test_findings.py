@@ -344,6 +344,25 @@ def test_the_estimate_still_rising_from_k_over_4_to_k_is_flagged_per_run(one_see
     assert label("logit_normal") not in flag.text and "1 run:" in flag.text
 
 
+def test_many_runs_whose_estimate_still_rises_are_summed_up_per_family(tmp_path):
+    """Beyond NAMED_RUNS runs the line names each family once: its flagged runs and its largest rise."""
+    synthetic = write_synthetic_results(tmp_path / "mnist5k", latent_dims=(8,), diverged=None, missing=None)
+    for family in synthetic.families:
+        set_values(synthetic, family, 8, ll_disc_rise_nats=2.0, ll_disc_rise_se=0.5)  # 4 standard errors
+    set_values(synthetic, synthetic.families[0], 8, seeds=[1], ll_disc_rise_nats=3.0, ll_disc_rise_se=0.5)
+    study = aggregated(synthetic)
+    (flag,) = findings.limit_convergence(study)
+    n = len(study.ok)
+    assert n > findings.NAMED_RUNS and f"in {n} runs: per family, " in flag.text
+    for family in synthetic.families:
+        assert flag.text.count(label(family)) == 1
+    assert "seed" not in flag.text and "(4.0 standard errors)" in flag.text
+    assert (
+        f"{label(synthetic.families[0])} 3 of 3, up to +" in flag.text
+        and "(6.0 standard errors)" in flag.text
+    )
+
+
 # -- the rules -------------------------------------------------------------------------------------------
 def test_sample_size_and_statuses(full, sparse):
     assert one(findings.findings(sparse), "sample_size").title == "Too few seeds for statistics."
