@@ -152,3 +152,21 @@ def estimate(model, x, v, k: int, seed: int, chunk: int | None = None, score=Non
     chunk = lk.chunk_for(model, chunk, k, x.shape[0], x[0].numel())
     est = lk.importance_sampled_ll(model, x, v, k, chunk, torch.Generator().manual_seed(seed), score)
     return est.deq, est.disc
+
+
+def compiled_matches_eager(family: str, cache, ks_chunks) -> None:
+    """Compiled in `cache`: identical numbers for every (K, chunk) of a K, the eager ones up to float32
+    rounding."""
+    torch._dynamo.reset()  # a fresh compile cache: every test's shapes count against torch's recompile limit
+    model = real_model(family, side=8, dtype=torch.float32)
+    x, v = fake_images(8, side=8)
+    score = lk.family_scorer(model.family, compiled=True)
+    assert score.fused
+    for k, chunks in ks_chunks:
+        with lk.compile_cache(cache):
+            compiled = [estimate(model, x, v, k, seed=1, chunk=chunk, score=score) for chunk in chunks]
+        for deq, disc in compiled[1:]:
+            assert torch.equal(deq, compiled[0][0]) and torch.equal(disc, compiled[0][1])
+        eager = estimate(model, x, v, k, seed=1, chunk=chunks[0])
+        for ours, ref in zip(compiled[0], eager, strict=True):
+            torch.testing.assert_close(ours, ref, rtol=1e-6, atol=2e-4)

@@ -1,33 +1,15 @@
 """The compiled family math (--compile): the numbers of eager evaluation, whatever the chunk, and the
 persistent compile cache. A file of its own: its tests compile for minutes, and the test runner gives
-them a worker of their own while the other files run (pytest-xdist, --dist loadfile)."""
+them a worker of their own while the other files run (pytest-xdist, --dist loadfile). Beta's long kernel:
+test_beta_compiles.py."""
 
 import pytest
 import torch
-from eval_models import estimate, fake_images, real_model
+from eval_models import compiled_matches_eager, estimate, fake_images, real_model
 
 from vaebench import likelihood as lk
-from vaebench.families import FAMILIES
 
 COMPILED_FAMILIES = ["continuous_bernoulli", "gaussian", "discretized_logistic", "logit_laplace"]
-
-
-def compiled_matches_eager(family: str, cache, ks_chunks) -> None:
-    """Compiled in `cache`: identical numbers for every (K, chunk) of a K, the eager ones up to float32
-    rounding."""
-    torch._dynamo.reset()  # a fresh compile cache: every test's shapes count against torch's recompile limit
-    model = real_model(family, side=8, dtype=torch.float32)
-    x, v = fake_images(8, side=8)
-    score = lk.family_scorer(model.family, compiled=True)
-    assert score.fused
-    for k, chunks in ks_chunks:
-        with lk.compile_cache(cache):
-            compiled = [estimate(model, x, v, k, seed=1, chunk=chunk, score=score) for chunk in chunks]
-        for deq, disc in compiled[1:]:
-            assert torch.equal(deq, compiled[0][0]) and torch.equal(disc, compiled[0][1])
-        eager = estimate(model, x, v, k, seed=1, chunk=chunks[0])
-        for ours, ref in zip(compiled[0], eager, strict=True):
-            torch.testing.assert_close(ours, ref, rtol=1e-6, atol=2e-4)
 
 
 @pytest.mark.parametrize("family", COMPILED_FAMILIES)
@@ -35,14 +17,6 @@ def test_compiled_family_math_matches_eager_and_does_not_depend_on_the_chunk(fam
     """--compile: one fused kernel per shape; same numbers as eager up to float32 rounding, and identical for
     any chunk (K = 50: full chunks and a remainder compile to different kernels)."""
     compiled_matches_eager(family, tmp_path, [(50, (64, 16, 48))])
-
-
-@pytest.mark.slow
-def test_beta_compiles_and_matches_eager(tmp_path):
-    """Beta's fixed-depth continued fraction compiles (static shapes, no host sync): one shape, compiled for
-    minutes as its kernel is long, the numbers of eager evaluation."""
-    assert FAMILIES["beta"].not_compilable is None
-    compiled_matches_eager("beta", tmp_path, [(16, (16,))])
 
 
 def test_compile_cache_is_kept_where_asked_reused_by_a_new_compile_and_scoped(tmp_path):
