@@ -455,17 +455,23 @@ def limit_convergence(study: Study) -> list[Finding]:
             for r, kind, rise, se in flagged
         )
     else:  # one clause per family: its flagged runs and the largest rise among them
+        rows = pd.DataFrame(
+            [
+                (r["family"], r["run_dir"], nats_to_bpd(rise, r["dims"]), rise / se)
+                for r, _, rise, se in flagged
+            ],
+            columns=["family", "run", "bpd", "se"],
+        )
+        order = {family: i for i, family in enumerate(study.families)}
+        rows = rows.sort_values("family", key=lambda f: f.map(order), kind="stable")
         runs = study.ok.groupby("family").size()
         clauses = []
-        for family in study.families:
-            mine = [(r, rise, se) for r, _, rise, se in flagged if r["family"] == family]
-            if mine:
-                r, rise, se = max(mine, key=lambda m: nats_to_bpd(m[1], m[0]["dims"]))
-                n, most = len({m[0]["run_dir"] for m in mine}), fmt(nats_to_bpd(rise, r["dims"]), 4)
-                clauses.append(
-                    f"{label(study, family)} {n} of {runs[family]}, up to +{most} bits/dim "
-                    f"({rise / se:.1f} standard errors)"
-                )
+        for family, mine in rows.groupby("family", sort=False):
+            top = mine.loc[mine["bpd"].idxmax()]
+            clauses.append(
+                f"{label(study, family)} {mine['run'].nunique()} of {runs[family]}, up to "
+                f"+{fmt(top['bpd'], 4)} bits/dim ({top['se']:.1f} standard errors)"
+            )
         named = "per family, " + "; ".join(clauses)
     text = (
         f"from K/4 to K samples the estimate still rose by more than {RISE_SE} standard errors in "

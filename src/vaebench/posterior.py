@@ -12,7 +12,7 @@ from torch import nn
 from vaebench.data import dequantize
 from vaebench.likelihood import STREAM_PRIOR, full_precision, model_dtype_device, stream_generator
 from vaebench.models import gaussian_kl
-from vaebench.quality import pictures
+from vaebench.quality import concat_pictures, pictures
 
 ENCODE_BATCH = 1000  # images per block for dequantization noise and the encoder-only passes
 KNN_NEIGHBOURS = 15
@@ -104,7 +104,7 @@ def posterior_pass(
     calibrated = family.has_cdf  # reconstruction calibration of every family with a CDF, fixed scales too
     lo, hi = (1 - COVERAGE_LEVEL) / 2, (1 + COVERAGE_LEVEL) / 2
     elbo, kl, mus = [], [], []
-    recon: dict[str, list[torch.Tensor]] = {"mean": [], "median": []}
+    kept = []  # blocks of the first keep_pictures reconstructions
     sq_err = torch.zeros((), dtype=torch.float64, device=device)
     covered = torch.zeros((), dtype=torch.int64, device=device)
     pit = torch.zeros(PIT_BINS, dtype=torch.int64, device=device)
@@ -123,9 +123,9 @@ def posterior_pass(
             at_mean = model.decode(mu).double()  # [B, P, C, H, W]
             images = pictures(family, at_mean, median=start < keep_pictures)
             sq_err += (vb.double() / 255.0 - images["mean"]).pow(2).sum()
-            for picture, image in images.items():
-                if image is not None and start < keep_pictures:
-                    recon[picture].append(image[: keep_pictures - start])
+            if start < keep_pictures:
+                upto = keep_pictures - start
+                kept.append({k: None if im is None else im[:upto] for k, im in images.items()})
             if calibrated:
                 u = family.cdf(at_mean, xb.double())  # [B, C, H, W] PIT values in [0, 1]
                 covered += ((u >= lo) & (u <= hi)).sum()
@@ -136,7 +136,7 @@ def posterior_pass(
         "kl": torch.cat(kl),
         "mu": torch.cat(mus),
         "sq_err": sq_err,
-        "recon": {picture: torch.cat(images) if images else None for picture, images in recon.items()},
+        "recon": concat_pictures(kept),
     }
     if calibrated:
         out.update(pit_counts=pit, covered=covered)

@@ -114,19 +114,23 @@ def features(classifier: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor,
     return torch.cat(feats), torch.cat(preds)
 
 
+def concat_pictures(blocks: list[dict[str, torch.Tensor | None]]) -> dict[str, torch.Tensor | None]:
+    """Blocks of pictures joined along the images: per picture the concatenation of the blocks that have it,
+    None where none has."""
+    parts = {picture: [b[picture] for b in blocks if b[picture] is not None] for picture in PICTURES}
+    return {picture: torch.cat(images) if images else None for picture, images in parts.items()}
+
+
 def pictures(family: nn.Module, params: torch.Tensor, median: bool = True) -> dict[str, torch.Tensor | None]:
     """The mean and (if `median`) median images [B, C, H, W] of decoder outputs [B, P, C, H, W], unclamped, in
     their dtype; median None where the family's median is its mean (or not asked for). On a CPU, a few
     images at a time (CPU_PICTURE_VALUES sub-pixels)."""
     on_cpu = params.device.type == "cpu"
     per = max(1, CPU_PICTURE_VALUES // params[0, 0].numel()) if on_cpu else params.shape[0]
-    parts: dict[str, list[torch.Tensor]] = {picture: [] for picture in PICTURES}
-    for first in range(0, params.shape[0], per):
-        block = params[first : first + per]
-        parts["mean"].append(family.mean(block))
-        if median and (image := family.median(block)) is not None:
-            parts["median"].append(image)
-    return {picture: torch.cat(images) if images else None for picture, images in parts.items()}
+    blocks = [params[first : first + per] for first in range(0, params.shape[0], per)]
+    return concat_pictures(
+        [{"mean": family.mean(b), "median": family.median(b) if median else None} for b in blocks]
+    )
 
 
 def on_screen(images: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor | None]:
@@ -140,15 +144,14 @@ def decoded_pictures(model: nn.Module, z: torch.Tensor) -> dict[str, torch.Tenso
     can depend on how many it is called with), as on screen: [N, C, H, W] each (median None where it is
     the mean)."""
     dtype, device = model_dtype_device(model)
-    parts: dict[str, list[torch.Tensor]] = {picture: [] for picture in PICTURES}
     with full_precision():
         model.eval()
-        for start in range(0, z.shape[0], BLOCK):
-            params = model.decode(z[start : start + BLOCK].to(device=device, dtype=dtype))
-            for picture, image in on_screen(pictures(model.family, params)).items():
-                if image is not None:
-                    parts[picture].append(image)
-    return {picture: torch.cat(images) if images else None for picture, images in parts.items()}
+        return concat_pictures(
+            [
+                on_screen(pictures(model.family, model.decode(z[start : start + BLOCK].to(device, dtype))))
+                for start in range(0, z.shape[0], BLOCK)
+            ]
+        )
 
 
 def unscored(why: str) -> dict:

@@ -57,10 +57,8 @@ CHECKPOINT = "checkpoint.pt"
 RUN_RECORD = "run.json"
 FINISHED = ("ok", "diverged")  # the statuses run.json records
 EVAL_BATCH = 1000
-ELBO_STREAM, SCALE_STREAM = (
-    1_000_003,
-    2_000_003,
-)  # seed offsets of the fixed noise of the ELBO and sigma passes
+# seed offsets of the fixed noise of the ELBO and sigma passes
+ELBO_STREAM, SCALE_STREAM = 1_000_003, 2_000_003
 RESUMABLE_CHANGES = ("epochs", "device", "threads", "compile")  # a run may resume with other values
 SAME_RUN_CHANGES = ("device", "threads", "compile")  # a finished run is the same run with other values
 
