@@ -14,7 +14,14 @@ from scipy import integrate, special, stats
 from vaebench.catalog import FAMILY_IDS
 from vaebench.errors import UnknownNameError, VaebenchError
 from vaebench.families import FAMILIES, OPEN_INTERVAL_EPS, make_family
-from vaebench.numerics import LOG_NDTR_TAIL, _betacf, log1mexp, log_beta_function, log_ndtr
+from vaebench.numerics import (
+    LOG_NDTR_TAIL,
+    _betacf,
+    log1mexp,
+    log_beta_function,
+    log_ndtr,
+    logit_moments,
+)
 
 LOG_BOUND = math.log(1e4)  # beta's log-concentration bound
 
@@ -285,6 +292,30 @@ def test_mean_and_std_match_quadrature(name, nat):
         assert std is None
     else:
         assert std.item() == pytest.approx(expected_std, rel=1e-7, abs=1e-10)
+
+
+@pytest.mark.parametrize("name", ["logit_normal", "logit_laplace"])
+def test_logit_space_mean_is_within_1e_9_over_a_grid_of_loc_and_scale(name):
+    """The quadrature's node count (_NODES_PER_PANEL) is set by this bound: every mean image pixel within
+    1e-9 of an adaptive quadrature, across the locations and scales a decoder emits."""
+    grid = list(
+        itertools.product([-20.0, -8.0, -1.0, 0.0, 0.5, 6.0, 15.0], [1e-3, 0.05, 0.5, 2.0, 12.0, 30.0])
+    )
+    family = make_family(name).to(torch.float64)
+    noise = family.noise.distribution
+    loc = torch.tensor([loc for loc, _ in grid], dtype=torch.float64)
+    scale = torch.tensor([scale for _, scale in grid], dtype=torch.float64)
+    ours = logit_moments(noise, loc, scale)[0].numpy()
+    pdf = stats.norm.pdf if name == "logit_normal" else stats.laplace.pdf
+    for (loc, scale), mean in zip(grid, ours, strict=True):
+        breaks = [loc + k * scale for k in (-40, -10, -3, -1, 1, 3, 10, 40)] + [loc, 0.0]
+        expected = piecewise_quad(
+            lambda y, loc=loc, scale=scale: special.expit(y) * pdf(y, loc, scale),
+            loc - 40 * scale,
+            loc + 40 * scale,
+            breaks,
+        )
+        assert mean == pytest.approx(expected, rel=0, abs=1e-9), (loc, scale)
 
 
 # ---------------------------------------------------------------------------- training objective

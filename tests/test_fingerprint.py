@@ -130,7 +130,7 @@ EDITS = [  # (id, edit, the families whose fingerprint it changes)
     ("logit_moments", insert_statement("numerics.py", "logit_moments"), LOCATION_SCALE),
     (
         "_NODES_PER_PANEL",
-        replace_once("numerics.py", "_NODES_PER_PANEL = 8", "_NODES_PER_PANEL = 9"),
+        replace_once("numerics.py", "_NODES_PER_PANEL = 5", "_NODES_PER_PANEL = 6"),
         LOCATION_SCALE,
     ),
     ("log1mexp", insert_statement("numerics.py", "log1mexp"), BINNED_BY_CDF),

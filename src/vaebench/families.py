@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.distributions import Beta as TorchBeta
-from torch.distributions import Distribution, Laplace, Normal, SigmoidTransform, TransformedDistribution
+from torch.distributions import Distribution, Laplace, Normal
 
 from vaebench import catalog
 from vaebench.errors import VaebenchError, unknown_name
@@ -287,8 +287,8 @@ LAPLACE = Noise(lambda loc, scale: Laplace(loc, scale, validate_args=False), lap
 class LocationScale(OutputFamily):
     """Shared machinery for Normal / Laplace on the real line or in logit space (sigmoid of the noise).
 
-    log_density uses torch.distributions (TransformedDistribution + SigmoidTransform in logit space);
-    bins are CDF differences in log space, taken in the upper tail from the survival function
+    log_density uses the noise's torch distribution (at logit(x), times the sigmoid's Jacobian, in logit
+    space); bins are CDF differences in log space, taken in the upper tail from the survival function
     (mirrored z, the noise being symmetric). Real-line edge bins extend to -inf / +inf; in logit space
     the bins already cover (0, 1).
     """
@@ -301,20 +301,19 @@ class LocationScale(OutputFamily):
         """(loc [B, C, H, W], scale broadcastable to it), in the real line or logit space."""
         raise NotImplementedError
 
-    def distribution(self, params: Tensor) -> Distribution:
-        base = self.noise.distribution(*self.loc_scale(params))
-        if self.logit_space:
-            return TransformedDistribution(base, [SigmoidTransform()], validate_args=False)
-        return base
-
     def _to_line(self, x: Tensor) -> Tensor:
         return torch.logit(x) if self.logit_space else x
 
     def log_density(self, params, x):
         x = x.to(params.dtype)
-        if self.logit_space:
-            x = open_interval(x)
-        return per_image(self.distribution(params).log_prob(x))
+        noise = self.noise.distribution(*self.loc_scale(params))
+        if not self.logit_space:
+            return per_image(noise.log_prob(x))
+        # sigmoid(Y)'s density at x: the noise's at logit(x) = log x - log(1 - x), times the Jacobian
+        # 1 / (x (1 - x)); two logs in all (1 - x is exact for x >= 1/2)
+        x = open_interval(x)
+        log_x, log_1mx = torch.log(x), torch.log(1 - x)
+        return per_image(noise.log_prob(log_x - log_1mx) - log_x - log_1mx)
 
     def cdf(self, params, x):
         loc, scale = self.loc_scale(params)
