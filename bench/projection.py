@@ -1,6 +1,6 @@
 """Projected wall time of the full study (config/config.yaml: conv, 11 families x 3 latent sizes x 3 seeds, 30
-epochs on MNIST's 60,000 training images, K = 5000 on its 10,000 test images) on this machine, and an
-estimate for one GPU.
+epochs on MNIST's 60,000 training images less a validation split, the selection grid's short runs, K = 5000
+on its 10,000 test images) on this machine, and an estimate for one GPU.
 
 This machine (measured): per family, evaluation microseconds per image-sample of the conv model, compiled
 with a warm cache, from bench/out/eval_throughput_conv.json (run `python bench/eval_throughput.py --arch conv
@@ -33,6 +33,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from vaebench.catalog import FAMILY_IDS
 from vaebench.data import load_dataset
 from vaebench.models import build_model
+from vaebench.select import grid
 from vaebench.settings import TrainConfig
 from vaebench.train import model_config, test_elbo, train_epoch
 
@@ -40,15 +41,21 @@ MNIST_SPLITS = {"train_images": 60_000, "test_images": 10_000}  # MNIST's own sp
 
 
 def study_of(config: dict) -> dict:
-    """The counts a projection needs, read from a study config (config/config.yaml: MNIST)."""
+    """The counts a projection needs, read from a study config (config/config.yaml: MNIST): the selection
+    block's grid runs counted as `vaebench select` plans them (select.grid)."""
+    losses = config.get("losses") or FAMILY_IDS
+    selection = config.get("selection")
     return {
-        "families": len(config.get("losses") or FAMILY_IDS),
+        "families": len(losses),
         "latent_dims": len(config["latent_dims"]),
         "seeds": len(config["seeds"]),
         "epochs": config["train"]["epochs"],
         "train_images": MNIST_SPLITS["train_images"],
+        "validation": config["train"].get("validation", 0),
         "test_images": config["evaluate"].get("n_test") or MNIST_SPLITS["test_images"],
         "k": config["evaluate"]["k"],
+        "grid_runs": sum(len(grid(loss, selection)) for loss in losses) if selection else 0,
+        "selection_epochs": selection["epochs"] if selection else 0,
     }
 
 
@@ -116,25 +123,29 @@ def cpu_projection(
     us_per_sample: dict[str, float],
     cores: int,
 ) -> dict:
-    """Seconds of the study's jobs on this machine from measured rates: a training job is `epochs` passes
-    over the training images plus a test ELBO per epoch; an evaluation job is K samples per test image at
-    its family's us_per_sample plus the encoder passes (the kNN over the training images, the posterior
+    """Seconds of the study's jobs on this machine from measured rates: an epoch is a pass over the training
+    images less the validation split plus an ELBO on the validation and test images; a training job is
+    `epochs` of them, a selection grid run `selection_epochs`; an evaluation job is K samples per test image
+    at its family's us_per_sample plus the encoder passes (the kNN over the training images, the posterior
     pass over the test images twice). Families not measured count at the mean of those measured. Wall time:
     the job-seconds over `cores` jobs side by side."""
     jobs = study["families"] * study["latent_dims"] * study["seeds"]
     per_family = study["latent_dims"] * study["seeds"]
-    train_s = study["epochs"] * (
-        study["train_images"] / train_images_per_s + study["test_images"] / test_elbo_images_per_s
-    )
+    epoch_s = (study["train_images"] - study["validation"]) / train_images_per_s + (
+        study["validation"] + study["test_images"]
+    ) / test_elbo_images_per_s
+    train_s = study["epochs"] * epoch_s
+    selection_s = study["grid_runs"] * study["selection_epochs"] * epoch_s
     encode_s = (study["train_images"] + 2 * study["test_images"]) / encode_images_per_s
     eval_s = {
         family: study["k"] * study["test_images"] * us * 1e-6 + encode_s
         for family, us in us_per_sample.items()
     }
     eval_total = per_family * sum(eval_s.values()) * study["families"] / len(eval_s)
-    job_hours = (jobs * train_s + eval_total) / 3600
+    job_hours = (selection_s + jobs * train_s + eval_total) / 3600
     return {
         "jobs": jobs,
+        "selection_seconds": selection_s,
         "train_seconds_per_job": train_s,
         "eval_seconds_per_job": eval_s,
         "eval_seconds_total": eval_total,
@@ -192,11 +203,18 @@ def main() -> None:
         ],
     )
     train_s, eval_total = cpu["train_seconds_per_job"], cpu["eval_seconds_total"]
+    grid_runs, selection_s = STUDY["grid_runs"], cpu["selection_seconds"]
     print_table(
-        f"the full study on this machine: {jobs} training + {jobs} evaluation jobs, "
+        f"the full study on this machine: {grid_runs} selection, {jobs} training and {jobs} evaluation jobs, "
         f"{args.cores} jobs side by side",
         ["stage", "hours per job", "job-hours", f"wall hours on {args.cores} cores"],
         [
+            [
+                f"select ({STUDY['selection_epochs']} epochs)",
+                selection_s / max(grid_runs, 1) / 3600,
+                selection_s / 3600,
+                selection_s / 3600 / args.cores,
+            ],
             [
                 f"train ({STUDY['epochs']} epochs)",
                 train_s / 3600,
@@ -219,12 +237,13 @@ def main() -> None:
         3 * (dec_flops + enc_flops) / A100["flops_per_s"], 3 * (dec_bytes + enc_bytes) / A100["bytes_per_s"]
     )  # forward and backward
     gpu_eval_s = STUDY["k"] * STUDY["test_images"] * per_sample / args.efficiency
-    gpu_train_s = (
-        STUDY["epochs"]
-        * (STUDY["train_images"] + STUDY["test_images"] / 3)
+    gpu_epoch_s = (
+        (STUDY["train_images"] - STUDY["validation"] + (STUDY["validation"] + STUDY["test_images"]) / 3)
         * per_train_image
         / args.efficiency
-    )
+    )  # an ELBO pass is a third of a training step
+    gpu_train_s = STUDY["epochs"] * gpu_epoch_s
+    gpu_selection_s = grid_runs * STUDY["selection_epochs"] * gpu_epoch_s
     print_table(
         f"one GPU, an ESTIMATE from FLOPs and bytes against the {A100['name']} at "
         f"{args.efficiency:.0%} of peak (not measured)",
@@ -237,9 +256,10 @@ def main() -> None:
             ["us per image-sample (evaluation)", per_sample / args.efficiency * 1e6],
             ["hours per evaluation job", gpu_eval_s / 3600],
             ["hours per training job", gpu_train_s / 3600],
+            [f"hours for the {grid_runs} selection runs", gpu_selection_s / 3600],
             [
-                f"hours for the study ({jobs} + {jobs} jobs, one GPU)",
-                jobs * (gpu_eval_s + gpu_train_s) / 3600,
+                f"hours for the study ({grid_runs} + {jobs} + {jobs} jobs, one GPU)",
+                (gpu_selection_s + jobs * (gpu_eval_s + gpu_train_s)) / 3600,
             ],
         ],
     )
@@ -257,6 +277,7 @@ def main() -> None:
                 "decoder_bytes_per_sample": dec_bytes,
                 "eval_hours_per_job": gpu_eval_s / 3600,
                 "train_hours_per_job": gpu_train_s / 3600,
+                "selection_hours": gpu_selection_s / 3600,
             },
         },
     )

@@ -39,8 +39,11 @@ def test_the_projection_of_a_study_is_its_jobs_rates_added_up():
         "seeds": 2,
         "epochs": 3,
         "train_images": 100,
+        "validation": 0,
         "test_images": 10,
         "k": 4,
+        "grid_runs": 0,
+        "selection_epochs": 0,
     }
     out = cpu_projection(study, 50.0, 10.0, 60.0, {"a": 5.0, "b": 15.0}, cores=2)
     assert out["jobs"] == 4 and out["train_seconds_per_job"] == pytest.approx(9.0)
@@ -49,6 +52,13 @@ def test_the_projection_of_a_study_is_its_jobs_rates_added_up():
     assert out["wall_hours"] == pytest.approx((4 * 9.0 + out["eval_seconds_total"]) / 3600 / 2)
     one = cpu_projection(study, 50.0, 10.0, 60.0, {"a": 5.0}, cores=2)  # b not measured: counts as a
     assert one["eval_seconds_total"] == pytest.approx(2 * 2 * (2 + 40 * 5e-6))
+    # 20 of the 100 images held out: an epoch is 80 / 50 + (20 + 10) / 10 = 4.6 s; 5 grid runs of 2 epochs
+    chosen = cpu_projection(
+        {**study, "validation": 20, "grid_runs": 5, "selection_epochs": 2}, 50.0, 10.0, 60.0, {"a": 5.0}, 2
+    )
+    assert chosen["train_seconds_per_job"] == pytest.approx(3 * 4.6)
+    assert chosen["selection_seconds"] == pytest.approx(5 * 2 * 4.6)
+    assert chosen["job_hours"] == pytest.approx((46 + 4 * 13.8 + one["eval_seconds_total"]) / 3600)
 
 
 def test_the_projected_study_is_read_from_its_config():
@@ -65,3 +75,7 @@ def test_the_projected_study_is_read_from_its_config():
         study_of({**config, "losses": ["gaussian"], "evaluate": {"k": 5, "n_test": 300}})["test_images"]
         == 300
     )
+    assert (study["validation"], study["grid_runs"], study["selection_epochs"]) == (0, 0, 0)
+    selection = {"epochs": 4, "lr": [1e-3, 3e-3], "sigma": [0.1, 0.2, 0.3]}
+    chosen = study_of({**config, "losses": ["gaussian", "gaussian_fixed"], "selection": selection})
+    assert (chosen["grid_runs"], chosen["selection_epochs"]) == (2 + 2 * 3, 4)
