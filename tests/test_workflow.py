@@ -62,16 +62,13 @@ def workdir(tmp_path):
     return copy_workflow(tmp_path)
 
 
-def test_full_config_dry_run_has_one_job_per_run_and_chooses_its_settings_first(workdir):
+def test_full_config_dry_run_has_one_job_per_run(workdir):
     jobs = planned_jobs(workdir)
     runs = len(FAMILY_IDS) * 3 * 3  # config/config.yaml: every family, 3 latent sizes, 3 seeds
-    grid_runs = 3 * (len(FAMILY_IDS) - 2) + 2 * 3 * 3  # 3 learning rates; x 3 scales for the 2 fixed scales
     assert jobs == {
         "all": 1,
         "data": 1,
         "classifier": 1,
-        "select_train": grid_runs,
-        "select": len(FAMILY_IDS),
         "train": runs,
         "evaluate": runs,
         "study_config": 1,
