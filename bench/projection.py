@@ -135,7 +135,8 @@ def cpu_projection(
         study["validation"] + study["test_images"]
     ) / test_elbo_images_per_s
     train_s = study["epochs"] * epoch_s
-    selection_s = study["grid_runs"] * study["selection_epochs"] * epoch_s
+    selection_run_s = study["selection_epochs"] * epoch_s
+    selection_s = study["grid_runs"] * selection_run_s
     encode_s = (study["train_images"] + 2 * study["test_images"]) / encode_images_per_s
     eval_s = {
         family: study["k"] * study["test_images"] * us * 1e-6 + encode_s
@@ -145,6 +146,7 @@ def cpu_projection(
     job_hours = (selection_s + jobs * train_s + eval_total) / 3600
     return {
         "jobs": jobs,
+        "selection_seconds_per_run": selection_run_s,
         "selection_seconds": selection_s,
         "train_seconds_per_job": train_s,
         "eval_seconds_per_job": eval_s,
@@ -211,7 +213,7 @@ def main() -> None:
         [
             [
                 f"select ({STUDY['selection_epochs']} epochs)",
-                selection_s / max(grid_runs, 1) / 3600,
+                cpu["selection_seconds_per_run"] / 3600,
                 selection_s / 3600,
                 selection_s / 3600 / args.cores,
             ],
