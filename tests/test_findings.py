@@ -11,10 +11,10 @@ import pandas as pd
 import pytest
 from synthetic_runs import write_manifest, write_run, write_selection, write_synthetic_results
 
-from vaebench import catalog, findings, results, stats
+from vaebench import analysis, catalog, findings, results, stats
 from vaebench.catalog import FAMILY_IDS
 from vaebench.cli import main
-from vaebench.findings import Finding
+from vaebench.findings import Finding, details, seed_claims, trust, use
 from vaebench.results import Study
 
 
@@ -134,16 +134,16 @@ def test_findings_are_plain_text_in_page_order_and_show_no_missing_value(full, s
 
 # -- the evidence rule ----------------------------------------------------------------------------------
 def test_the_rule_in_words():
-    assert findings.judge(0.2, 3, p_holm=0.004).words == "significant across 3 seeds (Holm p = 0.004)"
-    assert findings.judge(0.2, 4, p_holm=0.3).words == "not significant across 4 seeds (Holm p = 0.300)"
-    assert findings.judge(0.2, 3, p_holm=1e-5).words == "significant across 3 seeds (Holm p < 0.001)"
-    far = findings.judge(0.2, 1, se_a=0.003, se_b=0.004)  # 40 standard errors of the difference
+    assert analysis.judge(0.2, 3, p_holm=0.004).words == "significant across 3 seeds (Holm p = 0.004)"
+    assert analysis.judge(0.2, 4, p_holm=0.3).words == "not significant across 4 seeds (Holm p = 0.300)"
+    assert analysis.judge(0.2, 3, p_holm=1e-5).words == "significant across 3 seeds (Holm p < 0.001)"
+    far = analysis.judge(0.2, 1, se_a=0.003, se_b=0.004)  # 40 standard errors of the difference
     assert far.separated and far.words == f"larger than {stats.NOISE_SE} test-set standard errors, 1 seed"
-    near = findings.judge(0.02, 1, se_a=0.003, se_b=0.004)  # 4 standard errors
+    near = analysis.judge(0.02, 1, se_a=0.003, se_b=0.004)  # 4 standard errors
     assert not near.separated and near.words == "order of means only: 4.0 test-set standard errors, 1 seed"
-    assert findings.judge(0.2, 2).words == "order of means only, 2 seeds"  # no standard error to go by
-    assert findings.judge(0.2, 1, se_a=0.003, se_b=0.004).better("bpd_disc") == -1  # a is worse: higher bits
-    assert findings.judge(0.2, 1, se_a=0.003, se_b=0.004).better("knn_acc") == 1  # a is better: higher acc
+    assert analysis.judge(0.2, 2).words == "order of means only, 2 seeds"  # no standard error to go by
+    assert analysis.judge(0.2, 1, se_a=0.003, se_b=0.004).better("bpd_disc") == -1  # a is worse: higher bits
+    assert analysis.judge(0.2, 1, se_a=0.003, se_b=0.004).better("knn_acc") == 1  # a is better: higher acc
 
 
 @pytest.fixture
@@ -168,16 +168,16 @@ def test_one_seed_a_lead_far_beyond_the_test_set_noise_and_one_within_it(one_see
     study = aggregated(one_seed)
     se_diff = math.hypot(*(study.stat(f, 8, "bpd_disc")["se"] for f in ("logit_normal", "logit_laplace")))
     far, near = (
-        findings.evidence(study, "bpd_disc", 8, "logit_normal", f) for f in ("gaussian", "logit_laplace")
+        analysis.evidence(study, "bpd_disc", 8, "logit_normal", f) for f in ("gaussian", "logit_laplace")
     )
     assert far.separated and far.words == f"larger than {stats.NOISE_SE} test-set standard errors, 1 seed"
     assert not near.separated
     assert near.words == f"order of means only: {0.01 / se_diff:.1f} test-set standard errors, 1 seed"
-    (winner,) = findings.winners(study)
+    (winner,) = details.winners(study)
     assert winner.title == "Lowest discretized bits/dim:"
     assert f"not separable from {label('logit_laplace')} +0.010 (order of means only" in winner.text
     assert f"ahead of 1 family (larger than {stats.NOISE_SE} test-set standard errors, 1 seed)" in winner.text
-    (best,) = findings.verdict_likelihood(study)
+    (best,) = use.verdict_likelihood(study)
     assert f"at z = 8, {label('logit_normal')} " in best.text
     assert f"ahead of {label('logit_laplace')}" in best.text
     assert "order of means only" in best.text
@@ -197,7 +197,7 @@ def test_within_the_noise_squared_error_is_never_called_worse(tmp_path):
     )
     set_values(synthetic, squared, 8, recon_mse=0.028)
     set_values(synthetic, bce, 8, recon_mse=0.026)
-    finding = one(findings.claims(aggregated(synthetic)), "claim_squared_error")
+    finding = one(seed_claims.claims(aggregated(synthetic)), "claim_squared_error")
     assert (
         f"On reconstruction MSE, at z = 8, 0.026: not separable from {label(squared)} 0.028 (order of "
         "means only" in finding.text
@@ -218,14 +218,14 @@ def test_three_seeds_significant_and_not(tmp_path):
     for seed, shift in zip(synthetic.seeds, (0.03, -0.02, 0.01), strict=True):  # noisy, just behind the best
         set_values(synthetic, "logit_laplace", 4, [seed], bpd_disc=best[seed] + shift)
     study = aggregated(synthetic)
-    tie = findings.evidence(study, "bpd_disc", 4, "logit_normal", "logit_laplace")
-    win = findings.evidence(study, "bpd_disc", 4, "logit_normal", "gaussian")
+    tie = analysis.evidence(study, "bpd_disc", 4, "logit_normal", "logit_laplace")
+    win = analysis.evidence(study, "bpd_disc", 4, "logit_normal", "gaussian")
     p_tie = study.test("bpd_disc", 4, "logit_normal", "logit_laplace")["t_p_holm"]
     assert not tie.separated and tie.words == f"not significant across 3 seeds (Holm p = {p_tie:.3f})"
     assert win.separated and re.fullmatch(
         r"significant across 3 seeds \(Holm p (= 0\.0\d\d|< 0\.001)\)", win.words
     )
-    (winner,) = findings.winners(study)
+    (winner,) = details.winners(study)
     assert f"not separable from {label('logit_laplace')}" in winner.text
     assert "not significant across 3" in winner.text
 
@@ -246,7 +246,7 @@ def test_the_verdict_names_what_to_use_and_what_to_avoid_from_the_numbers(every_
 
 
 def test_the_verdict_says_what_the_latent_size_changes(full):
-    (latent,) = findings.verdict_latent(full)
+    (latent,) = use.verdict_latent(full)
     assert latent.title == "From z = 2 to z = 8:"
     assert f"discretized bits/dim: {label('gaussian')} stays best" in latent.text
 
@@ -265,8 +265,8 @@ def test_without_picture_quality_the_verdict_says_so(tmp_path):
         path.write_text(json.dumps({k: v for k, v in metrics.items() if k not in results.QUALITY}))
     study = aggregated(synthetic)
     assert "not measured in these runs" in one(findings.verdict(study), "use_quality").text
-    claim = one(findings.claims(study), "claim_sharper")
-    assert claim.verdict == findings.UNDECIDED and "not measured in these runs" in claim.text
+    claim = one(seed_claims.claims(study), "claim_sharper")
+    assert claim.verdict == seed_claims.UNDECIDED and "not measured in these runs" in claim.text
 
 
 # -- the limits box --------------------------------------------------------------------------------------
@@ -290,8 +290,8 @@ def test_every_limit_line_appears_when_it_applies(one_seed, tmp_path):
     assert "learning rate 0.001 and the fixed scales as set" in text and "no validation split" in text
     assert "scored on the first 300 of the 1,000 test images" in text
     assert "4,000 training images" in text and "the mlp network, not the seed post's conv" in text
-    rising = findings.still_rising(study)
-    assert len(rising) == 3 and (rising["share"] >= findings.RISING_SHARE).all()
+    rising = analysis.still_rising(study)
+    assert len(rising) == 3 and (rising["share"] >= analysis.RISING_SHARE).all()
     counts = rising.groupby("family").size()
     runs = study.ok.groupby("family").size()
     named = ", ".join(f"{label(f)} {counts[f]} of {runs[f]}" for f in study.families if f in counts)
@@ -328,7 +328,7 @@ def test_no_limit_line_appears_when_none_applies(one_seed, tmp_path):
 def test_settings_chosen_on_short_runs_or_at_a_grid_edge_are_a_limit(one_seed):
     write_selection(one_seed.results, "gaussian", epochs=2, lrs=(3e-4, 1e-3), chosen=1e-3)
     write_selection(one_seed.results, "logit_normal", epochs=2, lrs=(3e-4, 1e-3, 3e-3), chosen=1e-3)
-    (limit,) = findings.limit_selection(aggregated(one_seed))
+    (limit,) = trust.limit_selection(aggregated(one_seed))
     assert limit.title == "Settings chosen on short runs:"
     assert "chosen on 2-epoch runs (seed 0, z = 8), shorter than the study's (5 epochs)" in limit.text
     assert f"{label('gaussian')} (learning rate 0.001)" in limit.text  # the largest tried
@@ -338,7 +338,7 @@ def test_settings_chosen_on_short_runs_or_at_a_grid_edge_are_a_limit(one_seed):
 def test_the_estimate_still_rising_from_k_over_4_to_k_is_flagged_per_run(one_seed):
     set_values(one_seed, "gaussian", 8, ll_disc_rise_nats=2.0, ll_disc_rise_se=0.9)  # 2.2 standard errors
     set_values(one_seed, "logit_normal", 8, ll_disc_rise_nats=1.7, ll_disc_rise_se=0.9)  # 1.9: not flagged
-    (flag,) = findings.limit_convergence(aggregated(one_seed))
+    (flag,) = trust.limit_convergence(aggregated(one_seed))
     assert f"{label('gaussian')} z = 8 seed 0 (discretized: +" in flag.text
     assert "2.2 standard errors" in flag.text
     assert label("logit_normal") not in flag.text and "1 run:" in flag.text
@@ -351,9 +351,9 @@ def test_many_runs_whose_estimate_still_rises_are_summed_up_per_family(tmp_path)
         set_values(synthetic, family, 8, ll_disc_rise_nats=2.0, ll_disc_rise_se=0.5)  # 4 standard errors
     set_values(synthetic, synthetic.families[0], 8, seeds=[1], ll_disc_rise_nats=3.0, ll_disc_rise_se=0.5)
     study = aggregated(synthetic)
-    (flag,) = findings.limit_convergence(study)
+    (flag,) = trust.limit_convergence(study)
     n = len(study.ok)
-    assert n > findings.NAMED_RUNS and f"in {n} runs: per family, " in flag.text
+    assert n > trust.NAMED_RUNS and f"in {n} runs: per family, " in flag.text
     for family in synthetic.families:
         assert flag.text.count(label(family)) == 1
     assert "seed" not in flag.text and "(4.0 standard errors)" in flag.text
@@ -375,7 +375,7 @@ def test_sample_size_and_statuses(full, sparse):
 
 
 def test_the_winner_merges_the_latent_sizes_into_one_paragraph(full):
-    (winner,) = findings.winners(full)
+    (winner,) = details.winners(full)
     at2, at8 = winner.text.split("; at z = 8")
     assert at2.startswith(f"at z = 2, {label('gaussian')} ") and "ahead of every other family" in at2
     assert "significant across" in at2
@@ -383,7 +383,7 @@ def test_the_winner_merges_the_latent_sizes_into_one_paragraph(full):
 
 
 def test_baselines_name_the_families_that_beat_a_histogram_without_a_latent(every_family):
-    (finding,) = findings.baselines(every_family)
+    (finding,) = details.baselines(every_family)
     beat = re.search(r"at z = 8, \d+ of 10 families beat it: (.*?); even the two-mass", finding.text).group(1)
     assert "significant across 3 seeds" in beat
     assert label("logit_normal") in beat and label("gaussian_fixed") not in beat
@@ -407,19 +407,19 @@ def test_bce_read_as_cb_against_cb_trained_on_its_own_likelihood(full, sparse):
 
 
 def test_the_seed_claims_each_have_a_verdict(every_family, full):
-    claims = {f.key: f for f in findings.claims(every_family)}
+    claims = {f.key: f for f in seed_claims.claims(every_family)}
     assert set(claims) == {"claim_converges", "claim_latent", "claim_sharper", "claim_squared_error"}
-    verdicts = (findings.SUPPORTED, findings.CONTRADICTED, findings.UNDECIDED)
+    verdicts = (seed_claims.SUPPORTED, seed_claims.CONTRADICTED, seed_claims.UNDECIDED)
     assert all(f.verdict in verdicts for f in claims.values())
     assert all(f.title.endswith(f"{f.verdict}.") for f in claims.values())
     # 3 seeds: BCE's kNN accuracy is far above squared error's (synthetic: 0.9 against 0.5)
-    assert claims["claim_latent"].verdict == findings.SUPPORTED
+    assert claims["claim_latent"].verdict == seed_claims.SUPPORTED
     assert "significant across 3 seeds" in claims["claim_latent"].text
     # synthetic learning curves have one shape for every family: equal epochs_to_95, nothing separates them
-    assert claims["claim_converges"].verdict == findings.UNDECIDED
+    assert claims["claim_converges"].verdict == seed_claims.UNDECIDED
     squared = catalog.with_everyday_loss("squared error")
-    (missing,) = [f for f in findings.claims(full) if f.key == "claim_squared_error"]
-    assert missing.verdict == findings.UNDECIDED and f"lacks ok runs of {squared}" in missing.text
+    (missing,) = [f for f in seed_claims.claims(full) if f.key == "claim_squared_error"]
+    assert missing.verdict == seed_claims.UNDECIDED and f"lacks ok runs of {squared}" in missing.text
 
 
 def test_a_claim_is_contradicted_when_one_comparison_goes_against_it(tmp_path):
@@ -430,8 +430,8 @@ def test_a_claim_is_contradicted_when_one_comparison_goes_against_it(tmp_path):
     )
     for seed, acc in zip(synthetic.seeds, (0.95, 0.96, 0.97), strict=True):
         set_values(synthetic, squared, 8, [seed], knn_acc=acc)  # squared error's latent space is better
-    claim = one(findings.claims(aggregated(synthetic)), "claim_latent")
-    assert claim.verdict == findings.CONTRADICTED and "worse than" in claim.text
+    claim = one(seed_claims.claims(aggregated(synthetic)), "claim_latent")
+    assert claim.verdict == seed_claims.CONTRADICTED and "worse than" in claim.text
 
 
 def test_squared_error_learned_scale_rescue(tmp_path):
@@ -443,8 +443,8 @@ def test_squared_error_learned_scale_rescue(tmp_path):
         missing=None,
         families=("bernoulli", squared, "gaussian", "gaussian_shared"),
     )
-    (finding,) = findings.squared_error(aggregated(synthetic), "bernoulli", squared)
-    assert finding.text.startswith(findings.SEED_QUOTE)
+    (finding,) = seed_claims.squared_error(aggregated(synthetic), "bernoulli", squared)
+    assert finding.text.startswith(seed_claims.SEED_QUOTE)
     assert f"a learned scale does not ({label('gaussian')} " in finding.text
     assert f"not the {catalog.BY_ID[squared].distribution} shape" in finding.text
     assert f"Not every learned scale rescues it: {label('gaussian_shared')} " in finding.text
@@ -452,14 +452,14 @@ def test_squared_error_learned_scale_rescue(tmp_path):
 
 
 def test_likelihood_and_pictures_disagree_for_the_logit_families(every_family):
-    (finding,) = findings.likelihood_vs_pictures(every_family)
+    (finding,) = details.likelihood_vs_pictures(every_family)
     assert f"at z = 8, {label('logit_normal')} is 1 of 10 on likelihood" in finding.text
     assert ", its median image " in finding.text and finding.text.count("flat grey") == 1
 
 
 def test_edge_bins_in_one_paragraph_name_the_continuous_real_line_families(full, every_family):
-    assert findings.edge_bins(full) == []  # the synthetic columns agree: nothing to explain
-    (finding,) = findings.edge_bins(every_family)
+    assert details.edge_bins(full) == []  # the synthetic columns agree: nothing to explain
+    (finding,) = details.edge_bins(every_family)
     assert finding.text.startswith(
         f"at z = 8, both columns rank {label('logit_normal')} first; the widest gap is {label('gaussian')}'s"
     )
@@ -483,16 +483,16 @@ def test_edge_bins_without_a_real_line_family(tmp_path):
     )
     path = synthetic.run_dir("logit_normal", 8, 0) / "metrics.json"
     edit_json(path, bpd_deq=json.loads(path.read_text())["bpd_deq"] + 2)
-    (finding,) = findings.edge_bins(aggregated(synthetic))
+    (finding,) = details.edge_bins(aggregated(synthetic))
     assert "the dequantized column " + label("continuous_bernoulli") in finding.text
     assert "No family here is on the whole real line" in finding.text
 
 
 def test_calibration_is_named_a_reconstruction_calibration_and_comparability(full, every_family):
-    (calibration,) = findings.calibration(full)
+    (calibration,) = details.calibration(full)
     assert calibration.title == "Reconstruction calibration:"
     assert "not a predictive calibration" in calibration.text
-    assert findings.comparability(full) == []
-    (marked,) = findings.comparability(every_family)
+    assert details.comparability(full) == []
+    (marked,) = details.comparability(every_family)
     assert marked.title == "Not comparable (†):" and marked.text.startswith(f"{label('laplace_fixed')} were")
-    assert findings.not_comparable(every_family) == ["laplace_fixed"]
+    assert analysis.not_comparable(every_family) == ["laplace_fixed"]

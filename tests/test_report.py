@@ -17,7 +17,10 @@ from synthetic_runs import DIVERGED, MISSING, write_manifest, write_selection, w
 
 from vaebench import captions, catalog, findings
 from vaebench.cli import main
-from vaebench.report import Report, finding_html
+from vaebench.report import page as report_page
+from vaebench.report import setup as report_setup
+from vaebench.report import tables as report_tables
+from vaebench.report.html import Footnotes, finding_html
 from vaebench.results import Study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -186,10 +189,14 @@ def test_ranking_shows_a_shared_rank_where_no_test_separates(tmp_path):
         path.write_text(json.dumps({**json.loads(path.read_text()), "bpd_disc": best[seed] + shift}))
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(["aggregate", "--results", str(study.results)]) == 0
-    report = Report(Study.load(study.results), None, tmp_path / "no-figures")
+    loaded = Study.load(study.results)
     normal, laplace = (html.escape(catalog.label(f)) for f in ("logit_normal", "logit_laplace"))
-    assert re.search(rf"<td>=1</td><td>{normal}</td>.*?<td>=1</td><td>{laplace}</td>", report.ranking(), re.S)
-    headline = report.headline()  # the ranking's tie is the headline's: bold winner, = on the tied one
+    assert re.search(
+        rf"<td>=1</td><td>{normal}</td>.*?<td>=1</td><td>{laplace}</td>", report_tables.ranking(loaded), re.S
+    )
+    headline = report_tables.headline(
+        loaded, Footnotes()
+    )  # the ranking's tie is the headline's: bold winner, = on the tied one
     assert re.search(rf"<td>{laplace}</td><td class='num'>[^<]*<sup>=</sup>", headline)
 
 
@@ -432,7 +439,7 @@ def test_the_setup_says_what_was_chosen_on_the_validation_split(sparse, tmp_path
     write_selection(results, "bernoulli", epochs=2, lrs=(3e-4, 1e-3), chosen=1e-3)
     write_selection(results, "gaussian_fixed", epochs=2, lrs=(3e-4, 1e-3, 3e-3), chosen=1e-3, sigma=0.1)
     write_selection(results, "beta", epochs=2, lrs=(1e-3, 3e-3), chosen=3e-3)  # not what beta trained with
-    setup = Report(Study.load(results), None, tmp_path).setup()
+    setup = report_setup.setup(Study.load(results), {})
     body = re.search(r"<table id='choices-table'>.*?<tbody>(.*?)</tbody>", setup, re.S).group(1)
     rows = [
         [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)] for tr in body.split("</tr>")[:-1]
@@ -450,7 +457,7 @@ def test_the_limits_box_quotes_what_the_budget_forced_first(sparse, tmp_path):
     assert "What the budget forced:" not in page
     said = "6 epochs & K = 1,000 <not 5,000>, to fit 2.5 hours on 2 cores"
     loaded = Study.load(study.results)
-    limits = Report(loaded, {"budget": said}, tmp_path).limits()
+    limits = report_page.limits(loaded, {"budget": said})
     first = re.search(r"<li>(.*?)</li>", limits).group(1)
     assert first == f"<b>What the budget forced:</b> {html.escape(said, quote=False)}"
     assert limits.count("<li>") == 1 + len(findings.limits(loaded))

@@ -32,28 +32,41 @@ LN2 = math.log(2.0)
 
 @dataclass(frozen=True)
 class Measure:
-    """A number families are compared on: its name in words and which way is better."""
+    """A number families are compared on: its name in words, which way is better, its short table header."""
 
     name: str
     lower_is_better: bool
+    short: str
 
 
 # every measure a table, figure or finding compares families on; `_mean` / `_median`: computed on the family's
 # mean / median image (picture quality); a measure with a test-set standard error has it in `<metric>_se`
 MEASURES = {
-    "bpd_disc": Measure("discretized bits/dim", True),
-    "bpd_deq": Measure("dequantized bits/dim", True),
-    "recon_mse": Measure("reconstruction MSE", True),
-    "knn_acc": Measure("kNN accuracy", False),
-    "epochs_to_95": Measure("epochs to 95% of the ELBO gain", True),
-    "fd_samples_mean": Measure("Fréchet distance of the samples (mean image)", True),
-    "fd_samples_median": Measure("Fréchet distance of the samples (median image)", True),
-    "fd_recon_mean": Measure("Fréchet distance of the reconstructions (mean image)", True),
-    "fd_recon_median": Measure("Fréchet distance of the reconstructions (median image)", True),
-    "sharpness_mean": Measure("sharpness of the reconstructions (mean image)", False),
-    "sharpness_median": Measure("sharpness of the reconstructions (median image)", False),
-    "recon_class_acc_mean": Measure("classifier accuracy on the reconstructions (mean image)", False),
-    "recon_class_acc_median": Measure("classifier accuracy on the reconstructions (median image)", False),
+    "bpd_disc": Measure("discretized bits/dim", True, "bits/dim disc"),
+    "bpd_deq": Measure("dequantized bits/dim", True, "bits/dim deq"),
+    "recon_mse": Measure("reconstruction MSE", True, "recon. MSE"),
+    "knn_acc": Measure("kNN accuracy", False, "kNN accuracy"),
+    "epochs_to_95": Measure("epochs to 95% of the ELBO gain", True, "epochs to 95% of the gain"),
+    "fd_samples_mean": Measure("Fréchet distance of the samples (mean image)", True, "FD of samples"),
+    "fd_samples_median": Measure(
+        "Fréchet distance of the samples (median image)", True, "FD of samples, median"
+    ),
+    "fd_recon_mean": Measure("Fréchet distance of the reconstructions (mean image)", True, "FD of recon."),
+    "fd_recon_median": Measure(
+        "Fréchet distance of the reconstructions (median image)", True, "FD of recon., median"
+    ),
+    "sharpness_mean": Measure("sharpness of the reconstructions (mean image)", False, "sharpness of recon."),
+    "sharpness_median": Measure(
+        "sharpness of the reconstructions (median image)", False, "sharpness of recon., median"
+    ),
+    "recon_class_acc_mean": Measure(
+        "classifier accuracy on the reconstructions (mean image)", False, "classifier acc. on recon."
+    ),
+    "recon_class_acc_median": Measure(
+        "classifier accuracy on the reconstructions (median image)",
+        False,
+        "classifier acc. on recon., median",
+    ),
 }
 # the pairwise tests of tests.csv: metric -> lower is better (the median-image twins are not tested)
 TESTED = {metric: m.lower_is_better for metric, m in MEASURES.items() if not metric.endswith("_median")}

@@ -1,0 +1,282 @@
+"""The study's analysis: every decision the findings and the report state, made once, as plain data.
+
+How sure a difference is comes from one rule, `judge`: with stats.MIN_PAIRS_T paired seeds or more the
+Holm-corrected paired t-test; with fewer, the test-set noise (stats.NOISE_SE standard errors of the
+difference); else the order of the means only. Which family leads a column (`ranking`, `leaders`),
+which runs were still improving (`still_rising`, `estimate_still_rising`), whether K, the test subset,
+the training set or the architecture fall short of the protocol, and which chosen settings sit at the
+edge of their grid are decided here too. The findings (`vaebench.findings`) put these into sentences
+and the report (`vaebench.report`) into tables; neither decides them again. Which way a measure is
+better comes from results.MEASURES.
+"""
+
+import math
+from dataclasses import dataclass
+
+import pandas as pd
+
+from vaebench import stats
+from vaebench.results import MEASURES, OK, Study, nats_to_bpd
+from vaebench.utils import finite
+from vaebench.words import holm_p, seeds
+
+PAPER_K = 5000  # Burda et al.'s protocol: importance samples per test image
+SEED_ARCH = "conv"  # the seed post's network (16/32/128 channels); the mlp is a smaller, different model
+RISING_SHARE = 0.01  # a learning curve still rises when its last epoch added at least this share of its gain
+RISE_SE = 2  # the estimate still rises when it grew from K/4 to K by more than this many standard errors
+SMALL_TRAIN = 10_000  # fewer training images than this is a small training set (MNIST has 60,000)
+K_FRACTIONS = ("_k_sixteenth", "_k_quarter")  # the estimate's columns at K/16 and K/4 samples
+
+
+# -- the one evidence rule ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Evidence:
+    """How sure the difference a - b of two means is (`judge`): `separated` when the rule says it is real."""
+
+    diff: float
+    separated: bool
+    words: str
+
+    def better(self, metric: str) -> int:
+        """+1 when a is better on `metric` by the rule, -1 when b is, 0 when the rule cannot tell."""
+        if not self.separated or not finite(self.diff) or self.diff == 0:
+            return 0
+        lower = MEASURES[metric].lower_is_better if metric in MEASURES else True
+        return 1 if (self.diff < 0) == lower else -1
+
+
+def judge(
+    diff: float, n: int, p_holm: float = math.nan, se_a: float = math.nan, se_b: float = math.nan
+) -> Evidence:
+    """The evidence rule every finding uses, for a difference of means over n seeds.
+
+    With MIN_PAIRS_T seeds or more and a test: the Holm-corrected t-test decides. With fewer, a difference
+    larger than NOISE_SE standard errors of the difference over test images counts ("beyond the test-set
+    noise"); without standard errors, or within them, it is the order of the means only.
+    """
+    if not finite(diff):
+        return Evidence(math.nan, False, "no value to compare")
+    if n >= stats.MIN_PAIRS_T and finite(p_holm):
+        significant = p_holm < stats.ALPHA
+        return Evidence(
+            diff,
+            significant,
+            f"{'significant' if significant else 'not significant'} across {n} seeds ({holm_p(p_holm)})",
+        )
+    beyond, ratio = stats.beyond_noise(diff, se_a, se_b)
+    if beyond:
+        return Evidence(diff, True, f"larger than {stats.NOISE_SE} test-set standard errors, {seeds(n)}")
+    if finite(ratio):
+        return Evidence(diff, False, f"order of means only: {ratio:.1f} test-set standard errors, {seeds(n)}")
+    return Evidence(diff, False, f"order of means only, {seeds(n)}")
+
+
+def evidence(study: Study, metric: str, dim: int, a: str, b: str) -> Evidence:
+    """`judge` on two families' means at one latent dimension: their paired test from tests.csv, else the
+    test-set standard errors of their means."""
+    sa, sb = study.stat(a, dim, metric), study.stat(b, dim, metric)
+    if not (finite(sa["mean"]) and finite(sb["mean"])):
+        return judge(math.nan, 0)
+    row = study.test(metric, dim, a, b)
+    if row is not None and finite(row["t_p_holm"]):
+        return judge(float(row["diff_mean"]), int(row["n_pairs"]), float(row["t_p_holm"]))
+    n = int(row["n_pairs"]) if row is not None else min(sa["n"], sb["n"])
+    return judge(sa["mean"] - sb["mean"], n, se_a=sa["se"], se_b=sb["se"])
+
+
+def seed_values(study: Study, family: str, dim: int, metric: str) -> pd.Series:
+    runs = study.ok[(study.ok["family"] == family) & (study.ok["latent_dim"] == dim)]
+    return pd.to_numeric(runs[metric], errors="coerce").dropna() if metric in runs.columns else pd.Series()
+
+
+def against_references(
+    study: Study, dim: int, reference: dict, metric: str = "bpd_disc"
+) -> dict[str, Evidence]:
+    """`judge` of each family's mean minus a baseline's value (a fixed model, no seeds): with enough seeds
+    a one-sample t-test, Holm-corrected over the families; else the test-set noise of both."""
+    ref, ref_se = (
+        reference.get(metric),
+        nats_to_bpd(reference.get("ll_disc_se") or math.nan, (study.baselines or {}).get("dims") or math.nan),
+    )
+    families = [f for f in study.families if finite(study.stat(f, dim, metric)["mean"])]
+    p = stats.holm([stats.one_sample_p(seed_values(study, f, dim, metric), ref) for f in families])
+    out = {}
+    for family, p_holm in zip(families, p, strict=True):
+        s = study.stat(family, dim, metric)
+        out[family] = judge(s["mean"] - ref, s["n"], p_holm, s["se"], ref_se)
+    return out
+
+
+# -- who leads ------------------------------------------------------------------------------------------
+def ranking(study: Study, metric: str = "bpd_disc") -> pd.DataFrame:
+    """stats.ranking of the study: per latent dimension the families by mean, with their ties. The one place
+    a column's winner is decided: the headline's bold cell and its ties, the winner findings, the ranking."""
+    return stats.ranking(study.metrics, study.tests, metric, study.families)
+
+
+def leaders(study: Study, metric: str) -> dict[int, tuple[str, set[str]]]:
+    """Per latent dimension: the ranking's first family and the families tied with it."""
+    return {
+        int(dim): (at["family"].iloc[0], set(at["tied_with"].iloc[0].split()))
+        for dim, at in ranking(study, metric).groupby("latent_dim")
+    }
+
+
+def best_by(study: Study, metric: str, dim: int) -> list[str]:
+    """The families with a value of `metric` at `dim`, best mean first."""
+    means = {f: m for f in study.families if finite(m := study.stat(f, dim, metric)["mean"])}
+    lower = MEASURES[metric].lower_is_better
+    return sorted(means, key=lambda f: means[f] if lower else -means[f])
+
+
+def has_measure(study: Study, metric: str) -> bool:
+    return metric in study.ok.columns and pd.to_numeric(study.ok[metric], errors="coerce").notna().any()
+
+
+def not_comparable(study: Study) -> list[str]:
+    """Families with a run trained on v/255 without dequantization: their likelihoods are not comparable."""
+    marked = []
+    for family in study.families:
+        runs = study.metrics[study.metrics["family"] == family]
+        flags = [runs[c] for c in ("dequantize", "ll_comparable") if c in runs.columns]
+        if any((f.astype(str).str.lower() == "false").any() for f in flags):
+            marked.append(family)
+    return marked
+
+
+# -- what is still rising -------------------------------------------------------------------------------
+def still_rising(study: Study) -> pd.DataFrame:
+    """Per ok run: the last epoch's test-ELBO gain as a share of the run's total gain; the rising ones."""
+    history, rows = study.history, []
+    if history.empty:
+        return pd.DataFrame(columns=["family", "latent_dim", "seed", "share", "epochs"])
+    ok = history[history["status"] == OK]
+    for (family, dim, seed), run in ok.groupby(["family", "latent_dim", "seed"], sort=False):
+        elbo = pd.to_numeric(run.sort_values("epoch")["test_elbo_nats"], errors="coerce").dropna().to_numpy()
+        if len(elbo) < 2 or elbo[-1] - elbo[0] <= 0:
+            continue
+        share = (elbo[-1] - elbo[-2]) / (elbo[-1] - elbo[0])
+        if share >= RISING_SHARE:
+            rows.append(
+                {"family": family, "latent_dim": dim, "seed": seed, "share": share, "epochs": len(elbo)}
+            )
+    return pd.DataFrame(rows, columns=["family", "latent_dim", "seed", "share", "epochs"])
+
+
+@dataclass(frozen=True)
+class RisingEstimate:
+    """An ok run whose likelihood estimate (`kind`: disc or deq) still rose from K/4 to K by more than RISE_SE
+    standard errors of that rise."""
+
+    family: str
+    latent_dim: int
+    seed: int
+    run_dir: str
+    kind: str
+    rise_nats: float
+    se_nats: float
+    dims: float
+
+    @property
+    def rise_bpd(self) -> float:
+        return nats_to_bpd(self.rise_nats, self.dims)
+
+
+def estimate_still_rising(study: Study) -> list[RisingEstimate]:
+    """Every (run, likelihood) whose estimate had not converged at K, in the order of the runs."""
+    flagged = []
+    for _, run in study.ok.iterrows():
+        for kind in ("disc", "deq"):
+            rise, se = run.get(f"ll_{kind}_rise_nats"), run.get(f"ll_{kind}_rise_se")
+            if finite(rise) and finite(se) and rise > RISE_SE * se:
+                flagged.append(
+                    RisingEstimate(
+                        run["family"],
+                        run["latent_dim"],
+                        run["seed"],
+                        run["run_dir"],
+                        kind,
+                        rise,
+                        se,
+                        run["dims"],
+                    )
+                )
+    return flagged
+
+
+def estimate_trend(study: Study, family: str, dim: int) -> list[float | None] | None:
+    """The discretized bits/dim of the estimate from K/16, K/4 and K samples (mean over ok seeds; None where
+    the runs did not record it), or None without a value at K."""
+    ok = study.ok
+    runs = ok[(ok["family"] == family) & (ok["latent_dim"] == dim)]
+    at_k = study.stat(family, dim, "bpd_disc")["mean"]
+    dims = pd.to_numeric(runs.get("dims"), errors="coerce").dropna()
+    if not finite(at_k) or dims.empty:
+        return None
+    ll_at_k = study.stat(family, dim, "ll_disc_nats")["mean"]
+    lls = [study.stat(family, dim, f"ll_disc_nats{key}")["mean"] for key in K_FRACTIONS]
+    return [at_k + nats_to_bpd(ll_at_k - ll, dims.iloc[0]) if finite(ll) else None for ll in lls] + [at_k]
+
+
+# -- the protocol and the data: where this study falls short -------------------------------------------
+def ok_values(study: Study, column: str) -> pd.Series:
+    """A column of the ok runs as numbers, without the runs that lack it."""
+    return (
+        pd.to_numeric(study.ok[column], errors="coerce").dropna()
+        if column in study.ok.columns
+        else pd.Series(dtype=float)
+    )
+
+
+def fewer_samples(study: Study) -> int | None:
+    """The importance samples K of the runs, when fewer than the protocol's PAPER_K."""
+    ks = ok_values(study, "k")
+    return int(ks.max()) if not ks.empty and ks.max() < PAPER_K else None
+
+
+def validated(study: Study) -> bool:
+    """Whether the runs held out a validation split (and kept the epoch best on it)."""
+    held_out = ok_values(study, "validation")
+    return not held_out.empty and held_out.max() > 0
+
+
+def split_size(study: Study, key: str) -> int | None:
+    """The dataset split's size (n_train, n_test) from the manifest, else from baselines.json."""
+    in_baselines = "n_test_split" if key == "n_test" else key
+    for record, name in ((study.manifest, key), (study.baselines, in_baselines)):
+        if record and finite(record.get(name)):
+            return int(record[name])
+    return None
+
+
+def scored_images(study: Study) -> int | None:
+    """The most test images an ok run was scored on."""
+    scored = ok_values(study, "n_test")
+    return int(scored.max()) if not scored.empty else None
+
+
+def other_archs(study: Study) -> list[str]:
+    """The networks of the ok runs other than the seed post's SEED_ARCH."""
+    archs = sorted(set(study.ok["arch"].dropna().astype(str))) if "arch" in study.ok.columns else []
+    return [a for a in archs if a != SEED_ARCH]
+
+
+def small_train(study: Study) -> int | None:
+    """The training split's size, when below SMALL_TRAIN images."""
+    n = split_size(study, "n_train")
+    return n if n is not None and n < SMALL_TRAIN else None
+
+
+# -- the settings chosen on the validation split -------------------------------------------------------
+def tried_values(record: dict) -> dict[str, list[float]]:
+    """Each chosen setting of a selection record: the values tried, in increasing order."""
+    return {key: sorted({t[key] for t in record["tried"]}) for key in record["settings"]}
+
+
+def grid_edges(record: dict) -> list[str]:
+    """The chosen settings of a selection record that are the smallest or largest value tried."""
+    return [
+        key
+        for key, tried in tried_values(record).items()
+        if len(tried) > 1 and record["settings"][key] in (tried[0], tried[-1])
+    ]

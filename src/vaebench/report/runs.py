@@ -1,0 +1,123 @@
+"""Every run and every pairwise test of the bits/dim, folded away at the foot of the page."""
+
+import pandas as pd
+
+from vaebench.report.html import esc, family_label, table
+from vaebench.results import METRIC_NAMES, OK, Study
+from vaebench.utils import finite
+from vaebench.words import fmt, fmt_p, fmt_value
+
+INTEGER_COLUMNS = ("latent_dim", "seed", "k", "n_test", "epochs_completed", "active_units", "epochs_to_95")
+RUN_COLUMNS = (  # the every-run table: column -> its header
+    ("bpd_disc", "bits/dim disc ↓"),
+    ("bpd_deq", "bits/dim deq ↓"),
+    ("ll_disc_nats", "LL disc, nats ↑"),
+    ("ll_deq_nats", "LL deq, nats ↑"),
+    ("elbo_nats", "ELBO, nats ↑"),
+    ("kl_nats", "KL, nats"),
+    ("recon_mse", "recon MSE ↓"),
+    ("knn_acc", "kNN acc ↑"),
+    ("active_units", "active units"),
+    ("coverage90", "recon. coverage 90%"),
+    ("epochs_to_95", "epochs to 95% ↓"),
+    ("fd_samples_mean", "FD samples ↓"),
+    ("fd_recon_mean", "FD recon ↓"),
+    ("sharpness_mean", "sharpness"),
+    ("recon_class_acc_mean", "recon class acc ↑"),
+    ("ll_disc_rise_nats", "LL rise K/4→K, nats"),
+    ("k", "K"),
+    ("n_test", "test images"),
+    ("epochs_completed", "epochs done"),
+    ("train_seconds", "train s"),
+    ("eval_seconds", "eval s"),
+)
+TEST_HEADER = [
+    "metric",
+    "z",
+    "a",
+    "b",
+    "n",
+    "a − b, bits/dim [95% CI]",
+    "Cohen's dz",
+    "rank-biserial",
+    "t-test p",
+    "p_holm",
+    "Wilcoxon p",
+    "p_holm",
+    "significant",
+    "note",
+]
+
+
+def number(column: str, value) -> str:
+    """A cell of the every-run table: counts as integers, bits/dim and MSE to 4 decimals, the rest 2."""
+    if not finite(value):
+        return ""
+    if column in INTEGER_COLUMNS and float(value).is_integer():
+        return str(int(value))
+    if column.startswith(("fd_", "sharpness_")):
+        return fmt_value(column, value)
+    return fmt(value, 4 if column in ("bpd_disc", "bpd_deq", "recon_mse") else 2)
+
+
+def runs(study: Study) -> str:
+    m = study.metrics
+    columns = [(c, h) for c, h in RUN_COLUMNS if c in m.columns]
+
+    def text(r, c, cut=None):
+        return esc(str(r[c])[:cut]) if c in r.index and pd.notna(r[c]) else ""
+
+    rows = []
+    for _, r in m.iterrows():
+        status_css = "status-ok" if r["status"] == OK else "status-bad"
+        cells = [
+            family_label(study, r["family"]),
+            esc(r["latent_dim"]),
+            esc(r["seed"]),
+            (esc(r["status"]), status_css),
+            esc(r["note"]),
+        ]
+        cells += [(number(c, r[c]), "num") for c, _ in columns]
+        cells += [text(r, "device"), text(r, "git_commit", 10), text(r, "started_at"), esc(r["run_dir"])]
+        rows.append(cells)
+    header = (
+        ["family", "z", "seed", "status", "note"]
+        + [h for _, h in columns]
+        + ["device", "commit", "started", "run directory"]
+    )
+    return (
+        f"<details class='runs'><summary>Every run ({len(m)}): status, numbers, provenance</summary>"
+        + table(header, rows, "id='runs-table'")
+        + "</details>"
+        + tests(study)
+    )
+
+
+def tests(study: Study) -> str:
+    tests = study.tests[study.tests["metric"].isin(list(METRIC_NAMES))]
+    notes = tests["note"].value_counts()
+    common = notes.index[0] if len(notes) and notes.iloc[0] > 1 else ""  # said once, above the table
+    rows = [
+        [
+            esc(t["metric"]),
+            esc(t["latent_dim"]),
+            family_label(study, t["family_a"]),
+            family_label(study, t["family_b"]),
+            esc(t["n_pairs"]),
+            (f"{fmt(t['diff_mean'])} [{fmt(t['diff_ci95_low'])}, {fmt(t['diff_ci95_high'])}]", "num"),
+            (fmt(t["cohens_dz"], 2), "num"),
+            (fmt(t["rank_biserial"], 2), "num"),
+            (fmt_p(t["t_p"]), "num"),
+            (fmt_p(t["t_p_holm"]), "num"),
+            (fmt_p(t["wilcoxon_p"]), "num"),
+            (fmt_p(t["wilcoxon_p_holm"]), "num"),
+            "yes" if t["significant"] else "no",
+            esc(t["note"] if t["note"] != common else ""),
+        ]
+        for _, t in tests.iterrows()
+    ]
+    said = f"<p class='small'>Unless a row says otherwise: {esc(common)}.</p>" if common else ""
+    return (
+        f"<details class='runs'><summary>Every pairwise test of the bits/dim ({len(tests)}; the "
+        "other measures' tests are in tests.csv)</summary>" + said + table(TEST_HEADER, rows) + "</details>"
+    )
