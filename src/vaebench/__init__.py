@@ -1,6 +1,6 @@
 """vaebench: which output distribution should an image VAE's decoder use?
 
-Pipeline stages, one module each: data -> train -> evaluate -> aggregate -> figures -> report.
+Pipeline stages, one module or package each: data -> train -> evaluate -> aggregate -> figures -> report.
 The output families live in one registry (`vaebench.families`).
 """
 

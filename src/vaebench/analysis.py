@@ -3,6 +3,7 @@
 How sure a difference is comes from one rule, `judge`: with stats.MIN_PAIRS_T paired seeds or more the
 Holm-corrected paired t-test; with fewer, the test-set noise (stats.NOISE_SE standard errors of the
 difference); else the order of the means only. Which family leads a column (`ranking`, `leaders`),
+which are worse than the uniform density, where likelihood and picture quality disagree,
 which runs were still improving (`still_rising`, `estimate_still_rising`), whether K, the test subset,
 the training set or the architecture fall short of the protocol, and which chosen settings sit at the
 edge of their grid are decided here too. The findings (`vaebench.findings`) put these into sentences
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from vaebench import stats
-from vaebench.results import MEASURES, OK, Study, nats_to_bpd
+from vaebench.results import MEASURES, OK, UNIFORM_BPD, Study, nats_to_bpd
 from vaebench.utils import finite
 from vaebench.words import holm_p, seeds
 
@@ -142,6 +143,46 @@ def not_comparable(study: Study) -> list[str]:
         if any((f.astype(str).str.lower() == "false").any() for f in flags):
             marked.append(family)
     return marked
+
+
+def worse_than_uniform(study: Study) -> dict[str, list[tuple[int, float]]]:
+    """Per family, the (latent dimension, mean) where its dequantized bits/dim is worse than the uniform
+    density's: as a density of the images, it is worse than noise there."""
+    means = {(f, d): study.stat(f, d, "bpd_deq")["mean"] for f in study.families for d in study.dims}
+    return {
+        f: [(d, means[f, d]) for d in study.dims if finite(means[f, d]) and means[f, d] > UNIFORM_BPD]
+        for f in study.families
+    }
+
+
+@dataclass(frozen=True)
+class Disagreement:
+    """A family near the top on likelihood and in the bottom half on the Fréchet distance of its samples:
+    its places (1 = best) among the `of` families with both values at one latent dimension."""
+
+    family: str
+    latent_dim: int
+    likelihood_place: int
+    pictures_place: int
+    of: int
+
+
+def likelihood_vs_pictures(study: Study, metric: str = "fd_samples_mean") -> list[Disagreement]:
+    """Each family in the top third on likelihood that is in the bottom half on `metric`, per latent
+    dimension with three families or more that have both."""
+    found = []
+    for dim in study.dims:
+        by_ll, by_fd = best_by(study, "bpd_disc", dim), best_by(study, metric, dim)
+        both = [f for f in by_ll if f in by_fd]
+        if len(both) < 3:
+            continue
+        by_ll, by_fd = [f for f in by_ll if f in both], [f for f in by_fd if f in both]
+        for family in by_ll[: max(1, len(both) // 3)]:
+            if by_fd.index(family) >= len(both) / 2:
+                found.append(
+                    Disagreement(family, dim, by_ll.index(family) + 1, by_fd.index(family) + 1, len(both))
+                )
+    return found
 
 
 # -- what is still rising -------------------------------------------------------------------------------

@@ -1,8 +1,8 @@
 """The figures' names, in page order, and their captions: standard library only.
 
 The Snakefile imports FIGURES on every invocation (the figures rule's outputs, the report rule's
-inputs), so this module stays free of matplotlib, pandas and torch; `figures.py` maps each name
-to its draw function. Each figure's title and caption are written once, in
+inputs), so this module stays free of matplotlib, pandas and torch; `vaebench.figures` maps each
+name to its draw function. Each figure's title and caption are written once, in
 workflow/report/NAME.rst: Snakemake's report shows that file, and `vaebench report` reads it
 with `read_caption`.
 """

@@ -7,8 +7,8 @@ more. Which families a rule compares comes from the catalog's properties (`score
 `discrete`), never from ids typed here.
 """
 
-from vaebench import catalog, stats
-from vaebench.analysis import against_references, best_by, evidence, has_measure, not_comparable, ranking
+from vaebench import analysis, catalog, stats
+from vaebench.analysis import against_references, evidence, has_measure, not_comparable, ranking
 from vaebench.findings.finding import Finding, grouped
 from vaebench.findings.seed_claims import claims
 from vaebench.results import DIVERGED, MEASURES, METRIC_NAMES, OK, Study
@@ -241,25 +241,17 @@ def likelihood_vs_pictures(study: Study) -> list[Finding]:
     if not has_measure(study, metric):
         return []
     parts, medians = [], False
-    for dim in study.dims:
-        by_ll, by_fd = best_by(study, "bpd_disc", dim), best_by(study, metric, dim)
-        both = [f for f in by_ll if f in by_fd]
-        if len(both) < 3:
-            continue
-        by_ll, by_fd = [f for f in by_ll if f in both], [f for f in by_fd if f in both]
-        for family in by_ll[: max(1, len(both) // 3)]:
-            if by_fd.index(family) < len(both) / 2:
-                continue
-            part = (
-                f"at z = {dim}, {label(study, family)} is {by_ll.index(family) + 1} of {len(both)} on "
-                f"likelihood but {by_fd.index(family) + 1} of {len(both)} on the "
-                f"{MEASURES[metric].name} ({fmt_value(metric, study.stat(family, dim, metric)['mean'])})"
-            )
-            median = study.stat(family, dim, "fd_samples_median")["mean"]
-            if finite(median):
-                part += f", its median image {fmt_value(metric, median)}"
-                medians = True
-            parts.append(part)
+    for d in analysis.likelihood_vs_pictures(study, metric):
+        part = (
+            f"at z = {d.latent_dim}, {label(study, d.family)} is {d.likelihood_place} of {d.of} on "
+            f"likelihood but {d.pictures_place} of {d.of} on the {MEASURES[metric].name} "
+            f"({fmt_value(metric, study.stat(d.family, d.latent_dim, metric)['mean'])})"
+        )
+        median = study.stat(d.family, d.latent_dim, "fd_samples_median")["mean"]
+        if finite(median):
+            part += f", its median image {fmt_value(metric, median)}"
+            medians = True
+        parts.append(part)
     if not parts:
         return []
     why = (

@@ -5,10 +5,9 @@ how sure it is in the words of the one evidence rule (`analysis.judge`).
 """
 
 from vaebench import catalog
-from vaebench.analysis import against_references, best_by, evidence, has_measure
+from vaebench.analysis import against_references, best_by, evidence, has_measure, worse_than_uniform
 from vaebench.findings.finding import Finding
 from vaebench.results import MEASURES, UNIFORM_BPD, Study
-from vaebench.utils import finite
 from vaebench.words import fmt, fmt_value, label, labels
 
 
@@ -83,12 +82,7 @@ def verdict_avoid(study: Study) -> list[Finding]:
     """What not to use: a density worse than uniform noise, a loss that is no density (catalog `scored_as`),
     families that no latent-free baseline loses to."""
     parts = []
-    uniform = {
-        f: [
-            (d, m) for d in study.dims if finite(m := study.stat(f, d, "bpd_deq")["mean"]) and m > UNIFORM_BPD
-        ]
-        for f in study.families
-    }
+    uniform = worse_than_uniform(study)
     if any(uniform.values()):
         named = ", ".join(
             f"{label(study, f)} ({', '.join(f'{fmt(m)} at z = {d}' for d, m in at)})"

@@ -40,13 +40,15 @@ def headline(study: Study, footnotes: Footnotes) -> str:
     the best per column in bold, ties marked; the baselines below as reference rows."""
     dims, marked = study.dims, set(analysis.not_comparable(study))
     leaders = {metric: analysis.leaders(study, metric) for metric in METRIC_NAMES}
+    uniform = {f: {d for d, _ in at} for f, at in analysis.worse_than_uniform(study).items()}
     rows = []
     for family in study.families:
         cells = [family_label(study, family) + (COMPARABILITY_MARK if family in marked else "")]
         for dim in dims:
             for metric in METRIC_NAMES:
                 best, tied = leaders[metric].get(dim, (None, set()))
-                cells.append(headline_cell(study, footnotes, family, dim, metric, best, tied))
+                shaded = metric == "bpd_deq" and dim in uniform[family]
+                cells.append(headline_cell(study, footnotes, family, dim, metric, best, tied, shaded))
         rows.append(cells)
     top = (
         "<tr><th rowspan='2'>family</th>"
@@ -114,9 +116,17 @@ def baseline_rows(study: Study) -> str:
 
 
 def headline_cell(
-    study: Study, footnotes: Footnotes, family: str, dim: int, metric: str, best: str | None, tied: set
+    study: Study,
+    footnotes: Footnotes,
+    family: str,
+    dim: int,
+    metric: str,
+    best: str | None,
+    tied: set,
+    worse_than_uniform: bool,
 ) -> str:
-    """mean ± the 95% interval across seeds (two or more), else ± the test-set SE (one seed)."""
+    """mean ± the 95% interval across seeds (two or more), else ± the test-set SE (one seed); shaded where
+    the analysis finds it worse than the uniform density."""
     s = study.stat(family, dim, metric)
     counts = status_counts(study, family, dim)
     note = footnotes.mark(s["note"]) if s["note"] else ""
@@ -132,7 +142,7 @@ def headline_cell(
     else:
         shown, detail = fmt(s["mean"]), [seeds]
     css = "num best" if family == best else "num"
-    if metric == "bpd_deq" and s["mean"] > UNIFORM_BPD:
+    if worse_than_uniform:
         css += " worse-uniform"
         detail.append("worse than uniform")
     detail += [counts] if counts else []
