@@ -14,6 +14,7 @@ reference files of a study.
     study.results, study.expected  # the dataset folder; every run dir the "config" asks for
 """
 
+import io
 import json
 import math
 import zlib
@@ -22,8 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
+from vaebench import aggregate, catalog, stats
 from vaebench.baselines import BASELINES
 from vaebench.evaluate import RUN_FIELDS
+from vaebench.results import BASELINES as BASELINES_FILE
+from vaebench.results import TESTED, Study, read_reference, read_table
 from vaebench.train import HISTORY_COLUMNS
 from vaebench.utils import write_json
 
@@ -426,3 +430,17 @@ def write_selection(results: Path, family: str, epochs: int, lrs, chosen: float,
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps({**record, "epochs": epochs, "seed": 0, "latent_dim": 8}))
     return path
+
+
+def study_of(study: SyntheticStudy, manifest: Path | None = None) -> Study:
+    """The Study of the synthetic runs, built in this process from aggregate's own tables (no CLI, no files
+    written), each read back through CSV as `vaebench report` reads metrics.csv, summary.csv and tests.csv."""
+    metrics = aggregate.collect(study.results, study.expected)
+    families = catalog.family_order(metrics["family"])
+    tables = (metrics, aggregate.summarise(metrics), stats.all_tests(metrics, families, TESTED))
+    return Study(
+        study.results,
+        *(read_table(io.StringIO(table.to_csv(index=False))) for table in tables),
+        baselines=read_reference(study.results / BASELINES_FILE, "baselines"),
+        manifest=read_reference(manifest, "dataset manifest"),
+    )

@@ -9,7 +9,7 @@ import re
 
 import pandas as pd
 import pytest
-from synthetic_runs import write_manifest, write_run, write_selection, write_synthetic_results
+from synthetic_runs import study_of, write_manifest, write_run, write_selection, write_synthetic_results
 
 from vaebench import analysis, catalog, findings, results, stats
 from vaebench.catalog import FAMILY_IDS
@@ -24,23 +24,6 @@ def label(family: str) -> str:
 
 def edit_json(path, **changes) -> None:
     path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
-
-
-def aggregated(synthetic) -> Study:
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert (
-            main(
-                [
-                    "aggregate",
-                    "--results",
-                    str(synthetic.results),
-                    "--expected",
-                    *map(str, synthetic.expected),
-                ]
-            )
-            == 0
-        )
-    return Study.load(synthetic.results)
 
 
 def one(items: list[Finding], key: str) -> Finding:
@@ -58,7 +41,7 @@ def assert_plain(items: list[Finding]) -> None:
 @pytest.fixture(scope="module")
 def full(tmp_path_factory):
     """3 families x latent dims 2 and 8 x 3 seeds, gaussian z = 8 seed 2 diverged, CB z = 8 seed 1 missing."""
-    return aggregated(write_synthetic_results(tmp_path_factory.mktemp("full") / "mnist5k"))
+    return study_of(write_synthetic_results(tmp_path_factory.mktemp("full") / "mnist5k"))
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +55,7 @@ def sparse(tmp_path_factory):
         diverged=None,
         missing=None,
     )
-    return aggregated(synthetic)
+    return study_of(synthetic)
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +73,7 @@ def every_family(tmp_path_factory):
         edit_json(path, bpd_deq=json.loads(path.read_text())["bpd_deq"] + 5)
     for path in (synthetic.results / "laplace_fixed").glob("z*/seed*/*.json"):  # metrics.json repeats it
         edit_json(path, dequantize=False)
-    return aggregated(synthetic)
+    return study_of(synthetic)
 
 
 def every(study: Study) -> list[Finding]:
@@ -104,6 +87,30 @@ def set_values(synthetic, family: str, dim: int, seeds=None, **values) -> None:
 
 def bpd(synthetic, family, dim, seed) -> float:
     return json.loads((synthetic.run_dir(family, dim, seed) / "metrics.json").read_text())["bpd_disc"]
+
+
+def test_the_study_built_in_process_is_the_one_the_report_stage_reads(tmp_path):
+    """study_of, the fixtures' shortcut past the CLI, gives the tables `vaebench aggregate` writes and
+    `vaebench report` reads back."""
+    synthetic = write_synthetic_results(tmp_path / "mnist5k", latent_dims=(8,), seeds=(0, 1))
+    built = study_of(synthetic)
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert (
+            main(
+                [
+                    "aggregate",
+                    "--results",
+                    str(synthetic.results),
+                    "--expected",
+                    *map(str, synthetic.expected),
+                ]
+            )
+            == 0
+        )
+    loaded = Study.load(synthetic.results)
+    for table in ("metrics", "summary", "tests"):
+        pd.testing.assert_frame_equal(getattr(built, table), getattr(loaded, table))
+    assert built.baselines == loaded.baselines and findings.findings(built) == findings.findings(loaded)
 
 
 def test_findings_are_plain_text_in_page_order_and_show_no_missing_value(full, sparse, every_family):
@@ -165,7 +172,7 @@ def one_seed(tmp_path):
 
 
 def test_one_seed_a_lead_far_beyond_the_test_set_noise_and_one_within_it(one_seed):
-    study = aggregated(one_seed)
+    study = study_of(one_seed)
     se_diff = math.hypot(*(study.stat(f, 8, "bpd_disc")["se"] for f in ("logit_normal", "logit_laplace")))
     far, near = (
         analysis.evidence(study, "bpd_disc", 8, "logit_normal", f) for f in ("gaussian", "logit_laplace")
@@ -197,7 +204,7 @@ def test_within_the_noise_squared_error_is_never_called_worse(tmp_path):
     )
     set_values(synthetic, squared, 8, recon_mse=0.028)
     set_values(synthetic, bce, 8, recon_mse=0.026)
-    finding = one(seed_claims.claims(aggregated(synthetic)), "claim_squared_error")
+    finding = one(seed_claims.claims(study_of(synthetic)), "claim_squared_error")
     assert (
         f"On reconstruction MSE, at z = 8, 0.026: not separable from {label(squared)} 0.028 (order of "
         "means only" in finding.text
@@ -217,7 +224,7 @@ def test_three_seeds_significant_and_not(tmp_path):
     best = [bpd(synthetic, "logit_normal", 4, s) for s in synthetic.seeds]
     for seed, shift in zip(synthetic.seeds, (0.03, -0.02, 0.01), strict=True):  # noisy, just behind the best
         set_values(synthetic, "logit_laplace", 4, [seed], bpd_disc=best[seed] + shift)
-    study = aggregated(synthetic)
+    study = study_of(synthetic)
     tie = analysis.evidence(study, "bpd_disc", 4, "logit_normal", "logit_laplace")
     win = analysis.evidence(study, "bpd_disc", 4, "logit_normal", "gaussian")
     p_tie = study.test("bpd_disc", 4, "logit_normal", "logit_laplace")["t_p_holm"]
@@ -263,7 +270,7 @@ def test_without_picture_quality_the_verdict_says_so(tmp_path):
     for path in synthetic.results.glob("*/z*/seed*/metrics.json"):
         metrics = json.loads(path.read_text())
         path.write_text(json.dumps({k: v for k, v in metrics.items() if k not in results.QUALITY}))
-    study = aggregated(synthetic)
+    study = study_of(synthetic)
     assert "not measured in these runs" in one(findings.verdict(study), "use_quality").text
     claim = one(seed_claims.claims(study), "claim_sharper")
     assert claim.verdict == seed_claims.UNDECIDED and "not measured in these runs" in claim.text
@@ -275,7 +282,7 @@ def limit_keys(study: Study) -> set[str]:
 
 
 def test_every_limit_line_appears_when_it_applies(one_seed, tmp_path):
-    study = aggregated(one_seed)  # 1 seed, K = 100, 300 of 1,000 test images, mlp, 4,000 training images
+    study = study_of(one_seed)  # 1 seed, K = 100, 300 of 1,000 test images, mlp, 4,000 training images
     assert limit_keys(study) == {
         "limit_epochs",
         "limit_selection",  # one learning rate for every family
@@ -314,21 +321,19 @@ def test_no_limit_line_appears_when_none_applies(one_seed, tmp_path):
     write_manifest(tmp_path / "manifest.json", n_train=60_000, n_test=1000)
     for family in one_seed.families:  # chosen on runs as long as the study's, inside the grid
         write_selection(one_seed.results, family, epochs=5, lrs=(3e-4, 1e-3, 3e-3), chosen=1e-3)
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["aggregate", "--results", str(one_seed.results)]) == 0
-    study = Study.load(one_seed.results, tmp_path / "manifest.json")
+    study = study_of(one_seed, tmp_path / "manifest.json")
     assert limit_keys(study) == {"limit_epochs"}  # the new seeds' curves still rise
     for run in one_seed.results.glob("*/z*/seed[12]"):
         history = pd.read_csv(run / "history.csv")
         history.loc[len(history) - 1, "test_elbo_nats"] = history["test_elbo_nats"].iloc[-2]  # flat, at last
         history.to_csv(run / "history.csv", index=False)
-    assert limit_keys(Study.load(one_seed.results, tmp_path / "manifest.json")) == set()
+    assert limit_keys(study_of(one_seed, tmp_path / "manifest.json")) == set()
 
 
 def test_settings_chosen_on_short_runs_or_at_a_grid_edge_are_a_limit(one_seed):
     write_selection(one_seed.results, "gaussian", epochs=2, lrs=(3e-4, 1e-3), chosen=1e-3)
     write_selection(one_seed.results, "logit_normal", epochs=2, lrs=(3e-4, 1e-3, 3e-3), chosen=1e-3)
-    (limit,) = trust.limit_selection(aggregated(one_seed))
+    (limit,) = trust.limit_selection(study_of(one_seed))
     assert limit.title == "Settings chosen on short runs:"
     assert "chosen on 2-epoch runs (seed 0, z = 8), shorter than the study's (5 epochs)" in limit.text
     assert f"{label('gaussian')} (learning rate 0.001)" in limit.text  # the largest tried
@@ -338,7 +343,7 @@ def test_settings_chosen_on_short_runs_or_at_a_grid_edge_are_a_limit(one_seed):
 def test_the_estimate_still_rising_from_k_over_4_to_k_is_flagged_per_run(one_seed):
     set_values(one_seed, "gaussian", 8, ll_disc_rise_nats=2.0, ll_disc_rise_se=0.9)  # 2.2 standard errors
     set_values(one_seed, "logit_normal", 8, ll_disc_rise_nats=1.7, ll_disc_rise_se=0.9)  # 1.9: not flagged
-    (flag,) = trust.limit_convergence(aggregated(one_seed))
+    (flag,) = trust.limit_convergence(study_of(one_seed))
     assert f"{label('gaussian')} z = 8 seed 0 (discretized: +" in flag.text
     assert "2.2 standard errors" in flag.text
     assert label("logit_normal") not in flag.text and "1 run:" in flag.text
@@ -350,7 +355,7 @@ def test_many_runs_whose_estimate_still_rises_are_summed_up_per_family(tmp_path)
     for family in synthetic.families:
         set_values(synthetic, family, 8, ll_disc_rise_nats=2.0, ll_disc_rise_se=0.5)  # 4 standard errors
     set_values(synthetic, synthetic.families[0], 8, seeds=[1], ll_disc_rise_nats=3.0, ll_disc_rise_se=0.5)
-    study = aggregated(synthetic)
+    study = study_of(synthetic)
     (flag,) = trust.limit_convergence(study)
     n = len(study.ok)
     assert n > trust.NAMED_RUNS and f"in {n} runs: per family, " in flag.text
@@ -430,7 +435,7 @@ def test_a_claim_is_contradicted_when_one_comparison_goes_against_it(tmp_path):
     )
     for seed, acc in zip(synthetic.seeds, (0.95, 0.96, 0.97), strict=True):
         set_values(synthetic, squared, 8, [seed], knn_acc=acc)  # squared error's latent space is better
-    claim = one(seed_claims.claims(aggregated(synthetic)), "claim_latent")
+    claim = one(seed_claims.claims(study_of(synthetic)), "claim_latent")
     assert claim.verdict == seed_claims.CONTRADICTED and "worse than" in claim.text
 
 
@@ -443,7 +448,7 @@ def test_squared_error_learned_scale_rescue(tmp_path):
         missing=None,
         families=("bernoulli", squared, "gaussian", "gaussian_shared"),
     )
-    (finding,) = seed_claims.squared_error(aggregated(synthetic), "bernoulli", squared)
+    (finding,) = seed_claims.squared_error(study_of(synthetic), "bernoulli", squared)
     assert finding.text.startswith(seed_claims.SEED_QUOTE)
     assert f"a learned scale does not ({label('gaussian')} " in finding.text
     assert f"not the {catalog.BY_ID[squared].distribution} shape" in finding.text
@@ -483,7 +488,7 @@ def test_edge_bins_without_a_real_line_family(tmp_path):
     )
     path = synthetic.run_dir("logit_normal", 8, 0) / "metrics.json"
     edit_json(path, bpd_deq=json.loads(path.read_text())["bpd_deq"] + 2)
-    (finding,) = details.edge_bins(aggregated(synthetic))
+    (finding,) = details.edge_bins(study_of(synthetic))
     assert "the dequantized column " + label("continuous_bernoulli") in finding.text
     assert "No family here is on the whole real line" in finding.text
 

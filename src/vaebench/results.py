@@ -103,6 +103,17 @@ def note_column(metric: str) -> str:
     return f"ll_{kind}_note" if metric.startswith(("bpd_", "ll_")) else f"{metric}_note"
 
 
+def read_table(source) -> pd.DataFrame:
+    """One table as `vaebench aggregate` writes it (a path or a text buffer), its text columns (notes, ties)
+    as strings, empty where the CSV has nothing."""
+    table = pd.read_csv(source, keep_default_na=True)
+    notes = tuple(c for c in table.columns if c.endswith("_note"))
+    for column in ("note", "better", "tied_with") + notes:
+        if column in table.columns:
+            table[column] = table[column].astype("string").fillna("").astype(str)
+    return table
+
+
 def read_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """metrics.csv, summary.csv and tests.csv of a results directory, with a clear error if absent."""
     tables = []
@@ -110,13 +121,8 @@ def read_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
         path = results / name
         if not path.exists():
             raise ResultsError(f"{path} does not exist: run `vaebench aggregate --results {results}` first")
-        tables.append(pd.read_csv(path, keep_default_na=True))
+        tables.append(read_table(path))
     metrics, summary, tests = tables
-    for table in tables:
-        notes = tuple(c for c in table.columns if c.endswith("_note"))
-        for column in ("note", "better", "tied_with") + notes:
-            if column in table.columns:
-                table[column] = table[column].astype("string").fillna("").astype(str)
     return metrics, summary, tests
 
 
