@@ -273,7 +273,7 @@ def test_without_picture_quality_the_verdict_says_so(tmp_path):
     study = study_of(synthetic)
     assert "not measured in these runs" in one(findings.verdict(study), "use_quality").text
     claim = one(seed_claims.claims(study), "claim_sharper")
-    assert claim.verdict == seed_claims.UNDECIDED and "not measured in these runs" in claim.text
+    assert claim.verdict == analysis.UNDECIDED and "not measured in these runs" in claim.text
 
 
 # -- the limits box --------------------------------------------------------------------------------------
@@ -414,17 +414,17 @@ def test_bce_read_as_cb_against_cb_trained_on_its_own_likelihood(full, sparse):
 def test_the_seed_claims_each_have_a_verdict(every_family, full):
     claims = {f.key: f for f in seed_claims.claims(every_family)}
     assert set(claims) == {"claim_converges", "claim_latent", "claim_sharper", "claim_squared_error"}
-    verdicts = (seed_claims.SUPPORTED, seed_claims.CONTRADICTED, seed_claims.UNDECIDED)
+    verdicts = (analysis.SUPPORTED, analysis.CONTRADICTED, analysis.UNDECIDED)
     assert all(f.verdict in verdicts for f in claims.values())
     assert all(f.title.endswith(f"{f.verdict}.") for f in claims.values())
     # 3 seeds: BCE's kNN accuracy is far above squared error's (synthetic: 0.9 against 0.5)
-    assert claims["claim_latent"].verdict == seed_claims.SUPPORTED
+    assert claims["claim_latent"].verdict == analysis.SUPPORTED
     assert "significant across 3 seeds" in claims["claim_latent"].text
     # synthetic learning curves have one shape for every family: equal epochs_to_95, nothing separates them
-    assert claims["claim_converges"].verdict == seed_claims.UNDECIDED
+    assert claims["claim_converges"].verdict == analysis.UNDECIDED
     squared = catalog.with_everyday_loss("squared error")
     (missing,) = [f for f in seed_claims.claims(full) if f.key == "claim_squared_error"]
-    assert missing.verdict == seed_claims.UNDECIDED and f"lacks ok runs of {squared}" in missing.text
+    assert missing.verdict == analysis.UNDECIDED and f"lacks ok runs of {squared}" in missing.text
 
 
 def test_a_claim_is_contradicted_when_one_comparison_goes_against_it(tmp_path):
@@ -436,7 +436,7 @@ def test_a_claim_is_contradicted_when_one_comparison_goes_against_it(tmp_path):
     for seed, acc in zip(synthetic.seeds, (0.95, 0.96, 0.97), strict=True):
         set_values(synthetic, squared, 8, [seed], knn_acc=acc)  # squared error's latent space is better
     claim = one(seed_claims.claims(study_of(synthetic)), "claim_latent")
-    assert claim.verdict == seed_claims.CONTRADICTED and "worse than" in claim.text
+    assert claim.verdict == analysis.CONTRADICTED and "worse than" in claim.text
 
 
 def test_squared_error_learned_scale_rescue(tmp_path):

@@ -5,8 +5,9 @@ Holm-corrected paired t-test; with fewer, the test-set noise (stats.NOISE_SE sta
 difference); else the order of the means only. Which family leads a column (`ranking`, `leaders`),
 which are worse than the uniform density, where likelihood and picture quality disagree,
 which runs were still improving (`still_rising`, `estimate_still_rising`), whether K, the test subset,
-the training set or the architecture fall short of the protocol, and which chosen settings sit at the
-edge of their grid are decided here too. The findings (`vaebench.findings`) put these into sentences
+the training set or the architecture fall short of the protocol, which chosen settings sit at the
+edge of their grid and whether a claim of the seed post holds (`compare`, `claim_verdict`) are decided
+here too. The findings (`vaebench.findings`) put these into sentences
 and the report (`vaebench.report`) into tables; neither decides them again. Which way a measure is
 better comes from results.MEASURES.
 """
@@ -26,6 +27,7 @@ SEED_ARCH = "conv"  # the seed post's network (16/32/128 channels); the mlp is a
 RISING_SHARE = 0.01  # a learning curve still rises when its last epoch added at least this share of its gain
 RISE_SE = 2  # the estimate still rises when it grew from K/4 to K by more than this many standard errors
 SMALL_TRAIN = 10_000  # fewer training images than this is a small training set (MNIST has 60,000)
+SUPPORTED, CONTRADICTED, UNDECIDED = "supported", "contradicted", "undecided"  # a claim's verdict
 K_FRACTIONS = ("_k_sixteenth", "_k_quarter")  # the estimate's columns at K/16 and K/4 samples
 
 
@@ -106,6 +108,27 @@ def against_references(
         s = study.stat(family, dim, metric)
         out[family] = judge(s["mean"] - ref, s["n"], p_holm, s["se"], ref_se)
     return out
+
+
+def compare(study: Study, claimant: str, rivals: list[str], metrics) -> tuple[list, list, list]:
+    """Every (metric, dim, rival, Evidence) of claimant against each rival: (wins, losses, undecided)."""
+    wins, losses, open_ = [], [], []
+    for metric in (m for m in metrics if has_measure(study, m)):
+        for dim in study.dims:
+            for rival in rivals:
+                ev = evidence(study, metric, dim, claimant, rival)
+                if finite(ev.diff):
+                    side = ev.better(metric)
+                    (wins if side > 0 else losses if side < 0 else open_).append((metric, dim, rival, ev))
+    return wins, losses, open_
+
+
+def claim_verdict(wins: list, losses: list, open_: list) -> str:
+    """SUPPORTED when every comparison made is a win by the evidence rule, CONTRADICTED when at least one is a
+    loss by it, else UNDECIDED."""
+    if losses:
+        return CONTRADICTED
+    return SUPPORTED if wins and not open_ else UNDECIDED
 
 
 # -- who leads ------------------------------------------------------------------------------------------

@@ -6,7 +6,7 @@
 """
 
 from vaebench import catalog, stats
-from vaebench.analysis import evidence, has_measure
+from vaebench.analysis import CONTRADICTED, SUPPORTED, UNDECIDED, claim_verdict, compare, has_measure
 from vaebench.findings.finding import Finding, grouped
 from vaebench.results import DIVERGED, MEASURES, Study
 from vaebench.utils import finite
@@ -16,28 +16,6 @@ SEED_QUOTE = (
     "The seed post says squared error “doesn't seem to work at all” next to BCE, which gives "
     "“a nicer latent space” and “much sharper reconstructions”."
 )
-SUPPORTED, CONTRADICTED, UNDECIDED = "supported", "contradicted", "undecided"
-
-
-def compare(study: Study, claimant: str, rivals: list[str], metrics) -> tuple[list, list, list]:
-    """Every (metric, dim, rival, Evidence) of claimant against each rival: (wins, losses, undecided)."""
-    wins, losses, open_ = [], [], []
-    for metric in (m for m in metrics if has_measure(study, m)):
-        for dim in study.dims:
-            for rival in rivals:
-                ev = evidence(study, metric, dim, claimant, rival)
-                if finite(ev.diff):
-                    side = ev.better(metric)
-                    (wins if side > 0 else losses if side < 0 else open_).append((metric, dim, rival, ev))
-    return wins, losses, open_
-
-
-def claim_verdict(wins: list, losses: list, open_: list) -> str:
-    """SUPPORTED when every comparison made is a win by the evidence rule, CONTRADICTED when at least one is a
-    loss by it, else UNDECIDED."""
-    if losses:
-        return CONTRADICTED
-    return SUPPORTED if wins and not open_ else UNDECIDED
 
 
 def describe(study: Study, claimant: str, outcomes: dict[str, list]) -> str:
