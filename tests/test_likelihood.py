@@ -231,7 +231,7 @@ def test_evaluate_writes_the_nested_estimates_and_how_much_the_estimate_still_ri
     data, model = fake_dataset(n_test=30), TinyMLPVAE()
     metrics, _ = evaluate(model, data, EvalConfig(k=80, n_test=30, batch=10))
     assert metrics["k_sixteenth"] is None and metrics["k_quarter"] == 16
-    assert metrics["compile_mode"] == "off" and metrics["compiled"] is False
+    assert metrics["compile_mode"] == "false" and metrics["compiled"] is False
     assert metrics["compile_seconds"] is None and metrics["compile_cache_warm"] is None
     x = dequantize_blocks(data.test_images, 30, lk.stream_generator(0, lk.STREAM_TEST_DEQ, "cpu"))
     est = lk.batched_ll(

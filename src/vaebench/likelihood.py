@@ -186,7 +186,7 @@ def wants_compile(mode: str, k: int, n_images: int, device: torch.device) -> boo
     """Whether `mode` (settings.COMPILE_MODES) compiles the family math of k samples on n_images images."""
     if mode == "auto":
         return k * n_images >= COMPILE_PAYS_FROM.get(device.type, COMPILE_PAYS_FROM["cuda"])
-    return mode == "on"
+    return mode == "true"
 
 
 @contextmanager

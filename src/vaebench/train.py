@@ -26,9 +26,9 @@ import torch
 from vaebench.data import ImageDataset, load_dataset, split_validation, to_unit_interval
 from vaebench.errors import CheckpointError, VaebenchError, WriteError
 from vaebench.gpu_slots import device_slot
+from vaebench.layout import CHECKPOINT, HISTORY, MODEL, RUN_RECORD, TRAINED
 from vaebench.models import VAE, ModelConfig, build_model, gaussian_kl, save_model, save_torch
-from vaebench.select import selected_settings
-from vaebench.settings import TrainConfig
+from vaebench.settings import TrainConfig, selected_settings
 from vaebench.utils import (
     Progress,
     atomic_write,
@@ -53,8 +53,6 @@ HISTORY_COLUMNS = (
     "test_recon_nats",
     "seconds",
 )
-CHECKPOINT = "checkpoint.pt"
-RUN_RECORD = "run.json"
 FINISHED = ("ok", "diverged")  # the statuses run.json records
 EVAL_BATCH = 1000
 # seed offsets of the fixed noise of the ELBO and sigma passes
@@ -281,11 +279,12 @@ def finished_run(out: Path, cfg: TrainConfig) -> dict | None:
             f"{out} holds a finished run with other arguments ({other}): use another --out, "
             "or --overwrite to replace it"
         )
-    return record if all((out / name).exists() for name in ("model.pt", "history.csv")) else None
+    return record if all((out / name).exists() for name in TRAINED) else None
 
 
 def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
-    """Train, write model.pt, history.csv and run.json into `out`, and return the run record."""
+    """Train, write the model, its history and the run record (layout.TRAINED) into `out`; return the
+    record."""
     device = pick_device(cfg.device)
     threads = set_threads(cfg.threads)
     if device.type == "cuda":
@@ -344,7 +343,7 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
         if val is None or not best["epoch"] or val > rows[best["epoch"] - 1]["val_elbo_nats"]:
             best = {"epoch": epoch, "state": last_good}
         _save_checkpoint(ckpt_path, model, opt, gen, epoch, rows, cfg, elapsed, best)
-        write_history(out / "history.csv", rows)  # after the checkpoint, so it lists only resumable epochs
+        write_history(out / HISTORY, rows)  # after the checkpoint, so it lists only resumable epochs
         eta = (cfg.epochs - epoch) * elapsed / len(rows)
         print(
             f"{tag} epoch {epoch}/{cfg.epochs} train loss {train_loss:.2f} nats, "
@@ -354,9 +353,9 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
             file=sys.stderr,
         )
 
-    write_history(out / "history.csv", rows)
+    write_history(out / HISTORY, rows)
     model.load_state_dict(best["state"])
-    save_model(model, out / "model.pt")
+    save_model(model, out / MODEL)
     kept = rows[best["epoch"] - 1] if rows else {}
     record = {
         **asdict(cfg),
@@ -392,7 +391,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         cfg.epochs = 1
     if args.overwrite:
-        for name in (RUN_RECORD, CHECKPOINT):  # model.pt and history.csv are replaced as they are written
+        for name in (RUN_RECORD, CHECKPOINT):  # the model and the history are replaced as they are written
             try:
                 (args.out / name).unlink(missing_ok=True)
             except OSError as err:
