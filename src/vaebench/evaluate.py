@@ -24,10 +24,6 @@ from vaebench.layout import MODEL, RUN_RECORD
 from vaebench.likelihood import (
     LN2,
     SAMPLE_BLOCK,
-    STREAM_ELBO,
-    STREAM_IS,
-    STREAM_TEST_DEQ,
-    STREAM_TRAIN_DEQ,
     batched_ll,
     bpd_deq,
     bpd_disc,
@@ -36,7 +32,6 @@ from vaebench.likelihood import (
     family_scorer,
     model_dtype_device,
     nested_sizes,
-    stream_generator,
     wants_compile,
 )
 from vaebench.models import load_model
@@ -50,6 +45,7 @@ from vaebench.posterior import (
     posterior_pass,
 )
 from vaebench.quality import fd_n, quality_metrics
+from vaebench.seeding import STREAM_ELBO, STREAM_IS, STREAM_TEST_DEQ, STREAM_TRAIN_DEQ, stream_generator
 from vaebench.settings import EvalConfig
 from vaebench.utils import (
     Progress,

@@ -28,6 +28,15 @@ from vaebench.errors import CheckpointError, VaebenchError, WriteError
 from vaebench.gpu_slots import device_slot
 from vaebench.layout import CHECKPOINT, HISTORY, MODEL, RUN_RECORD, TRAINED
 from vaebench.models import VAE, ModelConfig, build_model, gaussian_kl, save_model, save_torch
+from vaebench.seeding import (
+    STREAM_RESUME,
+    STREAM_TRAIN_ELBO,
+    STREAM_TRAIN_SCALE,
+    STREAM_TRAINING,
+    STREAM_WEIGHTS,
+    stream_generator,
+    stream_seed,
+)
 from vaebench.settings import TrainConfig, selected_settings
 from vaebench.utils import (
     Progress,
@@ -55,8 +64,6 @@ HISTORY_COLUMNS = (
 )
 FINISHED = ("ok", "diverged")  # the statuses run.json records
 EVAL_BATCH = 1000
-# seed offsets of the fixed noise of the ELBO and sigma passes
-ELBO_STREAM, SCALE_STREAM = 1_000_003, 2_000_003
 RESUMABLE_CHANGES = ("epochs", "device", "threads", "compile")  # a run may resume with other values
 SAME_RUN_CHANGES = ("device", "threads", "compile")  # a finished run is the same run with other values
 
@@ -135,7 +142,7 @@ def fixed_noise_passes(model: VAE, images: torch.Tensor, cfg: TrainConfig, strea
     """(x, params, mu, logvar) per EVAL_BATCH images, in eval mode, with noise reseeded from `stream` on every
     call: every pass over the same images sees the same draws."""
     model.eval()
-    gen = torch.Generator(device=images.device).manual_seed(cfg.seed + stream)
+    gen = stream_generator(cfg.seed, stream, images.device)
     for start in range(0, images.shape[0], EVAL_BATCH):
         v = images[start : start + EVAL_BATCH]
         x = to_unit_interval(v, cfg.dequantize, gen)
@@ -148,7 +155,7 @@ def fit_shared_scale(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> None
     """Set a shared scale (gaussian_shared's sigma) to its optimum over all of `images`, the training split,
     with fixed noise: in training it follows each batch, and the last batch's value is no model's best."""
     total = torch.zeros((), device=images.device, dtype=torch.float64)
-    for x, params, _, _ in fixed_noise_passes(model, images, cfg, SCALE_STREAM):
+    for x, params, _, _ in fixed_noise_passes(model, images, cfg, STREAM_TRAIN_SCALE):
         total += model.family.squared_error(params, x).double()
     model.family.set_sigma(total / (images.shape[0] * math.prod(images.shape[1:])))
 
@@ -161,7 +168,7 @@ def test_elbo(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> dict[str, f
     """
     recon = torch.zeros((), device=images.device, dtype=torch.float64)
     kl = torch.zeros_like(recon)
-    for x, params, mu, logvar in fixed_noise_passes(model, images, cfg, ELBO_STREAM):
+    for x, params, mu, logvar in fixed_noise_passes(model, images, cfg, STREAM_TRAIN_ELBO):
         recon += model.family.log_density(params, x).double().sum()
         kl += gaussian_kl(mu, logvar).double().sum()
     n = images.shape[0]
@@ -253,7 +260,7 @@ def _restore_generator(gen: torch.Generator, ckpt: dict, cfg: TrainConfig) -> No
     if state.numel() == gen.get_state().numel():
         gen.set_state(state)
         return
-    gen.manual_seed((cfg.seed + ckpt["epoch"]) % 2**64)
+    gen.manual_seed(stream_seed(cfg.seed, STREAM_RESUME, ckpt["epoch"]))
     print(
         f"the checkpoint's noise generator is of another device type than {gen.device.type}: resuming "
         f"with one seeded from the seed and epoch {ckpt['epoch']}, so the model is not bit for bit that "
@@ -291,10 +298,10 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
         torch.backends.cuda.matmul.allow_tf32 = True  # training only; evaluation turns it off
         torch.backends.cudnn.allow_tf32 = True
     data = load_dataset(cfg.dataset, cfg.data_dir)
-    torch.manual_seed(cfg.seed)  # weight initialisation
+    torch.manual_seed(stream_seed(cfg.seed, STREAM_WEIGHTS))  # weight initialisation
     model = build_model(model_config(cfg, data)).to(device)
     opt = make_optimizer(model, cfg)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    gen = stream_generator(cfg.seed, STREAM_TRAINING, device)
     step_model = torch.compile(model) if cfg.compile else model  # shares model's parameters
     train_images, val_images = split_validation(data.train_images, cfg.validation)
     train_images, val_images = train_images.to(device), val_images.to(device)
