@@ -19,10 +19,7 @@ include: "workflow/rules/common.smk"
 
 
 wildcard_constraints:
-    dataset=r"[a-z0-9_]+",
-    loss=r"[a-z_]+",
-    dim=r"\d+",
-    seed=r"\d+",
+    **layout.WILDCARDS,  # datasets and families by name, numbers as digits
 
 
 include: "workflow/rules/data.smk"

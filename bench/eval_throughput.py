@@ -43,18 +43,16 @@ from vaebench.catalog import FAMILY_IDS
 from vaebench.data import load_dataset
 from vaebench.evaluate import evaluate
 from vaebench.likelihood import (
-    STREAM_IS,
-    STREAM_TEST_DEQ,
     Scorer,
     batched_ll,
     chunk_for,
     compile_cache,
     family_scorer,
     full_precision,
-    stream_generator,
 )
 from vaebench.models import VAE, build_model, load_model, save_model
 from vaebench.posterior import dequantize_blocks
+from vaebench.seeding import STREAM_IS, STREAM_TEST_DEQ, stream_generator
 from vaebench.settings import EvalConfig
 from vaebench.train import TrainConfig, model_config, train_epoch
 

@@ -28,8 +28,9 @@ from common import DATA_DIR, print_table, ratio, summary, write_result
 from eval_throughput import decoder_rows_per_second, likelihoods, scorers_for, trained_model
 
 from vaebench.data import load_dataset
-from vaebench.likelihood import STREAM_TEST_DEQ, chunk_for, stream_generator
+from vaebench.likelihood import chunk_for
 from vaebench.posterior import dequantize_blocks
+from vaebench.seeding import STREAM_TEST_DEQ, stream_generator
 
 try:
     from pythae.models import VAE as PythaeVAE

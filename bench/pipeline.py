@@ -20,6 +20,8 @@ from pathlib import Path
 
 from common import DATA_DIR, print_table, ratio, summary, write_result
 
+from vaebench.layout import METRICS, MODEL
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 from workflow_copy import copy_workflow  # noqa: E402 - the tests' own copy of the workflow
@@ -65,7 +67,7 @@ def eval_cmd(run: Path, threads: int, k: int, n_test: int) -> list[str]:
         "--data-dir",
         str(DATA_DIR),
         "--out",
-        str(run / "metrics.json"),
+        str(run / METRICS),
     )
 
 
@@ -103,7 +105,7 @@ def threads_split(rounds: int, epochs: int, k: int, n_test: int) -> dict:
                     wall([eval_cmd(run, threads, k, n_test) for run in runs], parallel)
                 )
                 for run in runs:  # train afresh next round
-                    (run / "model.pt").unlink()
+                    (run / MODEL).unlink()
     out = {name: summary(s) for name, s in seconds.items()}
     rows = [[name, s["median"], f"{s['min']:.1f}-{s['max']:.1f}"] for name, s in out.items()]
     print_table(

@@ -46,4 +46,4 @@ def test_compile_mode_auto_compiles_from_enough_work_on_the_device():
     assert lk.wants_compile("auto", 5000, 10_000, cpu)  # the paper protocol
     assert lk.wants_compile("auto", pays, 1, cpu) and not lk.wants_compile("auto", pays - 1, 1, cpu)
     assert lk.wants_compile("auto", lk.COMPILE_PAYS_FROM["cuda"], 1, cuda)
-    assert lk.wants_compile("on", 1, 1, cpu) and not lk.wants_compile("off", 10**9, 10**9, cpu)
+    assert lk.wants_compile("true", 1, 1, cpu) and not lk.wants_compile("false", 10**9, 10**9, cpu)

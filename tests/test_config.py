@@ -8,10 +8,12 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vaebench.config import ConfigError, check, load_schema
+from vaebench.config import ConfigError, check, load_schema, with_defaults
+from vaebench.settings import DEFAULT_DATA_DIR, FIXED_SCALES, EvalConfig, TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+SCHEMA_FILE = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+SCHEMA = load_schema(SCHEMA_FILE)
 
 
 def study(**changes):
@@ -78,6 +80,36 @@ def test_bad_values_give_one_line_naming_the_key(changes, expected):
     message = str(err.value)
     assert expected in message
     assert "\n" not in message
+
+
+def test_what_a_config_leaves_out_takes_the_cli_defaults():
+    minimal = {
+        "dataset": "mnist5k",
+        "arch": "mlp",
+        "latent_dims": [2],
+        "seeds": [0],
+        "train": {"epochs": 1, "validation": 10},
+        "evaluate": {"k": 4},
+        "selection": {"epochs": 1, "lr": [1e-3]},
+    }
+    cfg = with_defaults(check(minimal, SCHEMA), SCHEMA)
+    train, evaluate = TrainConfig(), EvalConfig()
+    assert cfg["data_dir"] == str(DEFAULT_DATA_DIR) and cfg["hidden"] == train.hidden
+    assert (cfg["train"]["lr"], cfg["train"]["batch_size"]) == (train.lr, train.batch_size)
+    assert cfg["evaluate"]["compile_cache"] == evaluate.compile_cache and cfg["evaluate"]["compile"] is False
+    assert cfg["selection"]["sigma"] == [FIXED_SCALES["sigma"]]
+    assert cfg["selection"]["laplace_b"] == [FIXED_SCALES["laplace_b"]]
+    assert "default: 0.001" not in SCHEMA_FILE.read_text()  # the schema file is not a second home
+
+
+@pytest.mark.parametrize("given, expected", [("auto", "auto"), ("true", True), ("false", False)])
+def test_the_compile_switch_takes_the_cli_words(given, expected):
+    assert check(study(evaluate={"k": 4, "compile": given}), SCHEMA)["evaluate"]["compile"] == expected
+
+
+def test_another_compile_word_is_refused():
+    with pytest.raises(ConfigError, match="config key 'evaluate.compile'"):
+        check(study(evaluate={"k": 4, "compile": "on"}), SCHEMA)
 
 
 def test_unknown_family_lists_the_allowed_values():

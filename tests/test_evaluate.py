@@ -221,11 +221,12 @@ def test_compile_without_a_cpp_compiler_is_a_one_line_error(run_dir, capsys, mon
     # undo cleanly, and a later compiling test then failed on a missing fx_graph_cache attribute
     with inductor_config.patch({"fx_graph_cache": False, "cpp.cxx": ("/nonexistent/g++",)}):
         code = main(
-            ["evaluate", "--run", str(run_dir), "--k", "4", "--n-test", "8", "--out", str(out), "--compile"]
+            ["evaluate", "--run", str(run_dir), "--k", "4", "--n-test", "8", "--out", str(out)]
+            + ["--compile", "true"]
         )
     err = capsys.readouterr().err.strip()
     assert code != 0 and not out.exists()
-    assert len(err.splitlines()) == 1 and "--compile failed" in err and "--no-compile" in err
+    assert len(err.splitlines()) == 1 and "--compile failed" in err and "--compile false" in err
 
 
 def test_inductor_log_is_kept_off_stderr_while_compiling(capsys, monkeypatch):

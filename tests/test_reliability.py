@@ -470,7 +470,7 @@ def test_options_taken_otherwise_than_given_are_said_at_the_start(tmp_path, data
     assert train(run, data_dir, "--epochs", "1") == 0
     monkeypatch.setattr(families.FAMILIES["gaussian"], "not_compilable", "a reason of its own")
     capsys.readouterr()
-    assert evaluate(run, "metrics.json", "--chunk", "10", "--compile") == 0
+    assert evaluate(run, "metrics.json", "--chunk", "10", "--compile", "true") == 0
     err = capsys.readouterr().err.splitlines()
     assert err[:2] == [
         "--chunk 10 is not a multiple of 16: decoding 16 samples at once",

@@ -14,6 +14,7 @@ from vaebench.cli import main
 from vaebench.data import load_dataset, split_validation, to_unit_interval
 from vaebench.errors import DatasetError, VaebenchError
 from vaebench.models import load_model
+from vaebench.seeding import STREAM_TRAIN_SCALE, stream_generator
 from vaebench.select import choose, grid
 from vaebench.train import EVAL_BATCH, TrainConfig, fit_shared_scale, train
 
@@ -102,7 +103,7 @@ def test_the_shared_sigma_is_the_maximum_likelihood_one_over_the_training_split(
 
     def log_likelihood(model):
         """Summed density of the images with the model's sigma, at the draws fit_shared_scale makes."""
-        gen = torch.Generator().manual_seed(cfg.seed + training.SCALE_STREAM)
+        gen = stream_generator(cfg.seed, STREAM_TRAIN_SCALE)
         total = 0.0
         with torch.no_grad():
             for start in range(0, len(images), EVAL_BATCH):

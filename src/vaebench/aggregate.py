@@ -16,13 +16,13 @@ in bits/dim of each likelihood (`bpd_*_se`, from `ll_*_se`) and of the kNN accur
 import argparse
 import json
 import math
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from vaebench import catalog, stats
+from vaebench import catalog, layout, stats
+from vaebench.layout import HISTORY, METRICS, RUN_RECORD, TABLES, find_run_dirs, parse_run_dir
 from vaebench.results import (
     DIVERGED,
     MISSING,
@@ -31,7 +31,6 @@ from vaebench.results import (
     QUALITY,
     SE_METRICS,
     STATUSES,
-    TABLES,
     TESTED,
     UNREADABLE,
     ResultsError,
@@ -115,22 +114,6 @@ EVAL_PROVENANCE = (
     "command",
     "threads",
 )
-RUN_DIR_PARTS = (re.compile(r"^[A-Za-z0-9_]+$"), re.compile(r"^z(\d+)$"), re.compile(r"^seed(\d+)$"))
-
-
-def parse_run_dir(path: str | Path) -> tuple[str, int, int] | None:
-    """(family, latent_dim, seed) from .../FAMILY/zDIM/seedSEED, or None if the path is not a run."""
-    parts = Path(path).parts[-3:]
-    if len(parts) < 3:
-        return None
-    matches = [pattern.match(part) for pattern, part in zip(RUN_DIR_PARTS, parts, strict=True)]
-    if not all(matches):
-        return None
-    return parts[0], int(matches[1].group(1)), int(matches[2].group(1))
-
-
-def find_run_dirs(results: Path) -> list[Path]:
-    return sorted(p for p in results.glob("*/z*/seed*") if p.is_dir() and parse_run_dir(p))
 
 
 def epochs_to_95(history: pd.DataFrame) -> tuple[float, str]:
@@ -162,12 +145,12 @@ def derived(row: dict, run_dir: Path) -> dict:
     acc, n = row.get("knn_acc"), row.get("n_test")
     if isinstance(acc, (int, float)) and isinstance(n, (int, float)) and n > 0:
         out["knn_acc_se"] = math.sqrt(acc * (1 - acc) / n)  # a proportion over n test images
-    history = run_dir / "history.csv"
+    history = run_dir / HISTORY
     if history.exists():
         try:
             value, note = epochs_to_95(pd.read_csv(history))
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, KeyError):
-            value, note = math.nan, "history.csv is unreadable"
+            value, note = math.nan, f"{HISTORY} is unreadable"
         out["epochs_to_95"] = value
         if note:
             out["epochs_to_95_note"] = note
@@ -198,7 +181,7 @@ def run_row(results: Path, run_dir: Path) -> dict:
         "run_dir": run_dir.relative_to(results).as_posix(),
     }
     try:
-        run, metrics = read_json_object(run_dir / "run.json"), read_json_object(run_dir / "metrics.json")
+        run, metrics = read_json_object(run_dir / RUN_RECORD), read_json_object(run_dir / METRICS)
     except ValueError as err:
         return {**row, "status": UNREADABLE, "note": str(err)}
     identity = dict(row)
@@ -219,7 +202,7 @@ def missing_row(results: Path, family: str, dim: int, seed: int) -> dict:
         "seed": seed,
         "status": MISSING,
         "note": "expected by the config, not on disk",
-        "run_dir": f"{family}/z{dim}/seed{seed}",
+        "run_dir": layout.run_dir(family, dim, seed),
     }
 
 

@@ -27,6 +27,13 @@ from vaebench.data import ImageDataset, load_dataset
 from vaebench.errors import CheckpointError, DatasetError, VaebenchError
 from vaebench.models import save_torch
 from vaebench.quality import fd_n, features, frechet_distance, gaussian_blur, sharpness
+from vaebench.seeding import (
+    STREAM_CLASSIFIER_BATCHES,
+    STREAM_CLASSIFIER_WEIGHTS,
+    STREAM_NOISE_IMAGES,
+    stream_generator,
+    stream_seed,
+)
 from vaebench.utils import provenance, set_threads, write_json
 
 FEATURE_DIM = 128
@@ -89,9 +96,9 @@ def train_classifier(
     was), so the same seed and thread count give the same weights.
     """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(stream_seed(seed, STREAM_CLASSIFIER_WEIGHTS))
         model = Classifier(tuple(images.shape[1:]), int(labels.max()) + 1)
-    gen = torch.Generator().manual_seed(seed)
+    gen = stream_generator(seed, STREAM_CLASSIFIER_BATCHES)
     steps_per_epoch = math.ceil(images.shape[0] / BATCH)
     opt = torch.optim.Adam(model.parameters(), lr=MAX_LR)
     schedule = torch.optim.lr_scheduler.OneCycleLR(opt, MAX_LR, total_steps=max(1, epochs * steps_per_epoch))
@@ -125,7 +132,7 @@ def reference_values(classifier: nn.Module, data: ImageDataset, n: int, seed: in
     the two, and only numbers of the same kind and N compare."""
     test = data.test_images[:n].float() / 255
     blurred = gaussian_blur(test)
-    noise = torch.rand(test.shape, generator=torch.Generator().manual_seed(seed))
+    noise = torch.rand(test.shape, generator=stream_generator(seed, STREAM_NOISE_IMAGES))
     test_feats = features(classifier, test)[0]
     fd = {
         name: frechet_distance(features(classifier, images)[0], test_feats)

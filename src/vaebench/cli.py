@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from vaebench import captions
+from vaebench import captions, layout
 from vaebench.catalog import FAMILY_IDS
 from vaebench.errors import VaebenchError, unknown_name
 from vaebench.settings import (
@@ -16,6 +16,7 @@ from vaebench.settings import (
     COMPILE_MODES,
     DATASETS,
     DEFAULT_DATA_DIR,
+    FIXED_SCALES,
     MAX_SEED,
     THREADS,
     EvalConfig,
@@ -167,13 +168,15 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "--sigma",
         type=POSITIVE_NUMBER,
         default=None,
-        help="fixed std of gaussian_fixed; other families ignore it (default sqrt(1/2))",
+        help=f"fixed std of gaussian_fixed; other families ignore it (default: {FIXED_SCALES['sigma']:.4g}, "
+        "the summed-squared-error loss)",
     )
     p.add_argument(
         "--laplace-b",
         type=POSITIVE_NUMBER,
         default=None,
-        help="fixed scale of laplace_fixed; other families ignore it (default 1)",
+        help="fixed scale of laplace_fixed; other families ignore it (default: "
+        f"{FIXED_SCALES['laplace_b']:g}, the summed-absolute-error loss)",
     )
     p.add_argument("--device", default=d.device, type=_device, help=DEVICE_HELP)
     _threads_argument(p)
@@ -188,9 +191,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help=f"where datasets are looked for and downloaded to (default: {DEFAULT_DATA_DIR})",
     )
-    p.add_argument(
-        "--out", required=True, type=Path, help="run directory for model.pt, history.csv, run.json"
-    )
+    p.add_argument("--out", required=True, type=Path, help=f"run directory for {', '.join(layout.TRAINED)}")
     p.add_argument(
         "--overwrite",
         action="store_true",
@@ -215,7 +216,12 @@ def _select_arguments(p: argparse.ArgumentParser) -> None:
 
 def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     d = EvalConfig()
-    p.add_argument("--run", required=True, type=Path, help="run directory holding model.pt and run.json")
+    p.add_argument(
+        "--run",
+        required=True,
+        type=Path,
+        help=f"run directory holding {layout.MODEL} and {layout.RUN_RECORD}",
+    )
     p.add_argument(
         "--k", type=POSITIVE, default=d.k, help="importance samples per test image (default: %(default)s)"
     )
@@ -245,25 +251,24 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--data-dir", default=None, help="where the dataset is looked for (default: the run's data_dir)"
     )
-    p.add_argument("--out", required=True, type=Path, help="metrics file to write, e.g. RUN_DIR/metrics.json")
+    p.add_argument(
+        "--out", required=True, type=Path, help=f"metrics file to write, e.g. RUN_DIR/{layout.METRICS}"
+    )
     p.add_argument(
         "--artifacts",
         type=Path,
         default=None,
-        help="arrays for the figures, e.g. RUN_DIR/artifacts.npz (default: not written)",
+        help=f"arrays for the figures, e.g. RUN_DIR/{layout.ARTIFACTS} (default: not written)",
     )
     p.add_argument(
         "--compile",
-        nargs="?",
         choices=COMPILE_MODES,
-        const="on",
+        type=_named("compile mode", COMPILE_MODES),
         default=d.compile,
         help="run the family math as one torch.compile'd kernel, faster per sample; needs a C++ "
-        "compiler on CPU. on (also a bare --compile), off (also --no-compile), or auto: on "
-        "when K x test images is large enough to pay for compiling on this device "
-        "(default: %(default)s)",
+        "compiler on CPU. true, false, or auto: compiled when K x test images is large enough to pay "
+        "for compiling on this device (default: %(default)s)",
     )
-    p.add_argument("--no-compile", dest="compile", action="store_const", const="off", help=argparse.SUPPRESS)
     p.add_argument(
         "--compile-cache",
         type=Path,
@@ -368,7 +373,7 @@ def _baselines_arguments(p: argparse.ArgumentParser) -> None:
         help="score the first N test images, as the evaluations did (default: all)",
     )
     p.add_argument(
-        "--out", required=True, type=Path, help="the JSON file, e.g. results/DATASET/baselines.json"
+        "--out", required=True, type=Path, help=f"the JSON file, e.g. results/DATASET/{layout.BASELINES}"
     )
 
 
@@ -378,7 +383,7 @@ def _aggregate_arguments(p: argparse.ArgumentParser) -> None:
         "--out-dir",
         type=Path,
         default=None,
-        help="where metrics.csv, summary.csv and tests.csv go (default: --results)",
+        help=f"where {', '.join(layout.TABLES)} go (default: --results)",
     )
     p.add_argument(
         "--expected",

@@ -3,10 +3,12 @@
 Snakemake parses nested `--config` values with YAML's BaseLoader, so `latent_dims=[2,16]`
 arrives as ['2', '16']; `coerce` converts every string to the type the schema asks for
 before validation. `check` reports the first problem as one line naming the key and, for
-enumerations, the allowed values with a did-you-mean suggestion. Importing this module does
-not import torch: the Snakefile uses it on every invocation.
+enumerations, the allowed values with a did-you-mean suggestion; `with_defaults` fills in what
+the config leaves out. Importing this module does not import torch: the Snakefile uses it on every
+invocation.
 """
 
+import copy
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,15 @@ import yaml
 
 from vaebench.catalog import FAMILY_IDS
 from vaebench.errors import VaebenchError, unknown_name
+from vaebench.settings import (
+    ARCHITECTURES,
+    COMPILE_MODES,
+    DATASETS,
+    DEFAULT_DATA_DIR,
+    FIXED_SCALES,
+    EvalConfig,
+    TrainConfig,
+)
 
 
 class ConfigError(VaebenchError):
@@ -22,10 +33,29 @@ class ConfigError(VaebenchError):
 
 
 def load_schema(path: str | Path) -> dict:
-    """The config schema, with the catalog's family ids as the enum of `losses`: the schema file itself
-    lists no family, so adding one touches only families.py and catalog.py."""
+    """The config schema, with its enums and defaults filled in from their one home: the catalog's family
+    ids, the datasets, architectures and compile modes, every optional setting's default from TrainConfig
+    and EvalConfig, and the fixed scales' defaults. The schema file itself names none of them, so the CLI
+    and the workflow cannot disagree on one."""
     schema = yaml.safe_load(Path(path).read_text())
-    schema["properties"]["losses"]["items"]["enum"] = list(FAMILY_IDS)
+    top = schema["properties"]
+    top["losses"]["items"]["enum"] = list(FAMILY_IDS)
+    top["dataset"]["enum"] = list(DATASETS)
+    top["arch"]["enum"] = list(ARCHITECTURES)
+    top["data_dir"]["default"] = str(DEFAULT_DATA_DIR)
+    train, evaluate = TrainConfig(), EvalConfig()
+    for key in ("hidden", "device"):
+        top[key]["default"] = getattr(train, key)
+    for block, defaults in (("train", train), ("evaluate", evaluate)):
+        for key, prop in top[block]["properties"].items():
+            if key not in top[block]["required"]:
+                prop["default"] = getattr(defaults, key)
+    compile_switch = top["evaluate"]["properties"]["compile"]
+    as_yaml = {"true": True, "false": False}  # YAML writes the compile switch's true and false as booleans
+    compile_switch["enum"] = [as_yaml.get(mode, mode) for mode in COMPILE_MODES]
+    compile_switch["default"] = as_yaml.get(compile_switch["default"], compile_switch["default"])
+    for setting, value in FIXED_SCALES.items():
+        top["selection"]["properties"][setting]["default"] = [value]
     return schema
 
 
@@ -104,4 +134,20 @@ def check(config: dict, schema: dict) -> dict:
     if errors:
         message = _one_line(jsonschema.exceptions.best_match(errors))
         raise ConfigError("\\n".join(message.splitlines()))  # a key or value may itself hold a line break
+    return config
+
+
+def with_defaults(config: dict, schema: dict) -> dict:
+    """`config` with every key it leaves out that has a default in `schema` set to that default (in the
+    objects it has): load_schema's defaults are in no schema file for Snakemake's validate to fill in."""
+    config = copy.deepcopy(config)
+
+    def fill(instance: dict, properties: dict) -> None:
+        for key, prop in properties.items():
+            if "default" in prop:
+                instance.setdefault(key, copy.deepcopy(prop["default"]))
+            if isinstance(instance.get(key), dict) and "properties" in prop:
+                fill(instance[key], prop["properties"])
+
+    fill(config, schema["properties"])
     return config

@@ -25,10 +25,8 @@ import numpy as np
 import torch
 
 from vaebench.errors import DatasetError, WriteError, unknown_name
+from vaebench.seeding import MNIST5K_SEED, SPLIT_SEED, STREAM_VALIDATION_SPLIT, stream_generator
 from vaebench.settings import DATASETS, DEFAULT_DATA_DIR
-
-MNIST5K_SEED = 20240501  # fixes the mnist5k train/test split, independent of any global RNG
-VALIDATION_SEED = 20261201  # fixes which training images are held out for validation, the same for every run
 
 
 @dataclass(frozen=True)
@@ -295,7 +293,7 @@ def split_validation(images: torch.Tensor, n_val: int) -> tuple[torch.Tensor, to
         raise DatasetError(
             f"validation {n_val} must be at least 0 and below the {images.shape[0]} training images"
         )
-    order = torch.randperm(images.shape[0], generator=torch.Generator().manual_seed(VALIDATION_SEED))
+    order = torch.randperm(images.shape[0], generator=stream_generator(SPLIT_SEED, STREAM_VALIDATION_SPLIT))
     return images[order[n_val:]], images[order[:n_val]]
 
 

@@ -20,13 +20,10 @@ from vaebench.classifier import load_classifier
 from vaebench.data import ImageDataset, load_dataset
 from vaebench.errors import DatasetError, VaebenchError
 from vaebench.gpu_slots import device_slot
+from vaebench.layout import MODEL, RUN_RECORD
 from vaebench.likelihood import (
     LN2,
     SAMPLE_BLOCK,
-    STREAM_ELBO,
-    STREAM_IS,
-    STREAM_TEST_DEQ,
-    STREAM_TRAIN_DEQ,
     batched_ll,
     bpd_deq,
     bpd_disc,
@@ -35,7 +32,6 @@ from vaebench.likelihood import (
     family_scorer,
     model_dtype_device,
     nested_sizes,
-    stream_generator,
     wants_compile,
 )
 from vaebench.models import load_model
@@ -49,8 +45,8 @@ from vaebench.posterior import (
     posterior_pass,
 )
 from vaebench.quality import fd_n, quality_metrics
+from vaebench.seeding import STREAM_ELBO, STREAM_IS, STREAM_TEST_DEQ, STREAM_TRAIN_DEQ, stream_generator
 from vaebench.settings import EvalConfig
-from vaebench.train import RUN_RECORD
 from vaebench.utils import (
     Progress,
     atomic_write,
@@ -262,7 +258,7 @@ def _kept(path: Path, planned: dict) -> bool:
     saved = read_json(path, "")
     saved["compile"] = saved.get(
         "compile_mode",  # asked for (older files: compiled or not)
-        "on" if saved.get("compiled") or "compiled_note" in saved else "off",
+        "true" if saved.get("compiled") or "compiled_note" in saved else "false",
     )
     other = first_difference(saved, planned)
     if other is not None:
@@ -281,7 +277,7 @@ def _say_what_changes(args: argparse.Namespace, model: nn.Module, cfg: EvalConfi
             f"--chunk {args.chunk} is not a multiple of {SAMPLE_BLOCK}: decoding {chunk} samples at once",
             file=sys.stderr,
         )
-    if args.compile != "off" and model.family.not_compilable:
+    if args.compile != "false" and model.family.not_compilable:
         print(
             f"--compile: {model.family.name} is evaluated eagerly: {model.family.not_compilable}",
             file=sys.stderr,
@@ -337,12 +333,12 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 0
-        model = load_model(args.run / "model.pt", device)
+        model = load_model(args.run / MODEL, device)
         classifier = None if args.classifier is None else load_classifier(args.classifier, device, data)
         _say_what_changes(args, model, cfg, data.dims)
 
         t0 = time.perf_counter()
-        with compiling(args.compile != "off", "rerun with --no-compile"):
+        with compiling(args.compile != "false", "rerun with --compile false"):
             metrics, artifacts = evaluate(model, data, cfg, classifier)
         metrics["eval_seconds"] = time.perf_counter() - t0
         metrics.update({key: record.get(key) for key in RUN_FIELDS})

@@ -32,6 +32,7 @@ from vaebench.numerics import (
     log_sinhc,
     logit_moments,
 )
+from vaebench.settings import FIXED_SCALES
 
 N_BINS = 256
 BIN_WIDTH = 1.0 / N_BINS
@@ -362,7 +363,7 @@ class GaussianFixed(LocationScale):
     name = "gaussian_fixed"
     n_params = 1
     noise = NORMAL
-    defaults = {"sigma": 0.5**0.5}
+    defaults = {"sigma": FIXED_SCALES["sigma"]}
 
     def loc_scale(self, params):
         return params[:, 0], params.new_tensor(self.options["sigma"])
@@ -429,7 +430,7 @@ class LaplaceFixed(LocationScale):
     name = "laplace_fixed"
     n_params = 1
     noise = LAPLACE
-    defaults = {"b": 1.0}
+    defaults = {"b": FIXED_SCALES["laplace_b"]}
 
     def loc_scale(self, params):
         return params[:, 0], params.new_tensor(self.options["b"])

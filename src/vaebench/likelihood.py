@@ -7,7 +7,8 @@ discretized likelihood (family.log_prob_bins on v), both from the same z samples
 are decoded `chunk` at a time, so memory grows with batch * chunk, never with K. The family math
 runs in the decoder's dtype (its outputs carry no more digits) and every accumulation in float64.
 
-Every random draw comes from its own noise stream, so adding a metric never shifts another's noise.
+Every random draw comes from its own noise stream (vaebench.seeding), so adding a metric never shifts
+another's noise.
 Samples are drawn and log-sum-exp-reduced in fixed blocks of SAMPLE_BLOCK, folded in block order,
 so the numbers do not depend on the chunk (given a decoder whose rows do not depend on how many
 rows it is called with, as on CPU). The image batch size does change which noise each image gets.
@@ -21,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch._dynamo.utils import counters
@@ -31,17 +31,8 @@ CPU_CHUNK_BYTES = 64 << 20  # CPU working-set cap per chunk: measured, larger ch
 CPU_FAMILY_BYTES = 1 << 20  # CPU, eager: one L2-sized map per family call and thread (bench/eval_throughput)
 FAMILY_TEMPS = 20  # measured peak of the families' temporaries, in values per sub-pixel
 LN2, LN256 = math.log(2.0), math.log(256.0)
-# noise streams: each gets its own generator so adding a metric never shifts another's noise
-STREAM_TEST_DEQ, STREAM_IS, STREAM_ELBO, STREAM_PRIOR, STREAM_TRAIN_DEQ = range(5)
-STREAM_QUALITY = 5  # the prior samples of the picture-quality metrics (quality.py)
 # nested estimates from the first K/16 and K/4 of the same samples: how much the estimate still rises with K
 NESTED_FRACTIONS = {"sixteenth": 16, "quarter": 4}
-
-
-def stream_generator(seed: int, stream: int, device: torch.device | str) -> torch.Generator:
-    """A generator on `device` for one noise stream, seeded from (seed, stream) via numpy's SeedSequence."""
-    state = int(np.random.SeedSequence([seed, stream]).generate_state(1, dtype=np.uint64)[0])
-    return torch.Generator(device=device).manual_seed(state)
 
 
 @contextmanager
@@ -186,7 +177,7 @@ def wants_compile(mode: str, k: int, n_images: int, device: torch.device) -> boo
     """Whether `mode` (settings.COMPILE_MODES) compiles the family math of k samples on n_images images."""
     if mode == "auto":
         return k * n_images >= COMPILE_PAYS_FROM.get(device.type, COMPILE_PAYS_FROM["cuda"])
-    return mode == "on"
+    return mode == "true"
 
 
 @contextmanager

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 from vaebench.data import dequantize
-from vaebench.likelihood import STREAM_PRIOR, full_precision, model_dtype_device, stream_generator
+from vaebench.likelihood import full_precision, model_dtype_device
 from vaebench.models import gaussian_kl
 from vaebench.quality import concat_pictures, pictures
+from vaebench.seeding import STREAM_PRIOR, stream_generator
 
 ENCODE_BATCH = 1000  # images per block for dequantization noise and the encoder-only passes
 KNN_NEIGHBOURS = 15

@@ -25,7 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaebench.likelihood import STREAM_QUALITY, full_precision, model_dtype_device, stream_generator
+from vaebench.likelihood import full_precision, model_dtype_device
+from vaebench.seeding import STREAM_QUALITY, stream_generator
 
 FD_MAX_N = 5000
 BLOCK = 500  # prior samples per decoder pass, images per classifier pass: fixed, not --batch

@@ -20,13 +20,11 @@ import pandas as pd
 
 from vaebench import catalog
 from vaebench.errors import VaebenchError
+from vaebench.layout import ARTIFACTS, BASELINES, HISTORY, SELECTION, TABLES
 
 # a run's status in metrics.csv: only "ok" runs enter means, intervals and tests; the others are counted
 OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE = "ok", "diverged", "not evaluated", "missing", "unreadable"
 STATUSES = (OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE)
-TABLES = ("metrics.csv", "summary.csv", "tests.csv")
-BASELINES = "baselines.json"  # in the results directory, from `vaebench baselines`
-SELECTION = "selection"  # in the results directory: FAMILY.json from `vaebench select`, one per family
 LN2 = math.log(2.0)
 
 
@@ -269,7 +267,7 @@ class Study:
     def npz(self, run_dir: str) -> dict[str, np.ndarray] | None:
         """The arrays of a run's artifacts.npz (None if it has none), read once per study."""
         if run_dir not in self._npz:
-            path = self.results / run_dir / "artifacts.npz"
+            path = self.results / run_dir / ARTIFACTS
             self._npz[run_dir] = read_npz(path) if path.exists() else None
         return self._npz[run_dir]
 
@@ -287,7 +285,7 @@ class Study:
         """Every run's history.csv (ok and diverged), stacked, with family / latent_dim / seed / status."""
         frames = []
         for _, run in self.metrics.iterrows():
-            path = self.results / run["run_dir"] / "history.csv"
+            path = self.results / run["run_dir"] / HISTORY
             if path.exists():
                 try:
                     frame = pd.read_csv(path)

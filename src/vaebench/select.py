@@ -9,10 +9,10 @@ as JSON; the study's runs then train with it (`vaebench train --selected`). The 
 import argparse
 import itertools
 import sys
-from pathlib import Path
 
 from vaebench.catalog import BY_ID
 from vaebench.errors import VaebenchError
+from vaebench.layout import RUN_RECORD
 from vaebench.utils import finite, read_json, utc_now, write_json
 
 CRITERION = "best validation ELBO (nats/image) over the epochs of a short run"
@@ -46,16 +46,8 @@ def point_settings(record: dict, loss: str) -> dict[str, float]:
     return {"lr": record["lr"], **({setting: record[setting]} if setting else {})}
 
 
-def selected_settings(path: Path, loss: str) -> dict[str, float]:
-    """The settings `vaebench select` chose for `loss` (one line if the file is for another family)."""
-    choice = read_json(path, "")
-    if choice.get("loss") != loss:
-        raise VaebenchError(f"{path} holds the choice for {choice.get('loss')!r}, not for {loss!r}")
-    return choice["settings"]
-
-
 def run(args: argparse.Namespace) -> int:
-    records = [read_json(run_dir / "run.json", "") for run_dir in args.runs]
+    records = [read_json(run_dir / RUN_RECORD, "") for run_dir in args.runs]
     losses = {r.get("loss") for r in records}
     if len(losses) != 1:
         raise VaebenchError(f"the selection runs are of several families ({sorted(map(str, losses))})")

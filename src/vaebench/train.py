@@ -26,9 +26,18 @@ import torch
 from vaebench.data import ImageDataset, load_dataset, split_validation, to_unit_interval
 from vaebench.errors import CheckpointError, VaebenchError, WriteError
 from vaebench.gpu_slots import device_slot
+from vaebench.layout import CHECKPOINT, HISTORY, MODEL, RUN_RECORD, TRAINED
 from vaebench.models import VAE, ModelConfig, build_model, gaussian_kl, save_model, save_torch
-from vaebench.select import selected_settings
-from vaebench.settings import TrainConfig
+from vaebench.seeding import (
+    STREAM_RESUME,
+    STREAM_TRAIN_ELBO,
+    STREAM_TRAIN_SCALE,
+    STREAM_TRAINING,
+    STREAM_WEIGHTS,
+    stream_generator,
+    stream_seed,
+)
+from vaebench.settings import TrainConfig, selected_settings
 from vaebench.utils import (
     Progress,
     atomic_write,
@@ -53,12 +62,8 @@ HISTORY_COLUMNS = (
     "test_recon_nats",
     "seconds",
 )
-CHECKPOINT = "checkpoint.pt"
-RUN_RECORD = "run.json"
 FINISHED = ("ok", "diverged")  # the statuses run.json records
 EVAL_BATCH = 1000
-# seed offsets of the fixed noise of the ELBO and sigma passes
-ELBO_STREAM, SCALE_STREAM = 1_000_003, 2_000_003
 RESUMABLE_CHANGES = ("epochs", "device", "threads", "compile")  # a run may resume with other values
 SAME_RUN_CHANGES = ("device", "threads", "compile")  # a finished run is the same run with other values
 
@@ -137,7 +142,7 @@ def fixed_noise_passes(model: VAE, images: torch.Tensor, cfg: TrainConfig, strea
     """(x, params, mu, logvar) per EVAL_BATCH images, in eval mode, with noise reseeded from `stream` on every
     call: every pass over the same images sees the same draws."""
     model.eval()
-    gen = torch.Generator(device=images.device).manual_seed(cfg.seed + stream)
+    gen = stream_generator(cfg.seed, stream, images.device)
     for start in range(0, images.shape[0], EVAL_BATCH):
         v = images[start : start + EVAL_BATCH]
         x = to_unit_interval(v, cfg.dequantize, gen)
@@ -150,7 +155,7 @@ def fit_shared_scale(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> None
     """Set a shared scale (gaussian_shared's sigma) to its optimum over all of `images`, the training split,
     with fixed noise: in training it follows each batch, and the last batch's value is no model's best."""
     total = torch.zeros((), device=images.device, dtype=torch.float64)
-    for x, params, _, _ in fixed_noise_passes(model, images, cfg, SCALE_STREAM):
+    for x, params, _, _ in fixed_noise_passes(model, images, cfg, STREAM_TRAIN_SCALE):
         total += model.family.squared_error(params, x).double()
     model.family.set_sigma(total / (images.shape[0] * math.prod(images.shape[1:])))
 
@@ -163,7 +168,7 @@ def test_elbo(model: VAE, images: torch.Tensor, cfg: TrainConfig) -> dict[str, f
     """
     recon = torch.zeros((), device=images.device, dtype=torch.float64)
     kl = torch.zeros_like(recon)
-    for x, params, mu, logvar in fixed_noise_passes(model, images, cfg, ELBO_STREAM):
+    for x, params, mu, logvar in fixed_noise_passes(model, images, cfg, STREAM_TRAIN_ELBO):
         recon += model.family.log_density(params, x).double().sum()
         kl += gaussian_kl(mu, logvar).double().sum()
     n = images.shape[0]
@@ -255,7 +260,7 @@ def _restore_generator(gen: torch.Generator, ckpt: dict, cfg: TrainConfig) -> No
     if state.numel() == gen.get_state().numel():
         gen.set_state(state)
         return
-    gen.manual_seed((cfg.seed + ckpt["epoch"]) % 2**64)
+    gen.manual_seed(stream_seed(cfg.seed, STREAM_RESUME, ckpt["epoch"]))
     print(
         f"the checkpoint's noise generator is of another device type than {gen.device.type}: resuming "
         f"with one seeded from the seed and epoch {ckpt['epoch']}, so the model is not bit for bit that "
@@ -281,21 +286,22 @@ def finished_run(out: Path, cfg: TrainConfig) -> dict | None:
             f"{out} holds a finished run with other arguments ({other}): use another --out, "
             "or --overwrite to replace it"
         )
-    return record if all((out / name).exists() for name in ("model.pt", "history.csv")) else None
+    return record if all((out / name).exists() for name in TRAINED) else None
 
 
 def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
-    """Train, write model.pt, history.csv and run.json into `out`, and return the run record."""
+    """Train, write the model, its history and the run record (layout.TRAINED) into `out`; return the
+    record."""
     device = pick_device(cfg.device)
     threads = set_threads(cfg.threads)
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True  # training only; evaluation turns it off
         torch.backends.cudnn.allow_tf32 = True
     data = load_dataset(cfg.dataset, cfg.data_dir)
-    torch.manual_seed(cfg.seed)  # weight initialisation
+    torch.manual_seed(stream_seed(cfg.seed, STREAM_WEIGHTS))  # weight initialisation
     model = build_model(model_config(cfg, data)).to(device)
     opt = make_optimizer(model, cfg)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed)
+    gen = stream_generator(cfg.seed, STREAM_TRAINING, device)
     step_model = torch.compile(model) if cfg.compile else model  # shares model's parameters
     train_images, val_images = split_validation(data.train_images, cfg.validation)
     train_images, val_images = train_images.to(device), val_images.to(device)
@@ -344,7 +350,7 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
         if val is None or not best["epoch"] or val > rows[best["epoch"] - 1]["val_elbo_nats"]:
             best = {"epoch": epoch, "state": last_good}
         _save_checkpoint(ckpt_path, model, opt, gen, epoch, rows, cfg, elapsed, best)
-        write_history(out / "history.csv", rows)  # after the checkpoint, so it lists only resumable epochs
+        write_history(out / HISTORY, rows)  # after the checkpoint, so it lists only resumable epochs
         eta = (cfg.epochs - epoch) * elapsed / len(rows)
         print(
             f"{tag} epoch {epoch}/{cfg.epochs} train loss {train_loss:.2f} nats, "
@@ -354,9 +360,9 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
             file=sys.stderr,
         )
 
-    write_history(out / "history.csv", rows)
+    write_history(out / HISTORY, rows)
     model.load_state_dict(best["state"])
-    save_model(model, out / "model.pt")
+    save_model(model, out / MODEL)
     kept = rows[best["epoch"] - 1] if rows else {}
     record = {
         **asdict(cfg),
@@ -392,7 +398,7 @@ def run(args: argparse.Namespace) -> int:
     if args.dry_run:
         cfg.epochs = 1
     if args.overwrite:
-        for name in (RUN_RECORD, CHECKPOINT):  # model.pt and history.csv are replaced as they are written
+        for name in (RUN_RECORD, CHECKPOINT):  # the model and the history are replaced as they are written
             try:
                 (args.out / name).unlink(missing_ok=True)
             except OSError as err:

@@ -6,7 +6,7 @@
 
 rule study_config:
     output:
-        "results/{dataset}/study.yaml",
+        f"{RESULTS}/{layout.STUDY_CONFIG}",
     log:
         "logs/study_config/{dataset}.log",
     params:
@@ -18,32 +18,33 @@ rule study_config:
 
 rule aggregate:
     input:
-        metrics=lambda w: [f"{run}/metrics.json" for run in run_dirs()],
-        study="results/{dataset}/study.yaml",
+        metrics=lambda w: [f"{run}/{layout.METRICS}" for run in run_dirs(w.dataset)],
+        study=f"{RESULTS}/{layout.STUDY_CONFIG}",
     output:
-        metrics=report("results/{dataset}/metrics.csv", caption="../report/metrics.rst", category="Tables"),
-        summary=report("results/{dataset}/summary.csv", caption="../report/summary.rst", category="Tables"),
-        tests=report("results/{dataset}/tests.csv", caption="../report/tests.rst", category="Tables"),
-    conda:
-        "../../environment.yml"
+        metrics=report(METRICS_TABLE, caption="../report/metrics.rst", category="Tables"),
+        summary=report(SUMMARY_TABLE, caption="../report/summary.rst", category="Tables"),
+        tests=report(TESTS_TABLE, caption="../report/tests.rst", category="Tables"),
     log:
         "logs/aggregate/{dataset}.log",
+    conda:
+        "../../environment.yml"
     params:
-        expected=lambda w: " ".join(shlex.quote(run) for run in run_dirs()),
+        results=lambda w, input: os.path.dirname(input.study),
+        expected=lambda w: " ".join(shlex.quote(run) for run in run_dirs(w.dataset)),
     shell:
-        "vaebench aggregate --results results/{wildcards.dataset} --out-dir results/{wildcards.dataset}"
+        "vaebench aggregate --results {params.results:q} --out-dir {params.results:q}"
         " --expected {params.expected} > {log:q} 2>&1"
 
 
 rule baselines:
     input:
-        data="resources/{dataset}.json",
+        data=layout.MANIFEST,
     output:
-        "results/{dataset}/baselines.json",
-    conda:
-        "../../environment.yml"
+        f"{RESULTS}/{layout.BASELINES}",
     log:
         "logs/baselines/{dataset}.log",
+    conda:
+        "../../environment.yml"
     params:
         options=lambda w: cli_options(
             {"data_dir": config["data_dir"], "n_test": config["evaluate"].get("n_test")}

@@ -1,4 +1,5 @@
 # Helpers shared by all rule files - validated config, run paths, CLI options, resources.
+# Every path and file name comes from vaebench.layout, its one home.
 
 import functools
 import os
@@ -7,39 +8,62 @@ import sys
 from pathlib import Path
 
 import yaml
-from snakemake.utils import validate
 
+from vaebench import layout
 from vaebench.catalog import FAMILY_IDS
-from vaebench.config import ConfigError, check, load_schema
+from vaebench.config import ConfigError, check, load_schema, with_defaults
 from vaebench.fingerprint import family_fingerprint
 from vaebench.select import grid
+from vaebench.settings import compile_mode
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 PACKAGE_SOURCE = Path(workflow.basedir) / "src" / "vaebench"
-RUN = "results/{dataset}/{loss}/z{dim}/seed{seed}"
+RESULTS, RUN, GRID_POINT = layout.RESULTS, layout.RUN, layout.GRID_POINT
+METRICS_TABLE, SUMMARY_TABLE, TESTS_TABLE = (f"{RESULTS}/{name}" for name in layout.TABLES)
+# a job's name under logs/RULE/ and benchmarks/RULE/
+RUN_JOB = f"{{dataset}}/{layout.RUN_DIR}"
+GRID_JOB = "{dataset}/{loss}/point{point}"
 
 try:
-    config.update(check(config, load_schema(SCHEMA)))  # --config values arrive as strings
+    SCHEMA_WITH_DEFAULTS = load_schema(SCHEMA)
+    # --config values arrive as strings; the schema's enums and defaults come from vaebench.settings
+    config.update(with_defaults(check(config, SCHEMA_WITH_DEFAULTS), SCHEMA_WITH_DEFAULTS))
 except ConfigError as err:
     sys.exit(f"vaebench: invalid configuration: {err}")
-validate(config, SCHEMA)  # fills the schema's defaults
 config.setdefault("losses", list(FAMILY_IDS))  # every family, in catalog order
 
 
-def run_dirs():
-    """Every run directory the config asks for."""
-    return expand(RUN, dataset=config["dataset"], loss=config["losses"], dim=config["latent_dims"],
-                  seed=config["seeds"])
+def run_dirs(dataset):
+    """Every run directory the config asks for, of `dataset`."""
+    return expand(
+        RUN, dataset=dataset, loss=config["losses"], dim=config["latent_dims"], seed=config["seeds"]
+    )
 
 
 def final_outputs():
-    return [f"{run}/metrics.json" for run in run_dirs()] + ["report/index.html"]
+    return [f"{run}/{layout.METRICS}" for run in run_dirs(config["dataset"])] + [layout.REPORT_INDEX]
 
 
 def train_options():
     """The training flags every run of the study shares."""
-    return {"arch": config["arch"], "hidden": config["hidden"], "device": config["device"],
-            "data_dir": config["data_dir"], **config["train"]}
+    return {
+        "arch": config["arch"],
+        "hidden": config["hidden"],
+        "device": config["device"],
+        "data_dir": config["data_dir"],
+        **config["train"],
+    }
+
+
+def evaluate_options():
+    """The evaluation flags every run of the study shares."""
+    evaluate = config["evaluate"]
+    return {
+        "device": config["device"],
+        "data_dir": config["data_dir"],
+        **evaluate,
+        "compile": compile_mode(evaluate["compile"]),
+    }
 
 
 def selection_grid(loss):
@@ -56,7 +80,12 @@ def selection_input(wildcards):
     """The chosen settings a study run trains with, when the study has a selection block."""
     if "selection" not in config:
         return {}
-    return {"selected": f"results/{wildcards.dataset}/selection/{wildcards.loss}.json"}
+    return {"selected": f"{layout.CHOICE}.json".format(dataset=wildcards.dataset, loss=wildcards.loss)}
+
+
+def quality_input(dataset):
+    """The picture-quality references of the test images, when the workflow has the rule that writes them."""
+    return [layout.QUALITY.format(dataset=dataset)] if workflow.is_rule("classifier") else []
 
 
 def cli_options(options):

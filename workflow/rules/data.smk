@@ -4,11 +4,11 @@
 
 rule data:
     output:
-        "resources/{dataset}.json",
-    conda:
-        "../../environment.yml"
+        layout.MANIFEST,
     log:
         "logs/data/{dataset}.log",
+    conda:
+        "../../environment.yml"
     params:
         data_dir=lambda w: shlex.quote(config["data_dir"]),
     shell:

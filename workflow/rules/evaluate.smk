@@ -4,26 +4,27 @@
 
 rule evaluate:
     input:
-        model=f"{RUN}/model.pt",
-        run=f"{RUN}/run.json",
-        classifier="resources/quality/{dataset}.pt",
+        model=f"{RUN}/{layout.MODEL}",
+        run=f"{RUN}/{layout.RUN_RECORD}",
+        classifier=layout.CLASSIFIER,
     output:
-        metrics=f"{RUN}/metrics.json",
-        artifacts=f"{RUN}/artifacts.npz",
+        metrics=f"{RUN}/{layout.METRICS}",
+        artifacts=f"{RUN}/{layout.ARTIFACTS}",
+    log:
+        f"logs/evaluate/{RUN_JOB}.log",
+    benchmark:
+        f"benchmarks/evaluate/{RUN_JOB}.tsv"
     conda:
         "../../environment.yml"
-    log:
-        f"{RUN}/evaluate.log",
-    params:
-        options=lambda w: cli_options(
-            {"device": config["device"], "data_dir": config["data_dir"], **config["evaluate"]}
-        ),
     threads: job_resource("evaluate", "threads", 1)
     resources:
         mem_mb=job_resource("evaluate", "mem_mb", 8000),
         runtime=job_resource("evaluate", "runtime", 120),
         gpu=job_resource("evaluate", "gpu", 0),
+    params:
+        options=lambda w: cli_options(evaluate_options()),
+        run_dir=lambda w, input: os.path.dirname(input.run),
     shell:
-        "vaebench evaluate --run $(dirname {output.metrics:q}) {params.options} --threads {threads}"
+        "vaebench evaluate --run {params.run_dir:q} {params.options} --threads {threads}"
         " --classifier {input.classifier:q} --out {output.metrics:q} --artifacts {output.artifacts:q}"
         " > {log:q} 2>&1"

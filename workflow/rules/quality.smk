@@ -5,22 +5,22 @@
 
 rule classifier:
     input:
-        data="resources/{dataset}.json",
+        data=layout.MANIFEST,
     output:
-        model="resources/quality/{dataset}.pt",
-        summary="resources/quality/{dataset}.json",
-    conda:
-        "../../environment.yml"
+        model=layout.CLASSIFIER,
+        summary=layout.QUALITY,
     log:
         "logs/classifier/{dataset}.log",
-    params:
-        options=lambda w: cli_options(
-            {"data_dir": config["data_dir"], "n_test": config["evaluate"].get("n_test")}
-        ),
+    conda:
+        "../../environment.yml"
     threads: job_resource("train", "threads", 1)
     resources:
         mem_mb=job_resource("train", "mem_mb", 4000),
         runtime=job_resource("train", "runtime", 120),
+    params:
+        options=lambda w: cli_options(
+            {"data_dir": config["data_dir"], "n_test": config["evaluate"].get("n_test")}
+        ),
     shell:
         "vaebench classifier --dataset {wildcards.dataset} {params.options} --threads {threads}"
         " --out {output.model:q} > {log:q} 2>&1"

@@ -9,15 +9,13 @@
 from vaebench.captions import FIGURES  # the figures' names in page order; imports no matplotlib
 
 CAPTIONS = os.path.join(workflow.basedir, "workflow", "report")
+FIGURES_DIR = f"{RESULTS}/{layout.FIGURES}"
 
 
 STUDY = config.get("study") or config["dataset"]  # report/STUDY/index.html: no study overwrites another
+STUDY_RESULTS = RESULTS.format(dataset=config["dataset"])  # the report has no {dataset} wildcard
 
 
-# the picture-quality references of the test images, when the workflow has the rule that writes them
-QUALITY_INPUT = lambda w: (
-    [f"resources/quality/{config['dataset']}.json"] if workflow.is_rule("classifier") else []
-)
 # --manifest and, when there is one, --quality for `vaebench figures` and `vaebench report`
 REFERENCE_OPTIONS = lambda w, input: " ".join(
     [f"--manifest {shlex.quote(input.manifest)}"] + [f"--quality {shlex.quote(q)}" for q in input.quality]
@@ -26,43 +24,50 @@ REFERENCE_OPTIONS = lambda w, input: " ".join(
 
 rule figures:
     input:
-        metrics="results/{dataset}/metrics.csv",
-        summary="results/{dataset}/summary.csv",
-        tests="results/{dataset}/tests.csv",
-        baselines="results/{dataset}/baselines.json",
-        manifest="resources/{dataset}.json",
-        quality=QUALITY_INPUT,
+        metrics=METRICS_TABLE,
+        summary=SUMMARY_TABLE,
+        tests=TESTS_TABLE,
+        baselines=f"{RESULTS}/{layout.BASELINES}",
+        manifest=layout.MANIFEST,
+        quality=lambda w: quality_input(w.dataset),
     output:
-        png=[report(f"results/{{dataset}}/figures/{name}.png", caption=f"../report/{name}.rst",
-                    category="Figures") for name in FIGURES],
-        svg=[f"results/{{dataset}}/figures/{name}.svg" for name in FIGURES],
-    conda:
-        "../../environment.yml"
+        png=[
+            report(
+                f"{FIGURES_DIR}/{name}.png",
+                caption=f"../report/{name}.rst",
+                category="Figures",
+            )
+            for name in FIGURES
+        ],
+        svg=[f"{FIGURES_DIR}/{name}.svg" for name in FIGURES],
     log:
         "logs/figures/{dataset}.log",
+    conda:
+        "../../environment.yml"
     params:
-        out_dir=lambda w, output: os.path.dirname(output.png[0]),
+        results=lambda w, input: os.path.dirname(input.metrics),
+        outdir=lambda w, output: os.path.dirname(output.png[0]),
         references=REFERENCE_OPTIONS,
     shell:
-        "vaebench figures --results results/{wildcards.dataset} --out-dir {params.out_dir:q}"
+        "vaebench figures --results {params.results:q} --out-dir {params.outdir:q}"
         " {params.references} > {log:q} 2>&1"
 
 
 rule report:
     input:
-        figures=expand("results/{dataset}/figures/{name}.png", dataset=config["dataset"], name=FIGURES),
+        figures=expand(f"{FIGURES_DIR}/{{name}}.png", dataset=config["dataset"], name=FIGURES),
         captions=[os.path.join(CAPTIONS, f"{name}.rst") for name in FIGURES],
-        study=f"results/{config['dataset']}/study.yaml",
-        baselines=f"results/{config['dataset']}/baselines.json",
-        manifest=f"resources/{config['dataset']}.json",
-        quality=QUALITY_INPUT,
+        study=f"{STUDY_RESULTS}/{layout.STUDY_CONFIG}",
+        baselines=f"{STUDY_RESULTS}/{layout.BASELINES}",
+        manifest=layout.MANIFEST.format(dataset=config["dataset"]),
+        quality=quality_input(config["dataset"]),
     output:
-        page=report(f"report/{STUDY}/index.html", caption="../report/index.rst", category="Report"),
-        index="report/index.html",
-    conda:
-        "../../environment.yml"
+        page=report(layout.REPORT.format(study=STUDY), caption="../report/index.rst", category="Report"),
+        index=layout.REPORT_INDEX,
     log:
         f"logs/report/{STUDY}.log",
+    conda:
+        "../../environment.yml"
     params:
         results=lambda w, input: os.path.dirname(input.study),
         captions=lambda w, input: os.path.dirname(input.captions[0]),

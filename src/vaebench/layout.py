@@ -1,0 +1,79 @@
+"""Where a study's files live, torch-free: the run directory layout and the names of the files the stages
+write. The rules (workflow/rules/*.smk) and every stage take paths and file names from here, so a file is
+named once.
+
+    resources/DATASET.json                     vaebench data (the manifest)
+    resources/quality/DATASET.pt, .json        vaebench classifier
+    results/DATASET/selection/FAMILY/pointN/   vaebench train, one run per grid point (studies with selection)
+    results/DATASET/selection/FAMILY.json      vaebench select
+    results/DATASET/FAMILY/zDIM/seedSEED/      a run directory: vaebench train, then vaebench evaluate
+    results/DATASET/*.csv, baselines.json      vaebench aggregate, vaebench baselines
+    results/DATASET/figures/                   vaebench figures
+    report/STUDY/index.html                    vaebench report
+
+The templates use Snakemake's wildcard names ({dataset}, {loss}, {dim}, {seed}, {point}).
+"""
+
+import re
+from pathlib import Path
+
+from vaebench.catalog import FAMILY_IDS
+from vaebench.settings import DATASETS
+
+# the files of a run directory
+MODEL = "model.pt"
+HISTORY = "history.csv"
+RUN_RECORD = "run.json"
+CHECKPOINT = "checkpoint.pt"  # an unfinished run's last epoch, removed when the run finishes
+METRICS = "metrics.json"
+ARTIFACTS = "artifacts.npz"
+TRAINED = (MODEL, HISTORY, RUN_RECORD)  # what a finished training leaves
+
+# the files of a results directory
+TABLES = ("metrics.csv", "summary.csv", "tests.csv")  # vaebench aggregate
+BASELINES = "baselines.json"  # vaebench baselines
+STUDY_CONFIG = "study.yaml"  # the validated config the report shows
+SELECTION = "selection"  # FAMILY.json from vaebench select, and the grid runs in FAMILY/pointN/
+FIGURES = "figures"
+
+RESULTS = "results/{dataset}"
+RUN_DIR = "{loss}/z{dim}/seed{seed}"  # a run directory inside RESULTS
+RUN = f"{RESULTS}/{RUN_DIR}"
+CHOICE = f"{RESULTS}/{SELECTION}/{{loss}}"  # + ".json": the settings chosen for a family
+GRID_POINT = f"{CHOICE}/point{{point}}"  # a run directory of the family's grid
+MANIFEST = "resources/{dataset}.json"
+CLASSIFIER = "resources/quality/{dataset}.pt"
+QUALITY = "resources/quality/{dataset}.json"  # the classifier's accuracy and reference values
+REPORT = "report/{study}/index.html"
+REPORT_INDEX = "report/index.html"
+
+# what each wildcard may match; a run directory's family is a catalog id
+WILDCARDS = {
+    "dataset": "|".join(DATASETS),
+    "loss": "|".join(FAMILY_IDS),
+    "dim": r"\d+",
+    "seed": r"\d+",
+    "point": r"\d+",
+}
+# a run directory as aggregate finds it on disk: any family name (a study may hold one the catalog dropped)
+RUN_DIR_PATTERN = re.compile(RUN_DIR.format(loss=r"([A-Za-z0-9_]+)", dim=r"(\d+)", seed=r"(\d+)"))
+RUN_DIR_GLOB = RUN_DIR.format(loss="*", dim="*", seed="*")
+
+
+def run_dir(loss: str, dim: int, seed: int) -> str:
+    """A run directory, relative to its results directory."""
+    return RUN_DIR.format(loss=loss, dim=dim, seed=seed)
+
+
+def parse_run_dir(path: str | Path) -> tuple[str, int, int] | None:
+    """(family, latent_dim, seed) from .../FAMILY/zDIM/seedSEED, or None if the path is not a run."""
+    parts = Path(path).parts[-3:]
+    match = RUN_DIR_PATTERN.fullmatch("/".join(parts)) if len(parts) == 3 else None
+    if match is None:
+        return None
+    return match[1], int(match[2]), int(match[3])
+
+
+def find_run_dirs(results: Path) -> list[Path]:
+    """Every run directory under a results directory, sorted."""
+    return sorted(p for p in results.glob(RUN_DIR_GLOB) if p.is_dir() and parse_run_dir(p))

@@ -1,0 +1,40 @@
+"""The run layout: run directories parse back to their identity, and the wildcards match what they name."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from vaebench import layout
+from vaebench.catalog import FAMILY_IDS
+from vaebench.settings import DATASETS
+
+
+@pytest.mark.parametrize("loss, dim, seed", [("gaussian", 2, 0), ("logit_laplace", 32, 17)])
+def test_a_run_directory_parses_back_to_its_identity(loss, dim, seed):
+    path = Path("results") / "mnist" / layout.run_dir(loss, dim, seed)
+    assert layout.parse_run_dir(path) == (loss, dim, seed)
+
+
+@pytest.mark.parametrize(
+    "path", ["gaussian/z2", "gaussian/2/seed0", "gaussian/z2/seedx", "gaus-sian/z2/seed0"]
+)
+def test_other_paths_are_no_run(path):
+    assert layout.parse_run_dir(path) is None
+
+
+def test_find_run_dirs_lists_only_runs(tmp_path):
+    for name in ("gaussian/z2/seed0", "beta/z16/seed3", "gaussian/z2/notes", "selection/gaussian/point0"):
+        (tmp_path / name).mkdir(parents=True)
+    assert [p.relative_to(tmp_path).as_posix() for p in layout.find_run_dirs(tmp_path)] == [
+        "beta/z16/seed3",
+        "gaussian/z2/seed0",
+    ]
+
+
+def test_the_wildcards_match_the_names_they_stand_for_and_no_other():
+    full = {name: re.compile(f"(?:{pattern})") for name, pattern in layout.WILDCARDS.items()}
+    assert all(full["loss"].fullmatch(family) for family in FAMILY_IDS)
+    assert all(full["dataset"].fullmatch(dataset) for dataset in DATASETS)
+    assert not full["loss"].fullmatch("gausian") and not full["dataset"].fullmatch("mnist6k")
+    assert full["point"].fullmatch("12") and not full["point"].fullmatch("1a")
