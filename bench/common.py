@@ -49,9 +49,9 @@ def print_table(title: str, header: list[str], rows: list[list]) -> None:
         print(" | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
 
 
-def write_result(name: str, result: dict) -> Path:
-    OUT_DIR.mkdir(parents=True, exist_ok=True)
-    path = OUT_DIR / f"{name}.json"
+def write_result(name: str, result: dict, out_dir: Path = OUT_DIR) -> Path:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}.json"
     path.write_text(json.dumps({**result, "machine": machine()}, indent=2) + "\n")
     print(f"\nwrote {path}")
     return path

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -111,11 +112,34 @@ def test_slots_fill_devices_breadth_first(tmp_path):
         ]
 
 
-def test_locks_follow_the_physical_device(monkeypatch):
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")
-    assert device_ids(2) == ["3", "1"]
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
-    assert device_ids(2) == ["0", "1"]
+def _fake_gpus(monkeypatch, uuids: list[str]) -> list[int]:
+    """CUDA devices on a CPU: torch sees len(uuids) of them, each with its UUID; returns the list that
+    torch.cuda.set_device calls append to."""
+    current = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(uuids))
+    monkeypatch.setattr(
+        torch.cuda, "get_device_properties", lambda index: SimpleNamespace(uuid=uuids[index], name="fake")
+    )
+    monkeypatch.setattr(torch.cuda, "set_device", lambda device: current.append(torch.device(device).index))
+    return current
+
+
+def test_locks_are_named_by_the_device_uuid_whatever_the_job_numbers_it(tmp_path, monkeypatch):
+    """SLURM numbers the devices it grants from 0 in every job: two jobs seeing each other's physical
+    device as cuda:0 must wait on one lock, and one seeing a device at another index must take it too."""
+    monkeypatch.setenv("VAEBENCH_GPU_LOCK_DIR", str(tmp_path))
+    _fake_gpus(monkeypatch, ["GPU-aaaa", "GPU-bbbb"])
+    assert device_ids(2) == ["GPU-aaaa", "GPU-bbbb"]
+    with device_slot("auto") as first:
+        assert first == torch.device("cuda", 0)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["gpuGPU-aaaa.slot0.lock"]
+        _fake_gpus(monkeypatch, ["GPU-bbbb", "GPU-aaaa"])  # another job's numbering of the same devices
+        with device_slot("auto") as second:
+            assert second == torch.device("cuda", 0)  # its cuda:0 is GPU-bbbb, free
+        _fake_gpus(monkeypatch, ["GPU-aaaa", "GPU-cccc"])
+        with device_slot("cuda") as third:
+            assert third == torch.device("cuda", 1)  # GPU-aaaa is held: its cuda:0 is taken
 
 
 def test_device_slot_is_a_no_op_without_several_gpus(tmp_path, monkeypatch):
@@ -128,16 +152,28 @@ def test_device_slot_is_a_no_op_without_several_gpus(tmp_path, monkeypatch):
     assert not list(tmp_path.iterdir())  # nothing was locked
 
 
-def test_device_slot_picks_a_free_device_when_several_are_visible(tmp_path, monkeypatch):
+def test_device_slot_picks_a_free_device_and_makes_it_current(tmp_path, monkeypatch):
+    """'auto' and 'cuda' both take a slot (an explicit 'cuda' used to land every job on cuda:0); a numbered
+    device is the user's choice and is not locked. Each is made the current device."""
     monkeypatch.setenv("VAEBENCH_GPU_LOCK_DIR", str(tmp_path))
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
-    with device_slot("auto") as first, device_slot("auto") as second:
+    current = _fake_gpus(monkeypatch, ["GPU-0", "GPU-1", "GPU-2"])
+    with device_slot("auto") as first, device_slot("cuda") as second:
         assert (first, second) == (torch.device("cuda", 0), torch.device("cuda", 1))
-    with device_slot("auto") as again:
+        assert current == [0, 1]
+    with device_slot("cuda") as again:
         assert again == torch.device("cuda", 0)
     with device_slot("cuda:2") as explicit:
-        assert explicit == torch.device("cuda", 2)
+        assert explicit == torch.device("cuda", 2) and current[-1] == 2
+    assert len(list(tmp_path.iterdir())) == 2  # cuda:2 locked nothing
+
+
+def test_a_single_gpu_is_made_current_and_not_locked(tmp_path, monkeypatch):
+    monkeypatch.setenv("VAEBENCH_GPU_LOCK_DIR", str(tmp_path))
+    current = _fake_gpus(monkeypatch, ["GPU-0"])
+    for name in ("auto", "cuda", "cuda:0"):
+        with device_slot(name) as device:
+            assert device == torch.device("cuda", 0)
+    assert current == [0, 0, 0] and not list(tmp_path.iterdir())
 
 
 def test_a_lock_dir_that_cannot_be_made_is_one_line(tmp_path, monkeypatch):

@@ -138,11 +138,12 @@ def test_bits_per_dim_against_hand_computed_values():
 
 def test_the_chunk_is_whole_blocks_and_the_estimator_takes_no_other():
     """chunk_for rounds down to a multiple of SAMPLE_BLOCK, at least one block; None: default_chunk, here
-    capped by K. An unresolved chunk would shift the noise blocks, so the estimator refuses it."""
+    the largest ladder rung within K. An unresolved chunk would shift the noise blocks, so the estimator
+    refuses it."""
     model = real_model("gaussian", dtype=torch.float32)
     resolved = [lk.chunk_for(model, chunk, 50, 12, 16) for chunk in (1, 16, 17, 47, 48, 1000)]
     assert resolved == [16, 16, 16, 32, 48, 992]
-    assert lk.chunk_for(model, None, 50, 12, 16) == 64
+    assert lk.chunk_for(model, None, 50, 12, 16) == 32
     x, v = fake_images(2)
     for chunk in (0, 17):
         with pytest.raises(ValueError, match="chunk_for"):
@@ -160,18 +161,23 @@ def test_chunked_and_unchunked_give_identical_numbers(family):
     assert results[0][0].dtype == torch.float64 and torch.isfinite(results[0][0]).all()
 
 
-def test_default_chunk_is_a_multiple_of_the_block_capped_by_k_and_memory(monkeypatch):
+def test_default_chunk_is_a_ladder_rung_capped_by_k_and_memory(monkeypatch):
     cpu, gpu = torch.device("cpu"), torch.device("cuda")  # no cuda call: free memory is patched below
     per_sample = lk.sample_bytes(100, 784, 1)
     assert lk.sample_bytes(100, 784, 2) > per_sample > lk.sample_bytes(50, 784, 1)
     monkeypatch.setattr(lk, "_available_bytes", lambda device: 4 * per_sample * 64 + 100)
     assert lk.default_chunk(5000, 100, 784, 1, gpu) == 64
-    assert lk.default_chunk(5000, 100, 784, 2, gpu) == 48  # P = 2 costs more per sample
+    assert lk.default_chunk(5000, 100, 784, 2, gpu) == 32  # P = 2 costs more per sample: a rung lower
     assert lk.default_chunk(5000, 1000, 784, 1, gpu) == lk.SAMPLE_BLOCK  # at least one block
     assert lk.default_chunk(5, 100, 784, 1, gpu) == lk.SAMPLE_BLOCK  # never more than K needs
+    assert lk.default_chunk(50, 10, 784, 1, gpu) == 32  # the largest rung within K
     small = lk.sample_bytes(10, 784, 1)
     cpu_chunk = lk.default_chunk(5000, 10, 784, 1, cpu)  # the CPU cap, not free memory, binds
-    assert cpu_chunk * small <= lk.CPU_CHUNK_BYTES < (cpu_chunk + lk.SAMPLE_BLOCK) * small
+    assert cpu_chunk * small <= lk.CPU_CHUNK_BYTES < 2 * cpu_chunk * small
+    # free memory that differs a little gives the same chunk, so compiled kernels are reused
+    for free in (79 << 30, int(78.5 * 2**30)):
+        monkeypatch.setattr(lk, "_available_bytes", lambda device, free=free: free)
+        assert lk.default_chunk(5000, 100, 784, 2, gpu) == 2048
 
 
 def _in_float64(family):

@@ -38,7 +38,7 @@ from vaebench.results import (
     note_column,
     read_json_object,
 )
-from vaebench.utils import atomic_write
+from vaebench.utils import NUMERIC_FLAGS, atomic_write
 
 ID_COLUMNS = ("dataset", "family", "latent_dim", "seed", "status", "note", "run_dir")
 # the estimate at K/16 and K/4 samples (the same images and first samples), and its rise from K/4 to K
@@ -113,6 +113,7 @@ EVAL_PROVENANCE = (
     "hostname",
     "command",
     "threads",
+    *NUMERIC_FLAGS,
 )
 
 

@@ -30,6 +30,7 @@ from vaebench.likelihood import (
     chunk_for,
     compile_cache,
     family_scorer,
+    full_precision,
     model_dtype_device,
     nested_sizes,
     wants_compile,
@@ -52,6 +53,7 @@ from vaebench.utils import (
     atomic_write,
     compiling,
     first_difference,
+    memory_of,
     provenance,
     read_json,
     set_threads,
@@ -132,7 +134,7 @@ def evaluate(
         "k": cfg.k,
         "n_test": n_test,
         "batch": cfg.batch,
-        "chunk": chunk,
+        "chunk": ll.chunk,  # lower than resolved when the device ran out of memory
         "eval_seed": cfg.seed,
         "dims": dims,
         "family_label": family.label,
@@ -338,11 +340,18 @@ def run(args: argparse.Namespace) -> int:
         _say_what_changes(args, model, cfg, data.dims)
 
         t0 = time.perf_counter()
-        with compiling(args.compile != "false", "rerun with --compile false"):
-            metrics, artifacts = evaluate(model, data, cfg, classifier)
-        metrics["eval_seconds"] = time.perf_counter() - t0
-        metrics.update({key: record.get(key) for key in RUN_FIELDS})
-        metrics.update(provenance(device))
+        # at full precision throughout (TF32 off), so the recorded flags are those every number came from
+        with compiling(args.compile != "false", "rerun with --compile false"), full_precision():
+            try:
+                metrics, artifacts = evaluate(model, data, cfg, classifier)
+            except torch.OutOfMemoryError:
+                raise VaebenchError(
+                    f"out of memory evaluating {cfg.batch} images at a time on {memory_of(device)}: "
+                    "lower --batch"
+                ) from None
+            metrics["eval_seconds"] = time.perf_counter() - t0
+            metrics.update({key: record.get(key) for key in RUN_FIELDS})
+            metrics.update(provenance(device))
         metrics.update(
             {
                 "threads": threads,

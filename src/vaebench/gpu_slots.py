@@ -2,12 +2,15 @@
 
 Snakemake's `--resources gpu=N` caps how many GPU jobs run at once but never says which device a
 job should use (it sets no CUDA_VISIBLE_DEVICES), so without this every job would pick cuda:0.
-A job asking for device "auto" on a machine with more than one visible GPU takes an exclusive
-`fcntl.flock` on `gpu<id>.slot<s>.lock` for the first free device and keeps it until the job ends.
+A job asking for device "auto" or "cuda" on a machine with more than one visible GPU takes an exclusive
+`fcntl.flock` on `gpu<uuid>.slot<s>.lock` for the first free device, keeps it until the job ends and makes
+it the job's current CUDA device. A lock is named by the device's UUID, not its index: SLURM renumbers
+the devices it grants from 0 in every job, so two jobs on one node would otherwise lock different
+devices under one name, or one device under two.
 The kernel drops a flock when its file descriptor closes, so the slot is freed when the block
 exits, when it raises, and when the process dies, even by SIGKILL: no stale locks to clean up.
 
-With one GPU or none, and for an explicit device ("cpu", "cuda:1"), nothing is locked: jobs on a
+With one GPU or none, and for a numbered device ("cpu", "cuda:1"), nothing is locked: jobs on a
 single GPU share it (how many at once is Snakemake's business). VAEBENCH_JOBS_PER_GPU (default 1)
 lets that many jobs share each device on a multi-GPU machine too; the slots are filled breadth
 first, so the load spreads over the devices before any device takes a second job.
@@ -45,10 +48,13 @@ def jobs_per_gpu() -> int:
 
 
 def device_ids(n_devices: int) -> list[str]:
-    """A name per visible device that is the same in every job: the CUDA_VISIBLE_DEVICES entry when set
-    (so jobs that see different subsets still lock the physical device), else the index."""
-    visible = [d.strip() for d in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if d.strip()]
-    return visible[:n_devices] if len(visible) >= n_devices else [str(i) for i in range(n_devices)]
+    """A name per visible device that is the same in every job whatever numbering it sees: the device's
+    UUID (the index only where torch does not report one)."""
+    ids = []
+    for index in range(n_devices):
+        uuid = getattr(torch.cuda.get_device_properties(index), "uuid", None)
+        ids.append(str(uuid) if uuid is not None else str(index))
+    return ids
 
 
 def _try_lock(path: Path) -> int | None:
@@ -64,12 +70,17 @@ def _try_lock(path: Path) -> int | None:
 
 @contextmanager
 def gpu_slot(
-    n_devices: int, lock_dir: str | Path | None = None, per_device: int = 1, timeout: float | None = None
+    n_devices: int,
+    lock_dir: str | Path | None = None,
+    per_device: int = 1,
+    timeout: float | None = None,
+    ids: list[str] | None = None,
 ) -> Iterator[int]:
     """Hold a slot of one of `n_devices` devices for the block; yields its index (0..n_devices-1).
 
-    Tries slot 0 of every device, then slot 1, ...; when all are taken, polls until one frees up
-    (raises VaebenchError after `timeout` seconds, if given).
+    The locks are named by `ids` (device_ids; default: the indices). Tries slot 0 of every device, then
+    slot 1, ...; when all are taken, polls until one frees up (raises VaebenchError after `timeout`
+    seconds, if given).
     """
     lock_dir = Path(lock_dir) if lock_dir is not None else default_lock_dir()
     try:
@@ -78,7 +89,7 @@ def gpu_slot(
         raise VaebenchError(
             f"cannot create the GPU lock dir {lock_dir} (VAEBENCH_GPU_LOCK_DIR): {os_reason(err)}"
         ) from None
-    ids = device_ids(n_devices)
+    ids = ids or [str(i) for i in range(n_devices)]
     candidates = [
         (i, lock_dir / f"gpu{ids[i]}.slot{s}.lock") for s in range(per_device) for i in range(n_devices)
     ]
@@ -110,11 +121,17 @@ def gpu_slot(
 
 @contextmanager
 def device_slot(name: str = "auto") -> Iterator[torch.device]:
-    """The device a job runs on: pick_device(name), except that "auto" on a machine with several
-    GPUs holds a device of its own for the block (see the module docstring)."""
-    n_devices = torch.cuda.device_count() if name == "auto" and torch.cuda.is_available() else 0
+    """The device a job runs on, made the current CUDA device: pick_device(name), except that "auto" or
+    "cuda" on a machine with several GPUs holds a device of its own for the block (the module docstring)."""
+    device = pick_device(name)
+    n_devices = torch.cuda.device_count() if device.type == "cuda" and device.index is None else 0
     if n_devices <= 1:
-        yield pick_device(name)
+        if device.type == "cuda":
+            device = torch.device("cuda", device.index or 0)
+            torch.cuda.set_device(device)
+        yield device
         return
-    with gpu_slot(n_devices, per_device=jobs_per_gpu()) as index:
-        yield torch.device("cuda", index)
+    with gpu_slot(n_devices, per_device=jobs_per_gpu(), ids=device_ids(n_devices)) as index:
+        device = torch.device("cuda", index)
+        torch.cuda.set_device(device)
+        yield device

@@ -16,6 +16,7 @@ rows it is called with, as on CPU). The image batch size does change which noise
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,6 +26,9 @@ from pathlib import Path
 import torch
 from torch import nn
 from torch._dynamo.utils import counters
+
+from vaebench.errors import VaebenchError
+from vaebench.utils import memory_of
 
 SAMPLE_BLOCK = 16  # samples per noise draw and per log-sum-exp block; chunks are multiples of it
 CPU_CHUNK_BYTES = 64 << 20  # CPU working-set cap per chunk: measured, larger chunks run slower (cache misses)
@@ -86,16 +90,25 @@ def sample_bytes(batch: int, dims: int, n_params: int, itemsize: int = 4) -> int
     return batch * dims * (itemsize * (n_params + 1 + FAMILY_TEMPS) + 1)
 
 
+def ladder_rung(samples: int, up: bool = False) -> int:
+    """The chunk sizes are a fixed ladder, SAMPLE_BLOCK times a power of two, so that a compiled kernel
+    (one per shape) is built once per machine, not again whenever free memory differs a little: the
+    largest rung at most `samples` (at least the lowest), or with `up` the smallest at least `samples`."""
+    rung = SAMPLE_BLOCK
+    while rung * 2 <= samples or (up and rung < samples):
+        rung *= 2
+    return rung
+
+
 def default_chunk(
     k: int, batch: int, dims: int, n_params: int, device: torch.device, itemsize: int = 4
 ) -> int:
-    """Samples per decoder call: a quarter of free memory (at most CPU_CHUNK_BYTES on CPU) over sample_bytes,
-    rounded down to a multiple of SAMPLE_BLOCK, at least one block, and no more blocks than K needs."""
+    """Samples per decoder call: the largest ladder rung (ladder_rung) that fits a quarter of free memory (at
+    most CPU_CHUNK_BYTES on CPU) at sample_bytes per sample and is no larger than K."""
     budget = _available_bytes(device) // 4
     if device.type != "cuda":
         budget = min(budget, CPU_CHUNK_BYTES)
-    chunk = budget // sample_bytes(batch, dims, n_params, itemsize) // SAMPLE_BLOCK * SAMPLE_BLOCK
-    return int(min(max(chunk, SAMPLE_BLOCK), math.ceil(k / SAMPLE_BLOCK) * SAMPLE_BLOCK))
+    return ladder_rung(min(budget // sample_bytes(batch, dims, n_params, itemsize), k))
 
 
 def chunk_for(model: nn.Module, chunk: int | None, k: int, batch: int, dims: int) -> int:
@@ -205,11 +218,13 @@ def nested_sizes(k: int) -> dict[str, int | None]:
 @dataclass(frozen=True)
 class Estimates:
     """Importance-sampled log p(x~) (`deq`) and log P(v) (`disc`) per image, float64 nats; `nested` maps each
-    m of nested_sizes to the estimates from the first m samples only."""
+    m of nested_sizes to the estimates from the first m samples only; `chunk`, the samples decoded at once
+    in the end (fewer than asked after running out of memory)."""
 
     deq: torch.Tensor
     disc: torch.Tensor
     nested: dict[int, "Estimates"]
+    chunk: int | None = None
 
 
 @torch.no_grad()
@@ -248,7 +263,8 @@ def importance_sampled_ll(
         acc_disc = acc_deq.clone()
         nested_at = {m for m in nested_sizes(k).values() if m is not None}
         nested = {}
-        for start in range(0, k, chunk):
+        start = 0
+        while start < k:
             n = min(chunk, k - start)
             eps = torch.cat(
                 [
@@ -269,8 +285,8 @@ def importance_sampled_ll(
             log_prior_over_q = (
                 -0.5 * z64.pow(2).sum(-1) + 0.5 * ((z64 - mu64) * inv_std64).pow(2).sum(-1) + half_logdet
             )  # [n, B]
-            params = model.decode(z.reshape(n * b, -1))  # [n*B, P, C, H, W], model dtype
-            log_p_deq, log_p_disc = score(params, x, v)  # log p(x|z_k), log P(v|z_k): [n, B] float64
+            # log p(x|z_k), log P(v|z_k): [n, B] float64; out of memory, the chunk goes down the ladder
+            log_p_deq, log_p_disc, chunk = _decoded_scores(model, z, x, v, score, chunk)
             log_w_deq = log_p_deq + log_prior_over_q  # [n, B]
             log_w_disc = log_p_disc + log_prior_over_q
             for s in range(0, n, SAMPLE_BLOCK):  # fixed blocks: same float ops for any chunk size
@@ -279,7 +295,47 @@ def importance_sampled_ll(
                 done = start + s + SAMPLE_BLOCK
                 if done in nested_at:
                     nested[done] = Estimates(acc_deq - math.log(done), acc_disc - math.log(done), {})
-    return Estimates(acc_deq - math.log(k), acc_disc - math.log(k), nested)
+            start += n
+    return Estimates(acc_deq - math.log(k), acc_disc - math.log(k), nested, chunk)
+
+
+def _decoded_scores(
+    model: nn.Module, z: torch.Tensor, x: torch.Tensor, v: torch.Tensor, score: Scorer, chunk: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """log p(x|z) and log P(v|z), [n, B] float64, of the samples z [n, B, Z], decoded `chunk` samples at a
+    time, and the chunk that fitted. A compiled scorer (its `fused`) builds a kernel per shape, so its last
+    piece is padded with z = 0 up to a ladder rung (ladder_rung) and the padding's scores dropped. Out of
+    memory, the chunk goes one rung down and these samples start over, with a line on stderr: the estimate
+    does not depend on the chunk."""
+    n, b = z.shape[:2]
+    pad = getattr(score, "fused", False)
+    while True:
+        try:
+            parts = []
+            for s in range(0, n, chunk):
+                rows = z[s : s + chunk].reshape(-1, z.shape[2])  # [m*B, Z]
+                m = rows.shape[0] // b
+                padded = min(chunk, ladder_rung(m, up=True)) if pad else m
+                if padded > m:
+                    rows = torch.cat([rows, rows.new_zeros((padded - m) * b, rows.shape[1])])
+                log_p_deq, log_p_disc = score(model.decode(rows), x, v)  # [padded, B] each
+                parts.append((log_p_deq[:m], log_p_disc[:m]))
+            return torch.cat([deq for deq, _ in parts]), torch.cat([disc for _, disc in parts]), chunk
+        except torch.OutOfMemoryError:
+            failed = chunk  # retried below, outside the handler, so the failed pass's tensors are freed first
+        if failed <= SAMPLE_BLOCK:
+            raise VaebenchError(
+                f"out of memory decoding {SAMPLE_BLOCK} samples of {b} images at once on "
+                f"{memory_of(z.device)}: lower --batch"
+            )
+        chunk = ladder_rung(failed // 2)
+        if z.is_cuda:
+            torch.cuda.empty_cache()
+        print(
+            f"out of memory decoding {failed} samples of {b} images at once on {z.device}: going on with "
+            f"{chunk} (the estimate does not depend on it)",
+            file=sys.stderr,
+        )
 
 
 def batched_ll(
@@ -294,7 +350,8 @@ def batched_ll(
     progress: Callable[[int], None] | None = None,
 ) -> Estimates:
     """importance_sampled_ll over all images, `batch` at a time, one generator throughout: [N] each.
-    `progress` is told the number of images of each batch done."""
+    `progress` is told the number of images of each batch done. A chunk lowered for lack of memory stays
+    lowered for the batches after."""
     parts = []
     for start in range(0, x.shape[0], batch):
         parts.append(
@@ -302,6 +359,7 @@ def batched_ll(
                 model, x[start : start + batch], v[start : start + batch], k, chunk, generator, score
             )
         )
+        chunk = parts[-1].chunk
         if progress is not None:
             progress(min(batch, x.shape[0] - start))
     return _concatenated(parts)
@@ -312,4 +370,5 @@ def _concatenated(parts: list[Estimates]) -> Estimates:
         torch.cat([part.deq for part in parts]),
         torch.cat([part.disc for part in parts]),
         {m: _concatenated([part.nested[m] for part in parts]) for m in parts[0].nested},
+        parts[-1].chunk,
     )

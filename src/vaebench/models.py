@@ -3,7 +3,9 @@
 Two architectures, both built from the dataset's own C x H x W (so D is never changed by padding):
 - `mlp`: the 784-400-z network most users copy (hidden width configurable);
 - `conv`: in the spirit of the seed's experiment: 16/32/128-channel conv stages with 2x2
-  max-pooling, mirrored by bilinear upsampling and transposed convolutions.
+  max-pooling, mirrored by bilinear upsampling and transposed convolutions. On CUDA the upsampling
+  takes channels-last input (BilinearUpsample), the layout whose kernel stays fast at the hundreds of
+  thousands of rows an evaluation decodes at once.
 """
 
 import io
@@ -49,6 +51,26 @@ def _mlp_coders(cfg: ModelConfig, n_out: int) -> tuple[nn.Module, nn.Module]:
     return encoder, decoder
 
 
+def wants_channels_last(x: torch.Tensor) -> bool:
+    """Whether the upsampling should see `x` channels-last: on CUDA, whose NCHW bilinear kernel runs one
+    thread per output pixel and loops over N x C inside it, so it crawls when N is large. The CPU keeps
+    NCHW, so its numbers stay what they were."""
+    return x.is_cuda
+
+
+class BilinearUpsample(nn.Upsample):
+    """nn.Upsample(mode="bilinear") that hands the kernel channels-last input where wants_channels_last says
+    so; no parameters, so checkpoints do not change."""
+
+    def __init__(self, size: tuple[int, int]):
+        super().__init__(size=size, mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if wants_channels_last(x):
+            x = x.contiguous(memory_format=torch.channels_last)
+        return super().forward(x)
+
+
 def _conv_coders(cfg: ModelConfig, n_out: int) -> tuple[nn.Module, nn.Module]:
     sizes = [(cfg.height, cfg.width)]  # spatial size before each pooling stage; ceil keeps odd edges
     for _ in CONV_CHANNELS:
@@ -69,7 +91,7 @@ def _conv_coders(cfg: ModelConfig, n_out: int) -> tuple[nn.Module, nn.Module]:
     outs = [*reversed(CONV_CHANNELS[:-1]), n_out * cfg.channels]  # 32, 16, P*C
     for i, c_out in enumerate(outs):
         dec += [
-            nn.Upsample(size=sizes[-2 - i], mode="bilinear", align_corners=False),
+            BilinearUpsample(size=sizes[-2 - i]),
             nn.ConvTranspose2d(c_in, c_out, 3, padding=1),
         ]
         if i < len(outs) - 1:
@@ -97,7 +119,7 @@ class VAE(nn.Module):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         cfg = self.config
-        out = self.decoder(z)  # mlp: [B, P*D]; conv: [B, P*C, H, W]
+        out = self.decoder(z).contiguous()  # mlp: [B, P*D]; conv: [B, P*C, H, W], channels-last on CUDA
         return out.view(z.shape[0], self.family.n_params, cfg.channels, cfg.height, cfg.width)
 
     def forward(self, x: torch.Tensor, eps: torch.Tensor):

@@ -5,7 +5,8 @@ the analytic KL, optimised with Adam. The dataset lives in one uint8 tensor on t
 batches are drawn by index (no per-item DataLoader). One torch.Generator on the device drives
 the batch order, the dequantization noise and the reparameterisation noise, so a seed fixes
 everything; it is saved with each epoch's checkpoint, which is how an interrupted run resumes
-to exactly the same model.
+to exactly the same model on a CPU (on a GPU, to float rounding: the upsampling's backward adds
+with atomics in whatever order the threads come).
 
 A finished run (its run.json) is never replaced without --overwrite: the same arguments again are
 a no-op, others are refused, as a checkpoint written with other arguments is.
@@ -44,6 +45,7 @@ from vaebench.utils import (
     compiling,
     duration,
     first_difference,
+    memory_of,
     os_reason,
     pick_device,
     provenance,
@@ -80,6 +82,14 @@ def model_config(cfg: TrainConfig, data: ImageDataset) -> ModelConfig:
         family_options=cfg.family_options,
         hidden=cfg.hidden,
     )
+
+
+def training_precision(device: torch.device) -> None:
+    """TF32 products on a GPU for the process (run.json records it): training loses nothing to their
+    rounding, evaluation turns them off while it scores."""
+    if device.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
 
 
 def make_optimizer(model: VAE, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -294,9 +304,7 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     record."""
     device = pick_device(cfg.device)
     threads = set_threads(cfg.threads)
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # training only; evaluation turns it off
-        torch.backends.cudnn.allow_tf32 = True
+    training_precision(device)
     data = load_dataset(cfg.dataset, cfg.data_dir)
     torch.manual_seed(stream_seed(cfg.seed, STREAM_WEIGHTS))  # weight initialisation
     model = build_model(model_config(cfg, data)).to(device)
@@ -412,5 +420,11 @@ def run(args: argparse.Namespace) -> int:
         return 0
     with device_slot(cfg.device) as device, compiling(cfg.compile, "rerun without --compile"):
         cfg.device = str(device)  # several GPUs: a device of this job's own, until it ends
-        train(cfg, args.out, max_batches=2 if args.dry_run else None)
+        try:
+            train(cfg, args.out, max_batches=2 if args.dry_run else None)
+        except torch.OutOfMemoryError:
+            raise VaebenchError(
+                f"out of memory training at batch size {cfg.batch_size} on {memory_of(device)}: "
+                "lower --batch-size"
+            ) from None
     return 0  # a diverged run is a recorded result, not a failed job: the study carries on

@@ -35,6 +35,15 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_HELP = "'auto' (cuda when present, else cpu), 'cpu', 'cuda' or 'cuda:N' (default: %(default)s)"
+# provenance's numeric flags (numeric_flags), named torch-free for the reporting stages
+NUMERIC_FLAGS = (
+    "cudnn_deterministic",
+    "cudnn_benchmark",
+    "deterministic_algorithms",
+    "tf32_matmul",
+    "tf32_cudnn",
+    "float32_matmul_precision",
+)
 PROGRESS_SECONDS = 10.0  # a loop's progress shows once it has run this long, then at most this often
 
 
@@ -45,11 +54,83 @@ def check_device(name: str) -> str:
     return name
 
 
-def pick_device(name: str = "auto") -> "torch.device":
-    """'auto' picks cuda when present, else cpu; 'cuda' or 'cuda:N' must exist here (else one line)."""
+GRANTING_VARIABLES = ("CUDA_VISIBLE_DEVICES", "SLURM_JOB_GPUS", "SLURM_GPUS_ON_NODE")  # a scheduler's grant
+GRANTS_NONE = ("", "-1", "0", "NoDevFiles")  # what these hold when no GPU was granted (0: SLURM's count)
+WHEEL_ADVICE = (
+    "install the torch wheel built for a CUDA this driver supports (README: GPU), or run with --device cpu"
+)
+
+
+def granted_gpus() -> str | None:
+    """The variable and value by which a scheduler granted this job GPUs ('SLURM_JOB_GPUS=0,1'), or None."""
+    for name in GRANTING_VARIABLES:
+        value = os.environ.get(name, "").strip()
+        if value not in GRANTS_NONE or (value == "0" and name != "SLURM_GPUS_ON_NODE"):
+            return f"{name}={value}"
+    return None
+
+
+def wheel_runs_on(capability: tuple[int, int], arch_list: list[str]) -> bool:
+    """Whether a torch built for `arch_list` (torch.cuda.get_arch_list()) has kernels for a device of
+    `capability`: machine code (sm_XY) runs on its own major version at the same or a later minor, PTX
+    (compute_XY) is compiled by the driver for any later device."""
+    for arch in arch_list:
+        kind, _, digits = arch.partition("_")
+        match = re.fullmatch(r"(\d+)(\d)[a-z]?", digits)
+        if match is None:
+            continue
+        built = (int(match[1]), int(match[2]))
+        if (kind == "sm" and built[0] == capability[0] and built[1] <= capability[1]) or (
+            kind == "compute" and built <= capability
+        ):
+            return True
+    return False
+
+
+def unusable_gpu() -> str | None:
+    """Why this torch cannot use the GPU a scheduler granted (a CPU-only wheel, a driver too old for the
+    wheel's CUDA, a device the wheel has no kernels for), or None: it can, or none was granted."""
+    import warnings
+
     import torch
 
-    if check_device(name) == "auto":
+    granted = granted_gpus()
+    if granted is None:
+        return None
+    built = f"torch {torch.__version__}"
+    if torch.version.cuda is None:
+        return f"{granted} grants a GPU, but {built} is built without CUDA: {WHEEL_ADVICE}"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        available = torch.cuda.is_available()
+    if not available:
+        said = next((str(w.message).strip().splitlines()[0] for w in caught if str(w.message).strip()), "")
+        return (
+            f"{granted} grants a GPU, but {built} (CUDA {torch.version.cuda}) cannot use it"
+            f"{f' ({said[:200]})' if said else ''}: is the NVIDIA driver at least what CUDA "
+            f"{torch.version.cuda} needs (nvidia-smi)? {WHEEL_ADVICE}"
+        )
+    arch_list = torch.cuda.get_arch_list()
+    for index in range(torch.cuda.device_count()):
+        capability = torch.cuda.get_device_capability(index)
+        if not wheel_runs_on(capability, arch_list):
+            return (
+                f"cuda:{index} ({torch.cuda.get_device_name(index)}) has compute capability "
+                f"{capability[0]}.{capability[1]}, which {built} has no kernels for (built for "
+                f"{' '.join(arch_list)}): {WHEEL_ADVICE}"
+            )
+    return None
+
+
+def pick_device(name: str = "auto") -> "torch.device":
+    """'auto' picks cuda when present, else cpu; 'cuda' or 'cuda:N' must exist here (else one line). A GPU
+    the scheduler granted but torch cannot use stops 'auto' and 'cuda' with one line (unusable_gpu), rather
+    than leaving the job to run for hours on the CPU."""
+    import torch
+
+    if check_device(name) != "cpu" and (reason := unusable_gpu()) is not None:
+        raise VaebenchError(f"device {name}: {reason}")
+    if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
     if device.type == "cuda":
@@ -63,6 +144,36 @@ def pick_device(name: str = "auto") -> "torch.device":
         if device.index is not None and device.index >= n:
             raise VaebenchError(f"device {name}: this machine has {n} CUDA device(s), cuda:0 to cuda:{n - 1}")
     return device
+
+
+def memory_of(device: "torch.device") -> str:
+    """The device and how much memory it has, for a message: 'cuda:0 (NVIDIA A100, 40.0 GiB)'."""
+    import torch
+
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"{device} ({props.name}, {props.total_memory / 2**30:.1f} GiB)"
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return str(device)
+    return f"{device} ({total / 2**30:.1f} GiB of RAM)"
+
+
+def numeric_flags() -> dict:
+    """NUMERIC_FLAGS as the process has them now: the switches that decide whether a GPU run repeats bit for
+    bit (cuDNN's algorithm choice and determinism) and how precise its float32 products are (TF32)."""
+    import torch
+
+    values = (
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.backends.cuda.matmul.allow_tf32,
+        torch.backends.cudnn.allow_tf32,
+        torch.get_float32_matmul_precision(),
+    )
+    return dict(zip(NUMERIC_FLAGS, values, strict=True))
 
 
 def set_threads(threads: int) -> int:
@@ -270,7 +381,8 @@ def utc_now() -> str:
 
 
 def provenance(device: "torch.device") -> dict:
-    """Versions, commit, host and device: attached to every run record and metrics file."""
+    """Versions, commit, host, device and the numeric flags it ran with: attached to every run record and
+    metrics file."""
     import numpy as np
     import torch
 
@@ -287,4 +399,5 @@ def provenance(device: "torch.device") -> dict:
             torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
         ),
         "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        **numeric_flags(),
     }
