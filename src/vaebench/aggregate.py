@@ -160,15 +160,15 @@ def derived(row: dict, run_dir: Path) -> dict:
 
 def _status(run: dict | None, metrics: dict | None) -> tuple[str, str]:
     if run is None and metrics is None:
-        return MISSING, "directory exists but has no run.json: training did not finish"
+        return MISSING, f"directory exists but has no {RUN_RECORD}: training did not finish"
     if (run or metrics).get("status") == DIVERGED:
         epoch = (run or metrics).get("diverged_epoch")
         where = f" at epoch {epoch}" if epoch is not None else ""
         return DIVERGED, f"diverged{where}; counted, not averaged"
     if metrics is None:
-        return NOT_EVALUATED, "trained (run.json) but not evaluated (no metrics.json)"
+        return NOT_EVALUATED, f"trained ({RUN_RECORD}) but not evaluated (no {METRICS})"
     status = metrics.get("status") or OK
-    return status, "" if status == OK else f"status '{status}' in metrics.json"
+    return status, "" if status == OK else f"status '{status}' in {METRICS}"
 
 
 def run_row(results: Path, run_dir: Path) -> dict:
@@ -221,7 +221,7 @@ def collect(results: Path, expected=()) -> pd.DataFrame:
     rows.update({key: missing_row(results, *key) for key in keys if key not in rows})
     if not rows:
         raise ResultsError(
-            f"no run directories under {results} (expected {results}/FAMILY/zDIM/seedSEED/run.json)"
+            f"no run directories under {results} (expected {results}/FAMILY/zDIM/seedSEED/{RUN_RECORD})"
         )
     table = pd.DataFrame(list(rows.values()))
     for column in METRIC_COLUMNS:  # present even when no run has been evaluated yet

@@ -10,6 +10,7 @@ import pandas as pd
 import seaborn as sns
 
 from vaebench.figures.style import NoData, family_styles, legend_below, off_scale
+from vaebench.layout import HISTORY
 from vaebench.results import BPD_LABEL, UNIFORM_BPD, Study
 from vaebench.stats import ALPHA, MIN_PAIRS_T, count
 
@@ -102,7 +103,7 @@ def learning_curves(study: Study):
     """Test ELBO per epoch, one panel per family, one line per run coloured by latent dimension."""
     history = study.history
     if history.empty:
-        raise NoData("no run has a history.csv yet")
+        raise NoData(f"no run has a {HISTORY} yet")
     families = [f for f in study.families if (history["family"] == f).any()]
     ncols = min(4, len(families))
     nrows = math.ceil(len(families) / ncols)

@@ -5,6 +5,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from vaebench.figures.style import NoData
+from vaebench.layout import ARTIFACTS
 from vaebench.results import Study
 
 
@@ -24,7 +25,7 @@ def _image_rows(
     dims = list(rows_per_dim)
     shapes = [img.shape for rows in rows_per_dim.values() for _, img in rows if img is not None]
     if not shapes:
-        raise NoData("no ok run has artifacts.npz yet")
+        raise NoData(f"no ok run has {ARTIFACTS} yet")
     n, c, h, w = shapes[0]
     n_rows = max(len(rows) for rows in rows_per_dim.values())
     width_in, height_in = n * (w + 1) / 100, n_rows * (h + 2) / 100

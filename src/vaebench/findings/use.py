@@ -7,6 +7,7 @@ how sure it is in the words of the one evidence rule (`analysis.judge`).
 from vaebench import catalog
 from vaebench.analysis import against_references, best_by, evidence, has_measure, worse_than_uniform
 from vaebench.findings.finding import Finding
+from vaebench.layout import METRICS
 from vaebench.results import MEASURES, UNIFORM_BPD, Study
 from vaebench.words import fmt, fmt_value, label, labels
 
@@ -49,7 +50,7 @@ def verdict_quality(study: Study) -> list[Finding]:
                 "use_quality",
                 "Best-looking:",
                 "not measured in these runs (no Fréchet distance or "
-                "sharpness in metrics.json), so likelihood is all "
+                f"sharpness in {METRICS}), so likelihood is all "
                 "this page can rank by.",
             )
         ]

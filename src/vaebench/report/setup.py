@@ -8,6 +8,7 @@ import pandas as pd
 
 from vaebench import analysis, catalog
 from vaebench.analysis import PAPER_K
+from vaebench.layout import METRICS, RUN_RECORD
 from vaebench.report.html import esc, family_label, table
 from vaebench.results import Study
 from vaebench.words import SETTING_NAMES, fmt, setting
@@ -65,10 +66,10 @@ def setup(study: Study, config: dict) -> str:
     ]
     cells = [[esc(k), (v, "varies" if "varies:" in v else "")] for k, v in rows]
     return (
-        table(["", "value (from the runs' run.json / metrics.json)"], cells, "id='setup-table'")
+        table(["", f"value (from the runs' {RUN_RECORD} / {METRICS})"], cells, "id='setup-table'")
         + (
             "<p class='small'>Highlighted rows differ between runs: each value is followed by the number "
-            "of run records (run.json and metrics.json each count) that have it.</p>"
+            f"of run records ({RUN_RECORD} and {METRICS} each count) that have it.</p>"
         )
         + choices(study)
     )
