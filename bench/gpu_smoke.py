@@ -42,19 +42,17 @@ from vaebench import models
 from vaebench.data import load_dataset
 from vaebench.likelihood import (
     SAMPLE_BLOCK,
-    STREAM_IS,
-    STREAM_TEST_DEQ,
     batched_ll,
     chunk_for,
     compile_cache,
     family_scorer,
     full_precision,
-    stream_generator,
 )
 from vaebench.models import build_model, load_model, save_model
 from vaebench.posterior import dequantize_blocks
-from vaebench.settings import THREADS, EvalConfig
-from vaebench.train import TrainConfig, make_optimizer, model_config, train_epoch, training_precision
+from vaebench.seeding import STREAM_IS, STREAM_TEST_DEQ, stream_generator
+from vaebench.settings import THREADS, EvalConfig, TrainConfig
+from vaebench.train import make_optimizer, model_config, train_epoch, training_precision
 from vaebench.utils import numeric_flags, pick_device, set_threads, wheel_runs_on
 
 GPU_WORKLOAD = {"k": 5000, "eval_images": 200, "train_images": None, "parallel": 5}  # None: all of mnist5k's
