@@ -14,6 +14,7 @@ reference files of a study.
     study.results, study.expected  # the dataset folder; every run dir the "config" asks for
 """
 
+import contextlib
 import io
 import json
 import math
@@ -25,6 +26,7 @@ import numpy as np
 
 from vaebench import aggregate, catalog, stats
 from vaebench.baselines import BASELINES
+from vaebench.cli import main
 from vaebench.evaluate import RUN_FIELDS
 from vaebench.results import BASELINES as BASELINES_FILE
 from vaebench.results import TESTED, Study, read_reference, read_table
@@ -444,3 +446,11 @@ def study_of(study: SyntheticStudy, manifest: Path | None = None) -> Study:
         baselines=read_reference(study.results / BASELINES_FILE, "baselines"),
         manifest=read_reference(manifest, "dataset manifest"),
     )
+
+
+def aggregate_cli(study: SyntheticStudy) -> None:
+    """`vaebench aggregate` on the synthetic runs through the CLI, as the workflow runs it."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert (
+            main(["aggregate", "--results", str(study.results), "--expected", *map(str, study.expected)]) == 0
+        )

@@ -1,19 +1,23 @@
 """The findings on synthetic studies, as plain text: the evidence rule, the verdict, the limits box, each
 rule, and that they follow the catalog."""
 
-import contextlib
-import io
 import json
 import math
 import re
 
 import pandas as pd
 import pytest
-from synthetic_runs import study_of, write_manifest, write_run, write_selection, write_synthetic_results
+from synthetic_runs import (
+    aggregate_cli,
+    study_of,
+    write_manifest,
+    write_run,
+    write_selection,
+    write_synthetic_results,
+)
 
 from vaebench import analysis, catalog, findings, results, stats
 from vaebench.catalog import FAMILY_IDS
-from vaebench.cli import main
 from vaebench.findings import Finding, details, seed_claims, trust, use
 from vaebench.results import Study
 
@@ -94,19 +98,7 @@ def test_the_study_built_in_process_is_the_one_the_report_stage_reads(tmp_path):
     `vaebench report` reads back."""
     synthetic = write_synthetic_results(tmp_path / "mnist5k", latent_dims=(8,), seeds=(0, 1))
     built = study_of(synthetic)
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert (
-            main(
-                [
-                    "aggregate",
-                    "--results",
-                    str(synthetic.results),
-                    "--expected",
-                    *map(str, synthetic.expected),
-                ]
-            )
-            == 0
-        )
+    aggregate_cli(synthetic)
     loaded = Study.load(synthetic.results)
     for table in ("metrics", "summary", "tests"):
         pd.testing.assert_frame_equal(getattr(built, table), getattr(loaded, table))

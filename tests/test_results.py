@@ -1,7 +1,5 @@
 """The results-directory reader: the tables, a run's artifacts.npz, and Study's lookups."""
 
-import contextlib
-import io
 import json
 import math
 import subprocess
@@ -12,13 +10,13 @@ import pytest
 from synthetic_runs import (
     DIVERGED,
     MISSING,
+    aggregate_cli,
     write_manifest,
     write_quality_references,
     write_synthetic_results,
 )
 
 from vaebench import catalog, results
-from vaebench.cli import main
 from vaebench.results import ResultsError, Study, read_npz, read_tables
 
 
@@ -26,19 +24,7 @@ from vaebench.results import ResultsError, Study, read_npz, read_tables
 def study(tmp_path_factory):
     """3 families x latent dims 2 and 8 x 3 seeds, one diverged and one missing run, aggregated."""
     synthetic = write_synthetic_results(tmp_path_factory.mktemp("results") / "mnist5k")
-    with contextlib.redirect_stdout(io.StringIO()):
-        assert (
-            main(
-                [
-                    "aggregate",
-                    "--results",
-                    str(synthetic.results),
-                    "--expected",
-                    *map(str, synthetic.expected),
-                ]
-            )
-            == 0
-        )
+    aggregate_cli(synthetic)
     return synthetic, Study.load(synthetic.results)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from vaebench.figures.style import NoData, family_styles, legend_below, off_scale
+from vaebench.figures.style import NoData, family_styles, legend_below, note_above_axis, off_scale
 from vaebench.layout import HISTORY
 from vaebench.results import BPD_LABEL, UNIFORM_BPD, Study
 from vaebench.stats import ALPHA, MIN_PAIRS_T, count
@@ -77,15 +77,7 @@ def bpd_vs_latent(study: Study):
                 kept[f"{metric}_ci95_high"].fillna(kept[f"{metric}_mean"]).max(),
             )
             ax.set_ylim(low - 0.08 * (high - low), high + 0.35 * (high - low))
-            ax.text(
-                0.02,
-                0.98,
-                "above the axis:\n" + "\n".join(above),
-                transform=ax.transAxes,
-                va="top",
-                fontsize=8,
-                bbox={"facecolor": "white", "edgecolor": "0.7", "alpha": 0.9},
-            )
+            note_above_axis(ax, above, 8)
         ax.set_xscale("log", base=2)
         ax.set_xticks(study.dims, [str(d) for d in study.dims])
         ax.set_xlim(min(study.dims) / 1.4, max(study.dims) * 1.4)

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from vaebench.figures.style import NoData, family_styles, legend_below, off_scale
+from vaebench.figures.style import NoData, family_styles, legend_below, note_above_axis, off_scale
 from vaebench.results import BPD_LABEL, MEASURES, Study
 
 
@@ -67,15 +67,7 @@ def quality_vs_likelihood(study: Study):
         spread = kept.max() - kept.min()
         ax.set_ylim(kept.min() - 0.1 * spread, kept.max() + 0.45 * spread)
         above = [f"{study.labels[f]}: {v:.2f} (z = {d})" for (f, d), v in means.items() if v > limit]
-        ax.text(
-            0.02,
-            0.98,
-            "above the axis:\n" + "\n".join(above),
-            transform=ax.transAxes,
-            va="top",
-            fontsize=7,
-            bbox={"facecolor": "white", "edgecolor": "0.7", "alpha": 0.9},
-        )
+        note_above_axis(ax, above, 7)
     for row in study.baseline_rows:
         if row["id"] != "uniform":
             ax.axhline(row["bpd_disc"], color="0.35", linewidth=1, linestyle=(0, (4, 2)), zorder=0)

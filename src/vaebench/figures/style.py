@@ -73,3 +73,16 @@ def off_scale(means: pd.Series) -> float | None:
     q1, q3 = by_family.quantile([0.25, 0.75])
     limit = q3 + 3 * max(q3 - q1, 0.05)
     return limit if (by_family > limit).any() else None
+
+
+def note_above_axis(ax, lines: list[str], fontsize: int) -> None:
+    """Name, in a box in the panel's corner, the values that an axis limit leaves out of the panel."""
+    ax.text(
+        0.02,
+        0.98,
+        "above the axis:\n" + "\n".join(lines),
+        transform=ax.transAxes,
+        va="top",
+        fontsize=fontsize,
+        bbox={"facecolor": "white", "edgecolor": "0.7", "alpha": 0.9},
+    )
