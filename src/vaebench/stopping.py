@@ -1,0 +1,102 @@
+"""When a run has converged: the stopping rule on the validation ELBO, torch-free.
+
+After every epoch the rule reads the validation ELBO (nats/image). An epoch *gains* when it beats the best
+so far by more than `min_gain_bpd` bits/dim. After `patience` epochs without a gain the learning rate is
+multiplied by `lr_decay` and the count starts again, at most `max_decays` times; when patience runs out
+with no decay left, the run has converged. `max_epochs` caps it whatever happens. So at a `converged` stop
+the best validation ELBO rose by at most `min_gain_bpd` over the last `patience` epochs, at the lowest
+learning rate: that rise is the *drift* each run records, and the report weighs it against the gaps
+between families.
+
+The state is a plain dict of numbers, saved in every checkpoint, so a killed run resumes the rule where it
+stood.
+"""
+
+import math
+from dataclasses import asdict, dataclass, field
+
+from vaebench.errors import VaebenchError
+
+CONVERGED, EPOCH_CAP, DIVERGED = "converged", "epoch_cap", "diverged"
+STOP_REASONS = (CONVERGED, EPOCH_CAP, DIVERGED)
+CONTINUE, DECAY = "continue", "decay"
+
+
+def nats_to_bpd(nats: float, dims: int) -> float:
+    """Nats per image as bits per dimension."""
+    return nats / (dims * math.log(2))
+
+
+@dataclass(frozen=True)
+class StopRule:
+    """The rule's settings (the config's `train.stop` block, `train.epochs` the cap)."""
+
+    max_epochs: int
+    patience: int = 5
+    min_gain_bpd: float = 0.001
+    lr_decay: float = 0.3
+    max_decays: int = 2
+
+    def check(self, where: str = "train") -> None:
+        """One line naming the key of a setting the rule cannot work with."""
+        problems = {
+            f"{where}.stop.patience": (self.patience >= 1, f"must be at least 1, got {self.patience}"),
+            f"{where}.epochs": (
+                self.max_epochs > self.patience,
+                f"the epoch cap ({self.max_epochs}) must exceed the patience ({self.patience})",
+            ),
+            f"{where}.stop.min_gain_bpd": (self.min_gain_bpd >= 0, f"must be >= 0, got {self.min_gain_bpd}"),
+            f"{where}.stop.lr_decay": (0 < self.lr_decay <= 1, f"must be in (0, 1], got {self.lr_decay}"),
+            f"{where}.stop.max_decays": (self.max_decays >= 0, f"must be >= 0, got {self.max_decays}"),
+        }
+        for key, (ok, message) in problems.items():
+            if not ok:
+                raise VaebenchError(f"config key '{key}': {message}")
+
+
+@dataclass
+class StopState:
+    """Where the rule stands after an epoch: a checkpoint keeps `to_dict()`, `StopState(**d)` resumes."""
+
+    best_epoch: int = 0
+    best_nats: float = -math.inf
+    since_gain: int = 0  # epochs since the last gain
+    decays: int = 0
+    lr_scale: float = 1.0  # the learning rate is the configured one times this
+    bests: list[float] = field(default_factory=list)  # the best validation ELBO after each epoch
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def step(rule: StopRule, state: StopState, epoch: int, val_nats: float, dims: int) -> str:
+    """Update `state` with epoch `epoch`'s validation ELBO; return what to do next:
+    CONTINUE, DECAY (the caller multiplies its learning rate by `rule.lr_decay`), CONVERGED or EPOCH_CAP."""
+    gain_nats = rule.min_gain_bpd * dims * math.log(2)
+    if val_nats > state.best_nats + gain_nats:
+        state.since_gain = 0
+    else:
+        state.since_gain += 1
+    if val_nats > state.best_nats:
+        state.best_nats, state.best_epoch = val_nats, epoch
+    state.bests.append(state.best_nats)
+    action = CONTINUE
+    if state.since_gain >= rule.patience:
+        if state.decays < rule.max_decays:
+            state.decays += 1
+            state.lr_scale *= rule.lr_decay
+            state.since_gain = 0
+            action = DECAY
+        else:
+            action = CONVERGED
+    if action in (CONTINUE, DECAY) and epoch >= rule.max_epochs:
+        action = EPOCH_CAP
+    return action
+
+
+def drift_bpd(state: StopState, window: int, dims: int) -> float | None:
+    """The best validation ELBO's rise over the last `window` epochs, in bits/dim: what training was
+    still gaining when it stopped (None before `window` + 1 epochs)."""
+    if len(state.bests) <= window or not math.isfinite(state.bests[-window - 1]):
+        return None
+    return nats_to_bpd(state.bests[-1] - state.bests[-window - 1], dims)
