@@ -43,9 +43,11 @@ MISSING = ("continuous_bernoulli", 8, 1)
 BASE_BPD = {
     "bernoulli": 1.90,
     "continuous_bernoulli": 1.60,
+    "squared_error": 8.95,
     "gaussian_fixed": 8.90,
     "gaussian": 1.40,
     "gaussian_shared": 2.50,
+    "absolute_error": 9.05,
     "laplace_fixed": 9.00,
     "laplace": 1.50,
     "logit_normal": 1.20,

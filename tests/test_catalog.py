@@ -62,7 +62,8 @@ def test_labels_and_everyday_losses():
     assert (
         catalog.label("bernoulli") == "bernoulli (read as CB)" and catalog.label("new_family") == "new_family"
     )
-    assert catalog.with_everyday_loss("squared error") == "gaussian_fixed"
+    assert catalog.with_everyday_loss("squared error") == "squared_error"
+    assert catalog.with_everyday_loss("absolute error") == "absolute_error"
     assert catalog.with_everyday_loss("no such loss") is None
 
 

@@ -30,9 +30,11 @@ LOG_BOUND = math.log(1e4)  # beta's log-concentration bound
 CASES = {
     "continuous_bernoulli": [(1e-4,), (0.3,), (0.4999,), (0.5,), (0.5001,), (0.52,), (0.9999,)],
     "bernoulli": [(1e-4,), (0.5,), (0.8,)],
+    "squared_error": [(0.3, 0.5**0.5), (1.2, 0.5**0.5)],
     "gaussian_fixed": [(0.3, 0.5**0.5), (0.5, 2e-3), (1.2, 0.05)],
     "gaussian": [(0.5, 1.0004e-3), (0.3, 0.02), (-0.2, 0.7), (1.1, 5.0)],
     "gaussian_shared": [(0.4, 0.0025), (0.5, 1.0)],
+    "absolute_error": [(0.5, 1.0), (-0.1, 1.0)],
     "laplace_fixed": [(0.5, 1.0), (0.2, 0.01)],
     "laplace": [(0.5, 1.5e-3), (0.3, 0.05), (1.3, 2.0)],
     "logit_normal": [(0.0, 0.01), (-3.0, 0.5), (2.0, 1.5), (0.5, 6.0), (1.0, 30.0)],
@@ -42,7 +44,8 @@ CASES = {
 }
 ALL = [(name, nat) for name, cases in CASES.items() for nat in cases]
 IDS = [f"{name}-{'-'.join(f'{p:g}' for p in nat)}" for name, nat in ALL]
-REAL_LINE = {"gaussian_fixed", "gaussian", "gaussian_shared", "laplace_fixed", "laplace"}
+FIXED = {"squared_error", "gaussian_fixed", "absolute_error", "laplace_fixed"}  # loc only; scale not learned
+REAL_LINE = FIXED | {"gaussian", "gaussian_shared", "laplace"}
 LOGIT = {"logit_normal", "logit_laplace"}
 CB_LIKE = {"continuous_bernoulli", "bernoulli"}
 
@@ -57,7 +60,7 @@ def build(name, nat, dtype=torch.float64):
     family = make_family(name, **options).to(dtype)
     if name in CB_LIKE:
         raw = [special.logit(nat[0])]
-    elif name in ("gaussian_fixed", "laplace_fixed"):
+    elif name in FIXED:
         raw = [nat[0]]
     elif name == "gaussian_shared":
         raw = [nat[0]]
@@ -92,7 +95,11 @@ class Reference:
             self.logpdf, self.cdf, self.sf = dist.logpdf, dist.cdf, dist.sf
             return
         loc, scale = nat
-        base = {"laplace": stats.laplace, "discretized_logistic": stats.logistic}
+        base = {
+            "laplace": stats.laplace,
+            "absolute_error": stats.laplace,
+            "discretized_logistic": stats.logistic,
+        }
         noise = base.get(name.removeprefix("logit_").removesuffix("_fixed"), stats.norm)(loc, scale)
         if name in LOGIT:
             self.logpdf = lambda x: noise.logpdf(special.logit(x)) - np.log(x) - np.log1p(-x)
@@ -208,6 +215,9 @@ def test_options_are_picked_per_family_and_none_means_default():
     assert make_family("gaussian_fixed").options == {"sigma": 0.5**0.5}
     with pytest.raises(VaebenchError, match="sigma"):
         make_family("gaussian_fixed", sigma=-1.0)
+    # the literal losses are constants: the options that tune their rivals leave them alone
+    assert make_family("squared_error", **cli_options).options == {"sigma": 0.5**0.5}
+    assert make_family("absolute_error", sigma=0.2, b=0.3).options == {"b": 1.0}
 
 
 def test_fixed_scales_give_summed_squared_and_absolute_error():
@@ -216,10 +226,10 @@ def test_fixed_scales_give_summed_squared_and_absolute_error():
     d = 16
     sq = ((x - mu[:, 0]) ** 2).flatten(1).sum(1)
     ab = (x - mu[:, 0]).abs().flatten(1).sum(1)
-    torch.testing.assert_close(
-        -make_family("gaussian_fixed").log_density(mu, x), sq + d / 2 * math.log(math.pi)
-    )
-    torch.testing.assert_close(-make_family("laplace_fixed").log_density(mu, x), ab + d * math.log(2))
+    for name in ("squared_error", "gaussian_fixed"):  # gaussian_fixed untuned is the squared error too
+        torch.testing.assert_close(-make_family(name).log_density(mu, x), sq + d / 2 * math.log(math.pi))
+    for name in ("absolute_error", "laplace_fixed"):
+        torch.testing.assert_close(-make_family(name).log_density(mu, x), ab + d * math.log(2))
 
 
 # ------------------------------------------------------------------------ densities and bins per case

@@ -19,8 +19,14 @@ from vaebench.fingerprint import family_dependencies, family_fingerprint
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "vaebench"
 
-NORMAL_CDF = {"gaussian_fixed", "gaussian", "gaussian_shared", "logit_normal"}  # noise = NORMAL
-LAPLACE_CDF = {"laplace_fixed", "laplace", "logit_laplace"}  # noise = LAPLACE
+NORMAL_CDF = {
+    "squared_error",
+    "gaussian_fixed",
+    "gaussian",
+    "gaussian_shared",
+    "logit_normal",
+}  # noise = NORMAL
+LAPLACE_CDF = {"absolute_error", "laplace_fixed", "laplace", "logit_laplace"}  # noise = LAPLACE
 LOCATION_SCALE = NORMAL_CDF | LAPLACE_CDF  # LocationScale: log_bin_mass, logit_moments
 CB = {"continuous_bernoulli", "bernoulli"}  # Bernoulli subclasses ContinuousBernoulli
 BINNED_BY_CDF = LOCATION_SCALE | {"beta", "discretized_logistic"}  # bin masses from CDF differences

@@ -85,9 +85,11 @@ def scipy_log_bin_probs(family, params: np.ndarray, v: np.ndarray) -> np.ndarray
     else:
         loc, scale = (t.detach().numpy() for t in family.loc_scale(p))
         dist = {
+            "squared_error": stats.norm,
             "gaussian_fixed": stats.norm,
             "gaussian": stats.norm,
             "gaussian_shared": stats.norm,
+            "absolute_error": stats.laplace,
             "laplace_fixed": stats.laplace,
             "laplace": stats.laplace,
             "logit_normal": stats.norm,

@@ -104,7 +104,15 @@ def test_sharpness_is_one_for_the_data_and_below_one_blurred():
 
 # ---------------------------------------------------------------- the families' median images
 
-SYMMETRIC = {"gaussian_fixed", "gaussian", "gaussian_shared", "laplace_fixed", "laplace"}
+SYMMETRIC = {
+    "squared_error",
+    "gaussian_fixed",
+    "gaussian",
+    "gaussian_shared",
+    "absolute_error",
+    "laplace_fixed",
+    "laplace",
+}
 
 
 @pytest.mark.parametrize("name", sorted(FAMILIES))

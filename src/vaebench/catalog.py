@@ -24,18 +24,19 @@ class FamilyEntry:
     label: str
     color: str  # related families share a hue
     marker: str
-    scale: Scale  # "none": the family has no scale parameter; "fixed": set by config, not learned
+    scale: Scale  # "none": the family has no scale parameter; "fixed": a constant or a setting, not learned
     has_cdf: bool  # calibration (PIT, coverage) needs the CDF
     real_line: bool  # support is the whole real line: the edge bins v = 0 and 255 extend to -inf / +inf
     discrete: bool = False  # trained and scored on the 8-bit bins: its density is P(bin) * 256^D
     scored_as: str | None = None  # scored through another family's density (BCE read as CB)
     everyday_loss: str | None = None  # the loss its negative log-likelihood equals up to a constant
     distribution: str = ""  # shared by the families that differ only in their scale ("gaussian"); "" if none
-    scale_setting: str | None = None  # a fixed scale's training setting (TrainConfig field, config key)
+    # a fixed scale's training setting (TrainConfig field, config key); None for a constant: the literal loss
+    scale_setting: str | None = None
 
     def __post_init__(self):
-        if (self.scale_setting is not None) != self.fixed_scale:
-            raise ValueError(f"{self.id}: a fixed scale, and only a fixed scale, names its scale_setting")
+        if self.scale_setting is not None and not self.fixed_scale:
+            raise ValueError(f"{self.id}: only a fixed scale names a scale_setting")
 
     @property
     def fixed_scale(self) -> bool:
@@ -67,14 +68,24 @@ CATALOG: tuple[FamilyEntry, ...] = (
         "continuous_bernoulli", "continuous Bernoulli", "#08519c", "s", "none", has_cdf=True, real_line=False
     ),
     FamilyEntry(
+        "squared_error",
+        "squared error (gaussian, sigma^2 = 1/2)",
+        "#fdd0a2",
+        "d",
+        "fixed",
+        has_cdf=True,
+        real_line=True,
+        everyday_loss="squared error",
+        distribution="gaussian",
+    ),
+    FamilyEntry(
         "gaussian_fixed",
-        "gaussian, fixed sigma (MSE)",
+        "gaussian, tuned fixed sigma",
         "#f4a04e",
         "D",
         "fixed",
         has_cdf=True,
         real_line=True,
-        everyday_loss="squared error",
         distribution="gaussian",
         scale_setting="sigma",
     ),
@@ -99,14 +110,24 @@ CATALOG: tuple[FamilyEntry, ...] = (
         distribution="gaussian",
     ),
     FamilyEntry(
+        "absolute_error",
+        "absolute error (laplace, b = 1)",
+        "#c7e9c0",
+        "d",
+        "fixed",
+        has_cdf=True,
+        real_line=True,
+        everyday_loss="absolute error",
+        distribution="laplace",
+    ),
+    FamilyEntry(
         "laplace_fixed",
-        "laplace, fixed b (MAE)",
+        "laplace, tuned fixed b",
         "#7cc47f",
         "<",
         "fixed",
         has_cdf=True,
         real_line=True,
-        everyday_loss="absolute error",
         distribution="laplace",
         scale_setting="laplace_b",
     ),

@@ -370,6 +370,17 @@ class GaussianFixed(LocationScale):
 
 
 @register
+class SquaredError(GaussianFixed):
+    """GaussianFixed at sigma^2 = 1/2, never tuned: -log p is the summed squared error plus a constant, the
+    loss people call squared error; the tuned gaussian_fixed is its fair rival."""
+
+    name = "squared_error"
+
+    def __init__(self, **options):
+        super().__init__()  # a constant: the sigma option tunes gaussian_fixed, never the literal loss
+
+
+@register
 class Gaussian(LearnedScale):
     """Normal(mu_i, sigma_i), sigma_i = softplus(raw) + 1e-3 (the floor is about the dequantization noise's
     std, 1/(256 sqrt 12), so it never binds on dequantized data but bounds the density on v/255 data)."""
@@ -434,6 +445,16 @@ class LaplaceFixed(LocationScale):
 
     def loc_scale(self, params):
         return params[:, 0], params.new_tensor(self.options["b"])
+
+
+@register
+class AbsoluteError(LaplaceFixed):
+    """LaplaceFixed at b = 1, never tuned: -log p is the summed absolute error plus a constant."""
+
+    name = "absolute_error"
+
+    def __init__(self, **options):
+        super().__init__()  # a constant: the b option tunes laplace_fixed, never the literal loss
 
 
 @register
