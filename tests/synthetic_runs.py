@@ -200,6 +200,7 @@ def write_run(
         kl = 20.0 + dim
         row = {
             "epoch": epoch,
+            "lr": 0.001,
             "train_loss_nats": -test_elbo + 5,
             "val_elbo_nats": "",  # no validation split: the last epoch is kept
             "test_elbo_nats": test_elbo,
@@ -235,6 +236,10 @@ def write_run(
         "status": status,
         "diverged_epoch": diverged_epoch,
         "epochs_completed": completed,
+        "stop_reason": "epoch_cap" if diverged_epoch is None else "diverged",  # no validation split to judge
+        "drift_bpd": None,
+        "lr_decays": 0,
+        "lr_final": 0.001,
         "final_train_loss_nats": -elbo + 5 if completed else None,
         "final_test_elbo_nats": elbo if completed else None,
         "train_seconds": completed * epoch_seconds,

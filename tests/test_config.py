@@ -22,9 +22,11 @@ def study(**changes):
     return cfg
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "quick.yaml", "fashion.yaml"])
+@pytest.mark.parametrize(
+    "name", ["config/config.yaml", "config/quick.yaml", "config/fashion.yaml", ".test/config/config.yaml"]
+)
 def test_shipped_configs_are_valid(name):
-    cfg = yaml.safe_load((ROOT / "config" / name).read_text())
+    cfg = yaml.safe_load((ROOT / name).read_text())
     assert check(cfg, SCHEMA) == cfg
 
 
@@ -34,12 +36,18 @@ def test_strings_from_the_command_line_are_coerced():
         latent_dims=["2", "16"],
         seeds="[0, 1]",
         evaluate={"k": "100", "n_test": "null", "batch": "50"},
-        train={"epochs": "3", "lr": "1e-3", "dequantize": "false"},
+        train={"epochs": "3", "lr": "1e-3", "dequantize": "false", "patience": "2", "min_gain_bpd": "0.01"},
     )
     out = check(cfg, SCHEMA)
     assert out["latent_dims"] == [2, 16] and out["seeds"] == [0, 1]
     assert out["evaluate"] == {"k": 100, "n_test": None, "batch": 50}
-    assert out["train"] == {"epochs": 3, "lr": 0.001, "dequantize": False}
+    assert out["train"] == {
+        "epochs": 3,
+        "lr": 0.001,
+        "dequantize": False,
+        "patience": 2,
+        "min_gain_bpd": 0.01,
+    }
 
 
 @pytest.mark.parametrize(
@@ -72,6 +80,18 @@ def test_strings_from_the_command_line_are_coerced():
             {"selection": {"epochs": 2, "lr": []}, "train": {"epochs": 3, "validation": 100}},
             "config key 'selection.lr'",
         ),
+        # a stopping rule that cannot work
+        ({"train": {"epochs": 10, "patience": 0}}, "config key 'train.patience'"),
+        ({"train": {"epochs": 10, "lr_decay": 0}}, "config key 'train.lr_decay'"),
+        ({"train": {"epochs": 10, "max_decays": -1}}, "config key 'train.max_decays'"),
+        ({"train": {"epochs": 4, "patience": 5}}, "config key 'train.epochs': the epoch cap (4) is below"),
+        (
+            {
+                "selection": {"epochs": 2, "lr": [1e-3]},
+                "train": {"epochs": 9, "validation": 100, "patience": 3},
+            },
+            "config key 'selection.epochs': the epoch cap (2) is below train.patience (3)",
+        ),
     ],
 )
 def test_bad_values_give_one_line_naming_the_key(changes, expected):
@@ -88,14 +108,15 @@ def test_what_a_config_leaves_out_takes_the_cli_defaults():
         "arch": "mlp",
         "latent_dims": [2],
         "seeds": [0],
-        "train": {"epochs": 1, "validation": 10},
+        "train": {"epochs": 9, "validation": 10},
         "evaluate": {"k": 4},
-        "selection": {"epochs": 1, "lr": [1e-3]},
+        "selection": {"epochs": 6, "lr": [1e-3]},
     }
     cfg = with_defaults(check(minimal, SCHEMA), SCHEMA)
     train, evaluate = TrainConfig(), EvalConfig()
     assert cfg["data_dir"] == str(DEFAULT_DATA_DIR) and cfg["hidden"] == train.hidden
     assert (cfg["train"]["lr"], cfg["train"]["batch_size"]) == (train.lr, train.batch_size)
+    assert (cfg["train"]["patience"], cfg["train"]["max_decays"]) == (train.patience, train.max_decays)
     assert cfg["evaluate"]["compile_cache"] == evaluate.compile_cache and cfg["evaluate"]["compile"] is False
     assert cfg["selection"]["sigma"] == [FIXED_SCALES["sigma"]]
     assert cfg["selection"]["laplace_b"] == [FIXED_SCALES["laplace_b"]]
@@ -113,7 +134,7 @@ def test_another_compile_word_is_refused():
 
 
 def test_unknown_family_lists_the_allowed_values():
-    with pytest.raises(ConfigError, match="allowed: bernoulli, beta, continuous_bernoulli"):
+    with pytest.raises(ConfigError, match="allowed: absolute_error, bernoulli, beta, continuous_bernoulli"):
         check(study(losses=["gauss"]), SCHEMA)
 
 

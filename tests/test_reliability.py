@@ -84,6 +84,7 @@ def test_divergence_ends_the_run_cleanly_and_is_still_scored(tmp_path, data_dir)
     assert (
         record["status"] == "diverged" and record["diverged_epoch"] == 1 and record["epochs_completed"] == 0
     )
+    assert record["stop_reason"] == "diverged"
     model = load_model(run / "model.pt")  # the last finite state (here: the initial weights)
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert evaluate(run) == 0

@@ -163,7 +163,7 @@ def test_findings_follow_the_tests(full, sparse):
     assert "ahead of every other family (significant across 3 seeds" in text
     assert "test-set standard errors, 2 seeds" in text  # z = 8: the diverged and missing runs leave 2 pairs
     assert f"{catalog.label('continuous_bernoulli')} is better by" in text
-    assert "Not testable here: the study lacks ok runs of gaussian_fixed" in text
+    assert "Not testable here: the study lacks ok runs of squared_error" in text
 
     _, page, _ = sparse
     text = html.unescape(re.sub(r"<[^>]+>", "", section(page, "findings")))

@@ -16,7 +16,7 @@ from synthetic_runs import (
     write_synthetic_results,
 )
 
-from vaebench import catalog, results
+from vaebench import catalog, results, units
 from vaebench.results import ResultsError, Study, read_npz, read_tables
 
 
@@ -155,4 +155,4 @@ def test_study_stat_carries_the_test_set_error_of_the_mean(study):
 def test_every_tested_measure_has_a_direction_and_only_the_mean_images_are_tested():
     assert results.TESTED["bpd_disc"] is True and results.TESTED["knn_acc"] is False
     assert not any(m.endswith("_median") for m in results.TESTED)
-    assert set(results.QUALITY) <= set(results.MEASURES) and results.nats_to_bpd(784 * math.log(2), 784) == 1
+    assert set(results.QUALITY) <= set(results.MEASURES) and units.nats_to_bpd(784 * math.log(2), 784) == 1

@@ -5,6 +5,7 @@ import math
 import pytest
 
 from vaebench.errors import VaebenchError
+from vaebench.settings import TrainConfig
 from vaebench.stopping import (
     CONTINUE,
     CONVERGED,
@@ -18,6 +19,11 @@ from vaebench.stopping import (
 
 DIMS = 784
 BPD = DIMS * math.log(2)  # nats per image in one bit/dim
+DEFAULTS = {k: getattr(TrainConfig(), k) for k in ("patience", "min_gain_bpd", "lr_decay", "max_decays")}
+
+
+def make_rule(max_epochs: int = 100, **settings) -> StopRule:
+    return StopRule(max_epochs, **{**DEFAULTS, **settings})
 
 
 def actions(rule: StopRule, curve) -> list[str]:
@@ -31,14 +37,14 @@ def actions(rule: StopRule, curve) -> list[str]:
 
 
 def test_a_flat_curve_decays_then_converges_after_patience_each_time():
-    rule = StopRule(max_epochs=100, patience=3, min_gain_bpd=0.001, lr_decay=0.5, max_decays=2)
+    rule = make_rule(100, patience=3, min_gain_bpd=0.001, lr_decay=0.5, max_decays=2)
     got = actions(rule, [0.0] * 20)
     # epoch 1 gains (from -inf), then 3 flat epochs per patience window: decay, decay, stop
     assert got == [CONTINUE] * 3 + [DECAY] + [CONTINUE] * 2 + [DECAY] + [CONTINUE] * 2 + [CONVERGED]
 
 
 def test_gains_below_the_minimum_do_not_reset_patience_but_move_the_best():
-    rule = StopRule(max_epochs=100, patience=3, min_gain_bpd=0.01, max_decays=0)
+    rule = make_rule(100, patience=3, min_gain_bpd=0.01, max_decays=0)
     step_nats = 0.5 * 0.01 * BPD  # half the minimum gain per epoch
     state = StopState()
     got = [step(rule, state, e, e * step_nats, DIMS) for e in range(1, 5)]
@@ -48,13 +54,13 @@ def test_gains_below_the_minimum_do_not_reset_patience_but_move_the_best():
 
 
 def test_a_rising_curve_hits_the_cap():
-    rule = StopRule(max_epochs=10, patience=2)
+    rule = make_rule(10, patience=2)
     got = actions(rule, [e * BPD for e in range(1, 50)])  # a bit/dim per epoch
     assert got == [CONTINUE] * 9 + [EPOCH_CAP]
 
 
 def test_the_state_resumes_from_its_dict():
-    rule = StopRule(max_epochs=100, patience=2, max_decays=1)
+    rule = make_rule(100, patience=2, max_decays=1)
     curve = [1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
     whole = StopState()
     expected = [step(rule, whole, e, v, DIMS) for e, v in enumerate(curve, 1)]
@@ -69,15 +75,15 @@ def test_the_state_resumes_from_its_dict():
 @pytest.mark.parametrize(
     "settings, key",
     [
-        ({"patience": 0}, "train.stop.patience"),
-        ({"max_epochs": 3, "patience": 3}, "train.epochs"),
-        ({"lr_decay": 0.0}, "train.stop.lr_decay"),
-        ({"lr_decay": 1.5}, "train.stop.lr_decay"),
-        ({"max_decays": -1}, "train.stop.max_decays"),
-        ({"min_gain_bpd": -0.1}, "train.stop.min_gain_bpd"),
+        ({"patience": 0}, "train.patience"),
+        ({"max_epochs": 3, "patience": 4}, "train.epochs"),
+        ({"lr_decay": 0.0}, "train.lr_decay"),
+        ({"lr_decay": 1.5}, "train.lr_decay"),
+        ({"max_decays": -1}, "train.max_decays"),
+        ({"min_gain_bpd": -0.1}, "train.min_gain_bpd"),
     ],
 )
 def test_a_rule_that_cannot_work_is_one_line_naming_its_key(settings, key):
-    rule = StopRule(**{"max_epochs": 50, **settings})
+    rule = make_rule(**{"max_epochs": 50, **settings})
     with pytest.raises(VaebenchError, match=rf"^config key '{key}': [^\n]+$"):
         rule.check()

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import os
 import re
 import signal
@@ -197,11 +198,12 @@ def test_an_epoch_that_takes_long_shows_its_progress_and_every_epoch_an_eta(
     assert within[-1].startswith(f"{tag} epoch 1/2: 8 batches in 0:00:")
     epochs = [line for line in err if re.match(rf"{re.escape(tag)} epoch \d/2 train loss", line)]
     assert len(epochs) == 2 and re.search(r", ETA 0:\d\d:\d\d$", epochs[0])
-    assert epochs[1].endswith("ETA 0:00:00")
+    assert epochs[1].endswith("ETA 0:00:00; stop: epoch_cap")
 
 
 def test_killed_run_resumes_to_the_same_model(tmp_path, data_dir):
-    # small batches make an epoch last about a second, so the kill lands mid-run
+    # small batches make an epoch last about a second, so the kill lands mid-run; a minimum gain no epoch
+    # reaches makes the rule decay the learning rate at epochs 2 and 3 and stop the run at epoch 4
     args = [
         sys.executable,
         "-m",
@@ -217,12 +219,15 @@ def test_killed_run_resumes_to_the_same_model(tmp_path, data_dir):
         "6",
         "--validation",
         "400",  # the best epoch so far is part of what resumes
+        *("--min-gain-bpd", "100", "--patience", "1", "--max-decays", "2"),  # and the rule's state
         "--threads",
         "1",
         "--data-dir",
         data_dir,
     ]
     subprocess.run([*args, "--out", str(tmp_path / "whole")], check=True, capture_output=True)
+    whole = json.loads((tmp_path / "whole" / "run.json").read_text())
+    assert (whole["stop_reason"], whole["epochs_completed"], whole["lr_decays"]) == ("converged", 4, 2)
 
     out = tmp_path / "killed"
     proc = subprocess.Popen([*args, "--out", str(out)], stderr=subprocess.DEVNULL, start_new_session=True)
@@ -234,9 +239,73 @@ def test_killed_run_resumes_to_the_same_model(tmp_path, data_dir):
     assert (out / "checkpoint.pt").exists() and not (out / "run.json").exists()
     # the checkpoint, not history.csv: the kill may land between the two writes of an epoch
     done_before_kill = torch.load(out / "checkpoint.pt", weights_only=True)["epoch"]
-    assert 2 <= done_before_kill < 6 and len(read_history(out)) in (done_before_kill - 1, done_before_kill)
+    assert 2 <= done_before_kill <= 4 and len(read_history(out)) in (done_before_kill - 1, done_before_kill)
 
     resumed = subprocess.run([*args, "--out", str(out)], check=True, capture_output=True, text=True)
     assert f"from epoch {done_before_kill}" in resumed.stderr
     assert read_history(out) == read_history(tmp_path / "whole")
     assert same_weights(out, tmp_path / "whole")
+    record = json.loads((out / "run.json").read_text())
+    assert {k: record[k] for k in ("stop_reason", "lr_final", "best_epoch", "drift_bpd")} == {
+        k: whole[k] for k in ("stop_reason", "lr_final", "best_epoch", "drift_bpd")
+    }
+
+
+def stop_run(tmp_path, data_dir, *options: str) -> tuple[dict, list[dict]]:
+    """A two-digit-latent continuous Bernoulli run on 1,000 training images with 400 held out: its record
+    and history."""
+    out = tmp_path / "run"
+    base = ["train", "--latent-dim", "2", "--batch-size", "64", "--validation", "400", "--threads", "1"]
+    assert main([*base, "--data-dir", data_dir, "--out", str(out), *options]) == 0
+    return json.loads((out / "run.json").read_text()), read_history(out)
+
+
+def test_the_rule_decays_the_learning_rate_then_stops_a_converged_run(tmp_path, data_dir):
+    # no epoch gains 100 bits/dim: a plateau at every epoch after the first
+    record, history = stop_run(
+        tmp_path, data_dir, "--epochs", "9", "--min-gain-bpd", "100", "--patience", "1", "--max-decays", "1"
+    )
+    assert record["stop_reason"] == "converged" and record["epochs_completed"] == 3
+    assert [float(row["lr"]) for row in history] == pytest.approx([1e-3, 1e-3, 3e-4])
+    assert record["lr_decays"] == 1 and record["lr_final"] == pytest.approx(3e-4)
+    best = max(range(3), key=lambda i: float(history[i]["val_elbo_nats"]))
+    assert record["best_epoch"] == best + 1
+    # the drift is the best validation ELBO's rise over the last `patience` epochs, in bits/dim
+    bests = [max(float(r["val_elbo_nats"]) for r in history[: i + 1]) for i in range(3)]
+    assert record["drift_bpd"] == pytest.approx((bests[2] - bests[1]) / (784 * math.log(2)))
+
+
+def test_a_run_the_rule_cannot_stop_ends_at_the_cap(tmp_path, data_dir):
+    record, history = stop_run(tmp_path, data_dir, "--epochs", "2", "--patience", "5")
+    assert record["stop_reason"] == "epoch_cap" and len(history) == record["epochs_completed"] == 2
+    assert record["lr_decays"] == 0
+
+
+def test_without_a_validation_split_every_run_ends_at_the_cap_and_keeps_its_last_epoch(tmp_path, data_dir):
+    out = tmp_path / "run"
+    assert (
+        main(
+            [
+                "train",
+                "--latent-dim",
+                "2",
+                "--epochs",
+                "2",
+                "--min-gain-bpd",
+                "100",
+                "--patience",
+                "1",
+                "--batch-size",
+                "256",
+                "--threads",
+                "1",
+                "--data-dir",
+                data_dir,
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    record = json.loads((out / "run.json").read_text())
+    assert (record["stop_reason"], record["best_epoch"], record["drift_bpd"]) == ("epoch_cap", 2, None)

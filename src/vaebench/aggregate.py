@@ -34,10 +34,10 @@ from vaebench.results import (
     TESTED,
     UNREADABLE,
     ResultsError,
-    nats_to_bpd,
     note_column,
     read_json_object,
 )
+from vaebench.units import nats_to_bpd
 from vaebench.utils import NUMERIC_FLAGS, atomic_write
 
 ID_COLUMNS = ("dataset", "family", "latent_dim", "seed", "status", "note", "run_dir")

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 from vaebench import stats
-from vaebench.results import MEASURES, OK, UNIFORM_BPD, Study, nats_to_bpd
+from vaebench.results import MEASURES, OK, UNIFORM_BPD, Study
+from vaebench.units import nats_to_bpd
 from vaebench.utils import finite
 from vaebench.words import holm_p, seeds
 

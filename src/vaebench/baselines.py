@@ -23,9 +23,9 @@ import numpy as np
 
 from vaebench.data import load_dataset
 from vaebench.errors import VaebenchError
+from vaebench.units import LN256, nats_to_bpd
 from vaebench.utils import utc_now, write_json
 
-LN2, LN256 = math.log(2.0), math.log(256.0)
 LEVELS = 256
 PSEUDO_COUNT = 0.5  # the histogram's smoothing: added to every bin's count
 BASELINES = {  # id -> (label, what it is); the order of the tables
@@ -76,10 +76,10 @@ def score(log_probs: np.ndarray, dims: int) -> dict:
     return {
         "ll_disc_nats": ll,
         "ll_disc_se": se,
-        "bpd_disc": -ll / (dims * LN2),
+        "bpd_disc": -nats_to_bpd(ll, dims),
         "ll_deq_nats": ll + dims * LN256,
         "ll_deq_se": se,
-        "bpd_deq": -ll / (dims * LN2),
+        "bpd_deq": -nats_to_bpd(ll, dims),
         "ll_deq_note": "constant density within each bin: the same bits/dim as the discretized column",
     }
 

@@ -67,6 +67,8 @@ THREAD_COUNT = _checked(int, lambda v: v >= 0, "0 (torch's own default) or a pos
 NON_NEGATIVE = _checked(int, lambda v: v >= 0, "0 or a positive integer")
 SEED = _checked(int, lambda v: 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}")
 POSITIVE_NUMBER = _checked(float, lambda v: math.isfinite(v) and v > 0, "a finite positive number")
+NON_NEGATIVE_NUMBER = _checked(float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
+UNIT_FACTOR = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
 
 
 def _named(kind: str, allowed: tuple[str, ...]):
@@ -122,7 +124,13 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         default=d.seed,
         help="seed for weights, batch order and all noise (default: %(default)s)",
     )
-    p.add_argument("--epochs", type=POSITIVE, default=d.epochs, help="training epochs (default: %(default)s)")
+    p.add_argument(
+        "--epochs",
+        type=POSITIVE,
+        default=d.epochs,
+        help="the epoch cap: with --validation the stopping rule usually ends a run before it "
+        "(default: %(default)s)",
+    )
     p.add_argument(
         "--arch",
         default=d.arch,
@@ -148,6 +156,35 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         default=d.validation,
         help="hold out this many training images (the same ones for every run) and keep the epoch with the "
         "best ELBO on them; 0 keeps the last epoch (default: %(default)s)",
+    )
+    rule = p.add_argument_group(
+        "stopping rule",
+        "on the validation ELBO (vaebench.stopping): a run ends when it has converged or at --epochs",
+    )
+    rule.add_argument(
+        "--patience",
+        type=POSITIVE,
+        default=d.patience,
+        help="epochs without a gain before the learning rate decays, or the run stops (default: %(default)s)",
+    )
+    rule.add_argument(
+        "--min-gain-bpd",
+        type=NON_NEGATIVE_NUMBER,
+        default=d.min_gain_bpd,
+        help="an epoch gains when it beats the best validation ELBO by more than this many bits/dim "
+        "(default: %(default)s)",
+    )
+    rule.add_argument(
+        "--lr-decay",
+        type=UNIT_FACTOR,
+        default=d.lr_decay,
+        help="factor of the learning rate after --patience epochs without a gain (default: %(default)s)",
+    )
+    rule.add_argument(
+        "--max-decays",
+        type=NON_NEGATIVE,
+        default=d.max_decays,
+        help="decays before the next plateau ends the run as converged (default: %(default)s)",
     )
     p.add_argument(
         "--selected",

@@ -26,6 +26,7 @@ from vaebench.settings import (
     EvalConfig,
     TrainConfig,
 )
+from vaebench.stopping import StopRule
 
 
 class ConfigError(VaebenchError):
@@ -134,7 +135,21 @@ def check(config: dict, schema: dict) -> dict:
     if errors:
         message = _one_line(jsonschema.exceptions.best_match(errors))
         raise ConfigError("\\n".join(message.splitlines()))  # a key or value may itself hold a line break
+    _check_stopping_rule(with_defaults(config, schema))
     return config
+
+
+def _check_stopping_rule(config: dict) -> None:
+    """What the schema cannot say: the rule's epoch caps (train.epochs, and selection.epochs for the grid
+    runs) must reach its patience, or no run could converge."""
+    caps = {"train.epochs": config["train"]["epochs"]}
+    if "selection" in config:
+        caps["selection.epochs"] = config["selection"]["epochs"]
+    try:
+        for key, cap in caps.items():
+            StopRule.of(config["train"], cap).check(key)
+    except VaebenchError as err:
+        raise ConfigError(str(err)) from None
 
 
 def with_defaults(config: dict, schema: dict) -> dict:

@@ -22,7 +22,6 @@ from vaebench.errors import DatasetError, VaebenchError
 from vaebench.gpu_slots import device_slot
 from vaebench.layout import MODEL, RUN_RECORD
 from vaebench.likelihood import (
-    LN2,
     SAMPLE_BLOCK,
     batched_ll,
     bpd_deq,
@@ -48,6 +47,7 @@ from vaebench.posterior import (
 from vaebench.quality import fd_n, quality_metrics
 from vaebench.seeding import STREAM_ELBO, STREAM_IS, STREAM_TEST_DEQ, STREAM_TRAIN_DEQ, stream_generator
 from vaebench.settings import EvalConfig
+from vaebench.units import nats_to_bpd
 from vaebench.utils import (
     Progress,
     atomic_write,
@@ -204,7 +204,7 @@ def evaluate(
             "elbo_se": elbo_se,
             "bpd_elbo": bpd_deq(elbo_mean, dims),
             "kl_nats": kl_mean,
-            "bpd_kl": kl_mean / (dims * LN2),
+            "bpd_kl": nats_to_bpd(kl_mean, dims),
             "recon_mse": post["sq_err"].item() / (n_test * dims),
             "knn_acc": knn_accuracy(
                 train_mu, data.train_labels[: train_mu.shape[0]], post["mu"], data.test_labels[:n_test]

@@ -28,13 +28,13 @@ from torch import nn
 from torch._dynamo.utils import counters
 
 from vaebench.errors import VaebenchError
+from vaebench.units import LN256, nats_to_bpd
 from vaebench.utils import memory_of
 
 SAMPLE_BLOCK = 16  # samples per noise draw and per log-sum-exp block; chunks are multiples of it
 CPU_CHUNK_BYTES = 64 << 20  # CPU working-set cap per chunk: measured, larger chunks run slower (cache misses)
 CPU_FAMILY_BYTES = 1 << 20  # CPU, eager: one L2-sized map per family call and thread (bench/eval_throughput)
 FAMILY_TEMPS = 20  # measured peak of the families' temporaries, in values per sub-pixel
-LN2, LN256 = math.log(2.0), math.log(256.0)
 # nested estimates from the first K/16 and K/4 of the same samples: how much the estimate still rises with K
 NESTED_FRACTIONS = {"sixteenth": 16, "quarter": 4}
 
@@ -59,11 +59,11 @@ def full_precision() -> Iterator[None]:
 
 def bpd_deq(ll_nats: float, dims: int) -> float:
     """Bits/dim of a dequantized density on [0,1]^D, an upper bound on discrete bits/dim (Theis et al.)."""
-    return -(ll_nats - dims * LN256) / (dims * LN2)
+    return -nats_to_bpd(ll_nats - dims * LN256, dims)
 
 
 def bpd_disc(ll_nats: float, dims: int) -> float:
-    return -ll_nats / (dims * LN2)
+    return -nats_to_bpd(ll_nats, dims)
 
 
 def model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:

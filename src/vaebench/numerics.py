@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution
 
-LN2 = math.log(2.0)
+from vaebench.units import LN2
+
 SQRT_HALF = math.sqrt(0.5)
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 LOG_NDTR_TAIL = -12.0  # below: log_ndtr's asymptotic series (erfc underflows in float32 near -13)

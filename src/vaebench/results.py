@@ -25,7 +25,6 @@ from vaebench.layout import ARTIFACTS, BASELINES, HISTORY, SELECTION, TABLES
 # a run's status in metrics.csv: only "ok" runs enter means, intervals and tests; the others are counted
 OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE = "ok", "diverged", "not evaluated", "missing", "unreadable"
 STATUSES = (OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE)
-LN2 = math.log(2.0)
 
 
 @dataclass(frozen=True)
@@ -75,11 +74,6 @@ QUALITY = tuple(m for m in MEASURES if m.startswith(("fd_", "sharpness_", "recon
 METRIC_NAMES = {metric: MEASURES[metric].name for metric in ("bpd_disc", "bpd_deq")}
 BPD_LABEL = {metric: f"{name} (lower is better)" for metric, name in METRIC_NAMES.items()}
 UNIFORM_BPD = 8.0  # the uniform density on [0, 1]^D, and the uniform distribution on the 256 values
-
-
-def nats_to_bpd(nats, dims):
-    """A difference or standard error of log-likelihoods in nats per image, in bits/dim."""
-    return nats / (dims * LN2)
 
 
 class ResultsError(VaebenchError):

@@ -36,7 +36,7 @@ class TrainConfig:
     loss: str = "continuous_bernoulli"
     latent_dim: int = 16
     seed: int = 0
-    epochs: int = 20
+    epochs: int = 20  # the cap: the stopping rule (vaebench.stopping) usually ends the run before
     arch: str = "mlp"
     hidden: int = 400
     batch_size: int = 128
@@ -49,6 +49,11 @@ class TrainConfig:
     threads: int = THREADS
     data_dir: str | None = None
     compile: bool = False
+    # the stopping rule on the validation ELBO (vaebench.stopping); with no validation split, the cap
+    patience: int = 6
+    min_gain_bpd: float = 0.001
+    lr_decay: float = 0.3
+    max_decays: int = 3
 
     @property
     def family_options(self) -> dict[str, float]:

@@ -16,38 +16,41 @@ import math
 from dataclasses import asdict, dataclass, field
 
 from vaebench.errors import VaebenchError
+from vaebench.units import nats_to_bpd
 
 CONVERGED, EPOCH_CAP, DIVERGED = "converged", "epoch_cap", "diverged"
 STOP_REASONS = (CONVERGED, EPOCH_CAP, DIVERGED)
 CONTINUE, DECAY = "continue", "decay"
 
 
-def nats_to_bpd(nats: float, dims: int) -> float:
-    """Nats per image as bits per dimension."""
-    return nats / (dims * math.log(2))
-
-
 @dataclass(frozen=True)
 class StopRule:
-    """The rule's settings (the config's `train.stop` block, `train.epochs` the cap)."""
+    """The rule's settings: the config's `train.patience`, `min_gain_bpd`, `lr_decay`, `max_decays`, and
+    `train.epochs` as the cap (a selection run's cap is `selection.epochs`)."""
 
     max_epochs: int
-    patience: int = 5
-    min_gain_bpd: float = 0.001
-    lr_decay: float = 0.3
-    max_decays: int = 2
+    patience: int
+    min_gain_bpd: float
+    lr_decay: float
+    max_decays: int
 
-    def check(self, where: str = "train") -> None:
-        """One line naming the key of a setting the rule cannot work with."""
+    @classmethod
+    def of(cls, train: dict, cap: int | None = None) -> "StopRule":
+        """The rule of a config's `train` block (or a TrainConfig's fields), capped at `cap` if given."""
+        keys = ("patience", "min_gain_bpd", "lr_decay", "max_decays")
+        return cls(cap if cap is not None else train["epochs"], *(train[k] for k in keys))
+
+    def check(self, cap_key: str = "train.epochs") -> None:
+        """One line naming the key of a setting the rule cannot work with (`cap_key` names the cap's)."""
         problems = {
-            f"{where}.stop.patience": (self.patience >= 1, f"must be at least 1, got {self.patience}"),
-            f"{where}.epochs": (
-                self.max_epochs > self.patience,
-                f"the epoch cap ({self.max_epochs}) must exceed the patience ({self.patience})",
+            "train.patience": (self.patience >= 1, f"must be at least 1, got {self.patience}"),
+            cap_key: (
+                self.max_epochs >= self.patience,
+                f"the epoch cap ({self.max_epochs}) is below train.patience ({self.patience})",
             ),
-            f"{where}.stop.min_gain_bpd": (self.min_gain_bpd >= 0, f"must be >= 0, got {self.min_gain_bpd}"),
-            f"{where}.stop.lr_decay": (0 < self.lr_decay <= 1, f"must be in (0, 1], got {self.lr_decay}"),
-            f"{where}.stop.max_decays": (self.max_decays >= 0, f"must be >= 0, got {self.max_decays}"),
+            "train.min_gain_bpd": (self.min_gain_bpd >= 0, f"must be >= 0, got {self.min_gain_bpd}"),
+            "train.lr_decay": (0 < self.lr_decay <= 1, f"must be in (0, 1], got {self.lr_decay}"),
+            "train.max_decays": (self.max_decays >= 0, f"must be >= 0, got {self.max_decays}"),
         }
         for key, (ok, message) in problems.items():
             if not ok:

@@ -39,6 +39,7 @@ from vaebench.seeding import (
     stream_seed,
 )
 from vaebench.settings import TrainConfig, selected_settings
+from vaebench.stopping import CONTINUE, DECAY, DIVERGED, EPOCH_CAP, StopRule, StopState, drift_bpd, step
 from vaebench.utils import (
     Progress,
     atomic_write,
@@ -57,6 +58,7 @@ from vaebench.utils import (
 
 HISTORY_COLUMNS = (
     "epoch",
+    "lr",
     "train_loss_nats",
     "val_elbo_nats",
     "test_elbo_nats",
@@ -215,10 +217,14 @@ def _save_checkpoint(
     cfg: TrainConfig,
     elapsed: float,
     best: dict,
+    stop: StopState,
+    stop_reason: str | None,
 ) -> None:
     payload = {
         "model": model.state_dict(),
         "best": best,
+        "stop": stop.to_dict(),  # the rule resumes where it stood
+        "stop_reason": stop_reason,  # set once the rule has ended the run: a resumed run trains no further
         "optimizer": opt.state_dict(),
         "generator": gen.get_state(),
         "epoch": epoch,
@@ -324,12 +330,14 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     rows: list[dict] = []
     start_epoch, elapsed = 1, 0.0
     best = {"epoch": 0, "state": _state(model)}  # the epoch kept: best validation ELBO, else the last
+    rule, stop, stop_reason = StopRule.of(asdict(cfg)), StopState(), None
     ckpt = _load_checkpoint(ckpt_path, cfg, device)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
+        opt.load_state_dict(ckpt["optimizer"])  # the learning rate, as decayed so far, with it
         _restore_generator(gen, ckpt, cfg)
         rows, start_epoch, elapsed, best = ckpt["history"], ckpt["epoch"] + 1, ckpt["elapsed"], ckpt["best"]
+        stop, stop_reason = StopState(**ckpt["stop"]), ckpt["stop_reason"]
         print(f"resuming {out} from epoch {ckpt['epoch']}", file=sys.stderr)
 
     tag = f"[{cfg.loss} z={cfg.latent_dim} seed={cfg.seed}]"
@@ -337,34 +345,49 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     started_at, status, diverged_epoch = utc_now(), "ok", None
     last_good = _state(model)
     for epoch in range(start_epoch, cfg.epochs + 1):
+        if stop_reason is not None:  # resumed after the rule had ended the run
+            break
         t0 = time.perf_counter()
+        lr = opt.param_groups[0]["lr"]
         with Progress(f"{tag} epoch {epoch}/{cfg.epochs}", batches, "batches") as progress:
             loss = train_epoch(step_model, opt, train_images, cfg, gen, max_batches, progress)
         train_loss = loss.item()
         if not (math.isfinite(train_loss) and _finite(model)):
-            status, diverged_epoch = "diverged", epoch
+            status, diverged_epoch, stop_reason = "diverged", epoch, DIVERGED
             print(f"epoch {epoch}: loss or parameters not finite; keeping epoch {epoch - 1}", file=sys.stderr)
             model.load_state_dict(last_good)
             break
         if shared_scale:
             fit_shared_scale(model, train_images, cfg)
         val = test_elbo(model, val_images, cfg)["test_elbo_nats"] if cfg.validation else None
-        row = {"epoch": epoch, "train_loss_nats": train_loss, "val_elbo_nats": val}
+        row = {"epoch": epoch, "lr": lr, "train_loss_nats": train_loss, "val_elbo_nats": val}
         row.update(test_elbo(model, test_images, cfg))  # the learning curve only: nothing is chosen on it
         row["seconds"] = time.perf_counter() - t0
         elapsed += row["seconds"]
         rows.append(row)
         last_good = _state(model)
-        if val is None or not best["epoch"] or val > rows[best["epoch"] - 1]["val_elbo_nats"]:
+        # with no validation split the rule cannot judge: each epoch is the best so far, the cap ends the run
+        action = step(rule, stop, epoch, val, data.dims) if val is not None else CONTINUE
+        if action == CONTINUE and epoch == cfg.epochs:
+            action = EPOCH_CAP
+        if stop.best_epoch == epoch or val is None:
             best = {"epoch": epoch, "state": last_good}
-        _save_checkpoint(ckpt_path, model, opt, gen, epoch, rows, cfg, elapsed, best)
+        if action == DECAY:
+            for group in opt.param_groups:
+                group["lr"] *= rule.lr_decay
+        elif action != CONTINUE:
+            stop_reason = action
+        _save_checkpoint(ckpt_path, model, opt, gen, epoch, rows, cfg, elapsed, best, stop, stop_reason)
         write_history(out / HISTORY, rows)  # after the checkpoint, so it lists only resumable epochs
         eta = (cfg.epochs - epoch) * elapsed / len(rows)
         print(
             f"{tag} epoch {epoch}/{cfg.epochs} train loss {train_loss:.2f} nats, "
             + (f"validation ELBO {val:.2f} nats, " if val is not None else "")
             + "test ELBO "
-            f"{row['test_elbo_nats']:.2f} nats, {row['seconds']:.2f} s, ETA {duration(eta)}",
+            f"{row['test_elbo_nats']:.2f} nats, {row['seconds']:.2f} s, ETA {duration(eta)}"
+            + {CONTINUE: "", DECAY: f"; learning rate now {opt.param_groups[0]['lr']:.3g}"}.get(
+                action, f"; stop: {action}"
+            ),
             file=sys.stderr,
         )
 
@@ -379,6 +402,11 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
         "status": status,
         "diverged_epoch": diverged_epoch,
         "epochs_completed": len(rows),
+        "stop_reason": stop_reason,
+        # the best validation ELBO's rise over the rule's last window: what training still gained at the stop
+        "drift_bpd": drift_bpd(stop, rule.patience, data.dims),
+        "lr_decays": stop.decays,
+        "lr_final": opt.param_groups[0]["lr"],
         "best_epoch": best["epoch"] or None,
         "epoch_chosen_by": "validation ELBO" if cfg.validation else "last epoch",
         "val_elbo_nats": kept.get("val_elbo_nats"),

@@ -7,7 +7,8 @@ import pandas as pd
 from vaebench import analysis, stats
 from vaebench.analysis import RISE_SE
 from vaebench.report.html import Footnotes, esc, family_label, table
-from vaebench.results import BPD_LABEL, MEASURES, METRIC_NAMES, OK, UNIFORM_BPD, Study, nats_to_bpd
+from vaebench.results import BPD_LABEL, MEASURES, METRIC_NAMES, OK, UNIFORM_BPD, Study
+from vaebench.units import nats_to_bpd
 from vaebench.utils import finite
 from vaebench.words import fmt, fmt_value
 
