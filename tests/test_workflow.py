@@ -6,48 +6,15 @@ results/ are never touched and a family's code can be edited without touching th
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from workflow_copy import copy_workflow
+from workflow_copy import copy_workflow, planned_jobs, snakemake
 
 from vaebench.catalog import FAMILY_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / ".test" / "config" / "config.yaml"
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--cores",
-        "2",
-        "--directory",
-        str(workdir),
-        "--snakefile",
-        str(workdir / "Snakefile"),
-        *args,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
-    """Rule -> number of jobs a dry run would execute (parsed from Snakemake's 'Job stats' table)."""
-    proc = snakemake(workdir, "--dry-run", *args)
-    text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:", 1)[1]
-    jobs = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M))
-    jobs.pop("total", None)
-    return {rule: int(n) for rule, n in jobs.items()}
 
 
 def planned_losses(workdir: Path, rule: str, *args: str) -> set[str]:
