@@ -59,6 +59,6 @@ def test_a_preset_plans_exactly_its_own_jobs(workdir, path):
         assert not {rule for rule in jobs if rule.startswith("select")}
     else:
         assert jobs["select_train"] == sum(len(grid(family, selection)) for family in families)
-        assert jobs["select"] == len(families)
+        assert jobs["select_round"] == jobs["select"] == len(families)  # the first round: the grid
     validation = preset["train"].get("validation", TrainConfig().validation)
     assert option_values(commands, "train", "--validation") == {str(validation)}

@@ -49,18 +49,31 @@ def test_full_config_dry_run_has_one_job_per_run(workdir):
 def test_the_published_study_chooses_its_settings_before_training(workdir):
     jobs = planned_jobs(workdir, "--configfile", "config/fashion.yaml")
     grid_runs = 3 * (len(FAMILY_IDS) - 2) + 2 * 3 * 3  # 3 learning rates; x 3 scales for the 2 fixed scales
-    assert jobs["select_train"] == grid_runs and jobs["select"] == len(FAMILY_IDS)
+    assert jobs["select_train"] == grid_runs and jobs["select_round"] == jobs["select"] == len(FAMILY_IDS)
     assert jobs["train"] == jobs["evaluate"] == len(FAMILY_IDS) * 2 * 3
 
 
 @pytest.mark.slow
-def test_a_study_with_a_selection_trains_with_the_settings_chosen(workdir):
-    selection = ["selection={epochs: 1, latent_dim: 2, lr: [0.001, 0.003]}", "losses=[gaussian]"]
+def test_a_study_with_a_selection_extends_its_grid_and_trains_with_the_settings_chosen(workdir):
+    """Two learning rates: the best is at an edge whichever it is, so one extension runs."""
+    selection = "selection={epochs: 1, latent_dim: 2, lr: [0.001, 0.003], max_extensions: 1}"
     run = "results/mnist5k/gaussian/z2/seed0/run.json"
-    snakemake(workdir, "--configfile", str(TINY), "--config", *selection, "--", run)
+    snakemake(workdir, "--configfile", str(TINY), "--config", selection, "losses=[gaussian]", "--", run)
     chosen = json.loads((workdir / "results" / "mnist5k" / "selection" / "gaussian.json").read_text())
     tried = {point["lr"]: point["val_elbo_nats"] for point in chosen["tried"]}
-    assert set(tried) == {0.001, 0.003} and chosen["settings"]["lr"] == max(tried, key=tried.get)
+    first = json.loads(
+        (workdir / "results" / "mnist5k" / "selection" / "gaussian" / "round0.json").read_text()
+    )
+    assert first["at_edge"] == ["lr"] and not first["done"] and len(first["next"]) == 1
+    extended = first["next"][0]["lr"]
+    assert extended in (0.009, 0.000333333333333) and set(tried) == {0.001, 0.003, extended}
+    assert (
+        workdir / "results" / "mnist5k" / "selection" / "gaussian" / f"lr{extended!r}" / "run.json"
+    ).exists()
+    assert chosen["settings"]["lr"] == max(tried, key=tried.get) and chosen["done"]
+    assert chosen["extensions"] == 1 and chosen["at_edge"] == (
+        ["lr"] if chosen["settings"]["lr"] != 0.003 else []
+    )
     trained = json.loads((workdir / run).read_text())
     assert trained["lr"] == chosen["settings"]["lr"] and trained["validation"] == 500
 
