@@ -448,7 +448,10 @@ def test_the_setup_says_what_was_chosen_on_the_validation_split(sparse, tmp_path
     assert rows[0][1:3] == ["0.001", "none"]  # the largest tried, after the one extension allowed
     assert rows[0][-1] == "learning rate 0.001, still after 1 extension(s) of the grid (the limit)"
     assert rows[1][1:3] == ["0.001", "sigma = 0.1"] and rows[1][4:] == ["{0.0003, 0.001, 0.003} x {0.1}", ""]
-    assert "2-epoch run of seed 0 at z = 8" in setup and "The test images play no part" in setup
+    assert (
+        "(at most 2 epochs, trained as the study's runs are) of seed 0 at z = 8" in setup
+        and "The test images play no part" in setup
+    )
     assert "with at most 1 such extension(s)" in setup
 
 

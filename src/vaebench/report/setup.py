@@ -201,13 +201,12 @@ def choices(study: Study) -> str:
             "id='choices-table'",
         )
         + (
-            f"<p class='small'>Each grid point is one {first['epochs']}-epoch run of seed "
-            f"{first['seed']} at z = {first['latent_dim']} on the training split less the validation "
-            "images; the point with the best validation ELBO (over its epochs) is used for every seed "
-            "and latent size. The test images play no part. gaussian_shared's sigma is not chosen: after "
-            "each epoch it is set to the root-mean-square residual over the whole training split."
-            + extension_note(first)
-            + "</p>"
+            f"<p class='small'>Each grid point is one run (at most {first['epochs']} epochs, trained as the "
+            f"study's runs are) of seed {first['seed']} at z = {first['latent_dim']} on the training split "
+            "less the validation images; the point with the best validation ELBO (over its epochs) is used "
+            "for every seed and latent size. The test images play no part. gaussian_shared's sigma is not "
+            "chosen: after each epoch it is set to the root-mean-square residual over the whole training "
+            "split." + extension_note(first) + "</p>"
         )
     )
 
