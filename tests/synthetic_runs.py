@@ -430,11 +430,16 @@ def write_synthetic_results(
     return study
 
 
-def write_selection(results: Path, family: str, epochs: int, lrs, chosen: float, **scale) -> Path:
+def write_selection(
+    results: Path, family: str, epochs: int, lrs, chosen: float, extensions: int | None = None, **scale
+) -> Path:
     """A `vaebench select` record in `results`: `chosen` won among `lrs`, each tried for `epochs` epochs at
-    seed 0 and z = 8; `scale` is a fixed scale's one setting (sigma=0.1) if the family has one."""
+    seed 0 and z = 8; `scale` is a fixed scale's one setting (sigma=0.1) if the family has one. With
+    `extensions`, the grid was extended that many times, its limit (else the record has no extension)."""
     tried = [{"lr": lr, **scale, "val_elbo_nats": 10.0 + (lr == chosen), "status": "ok"} for lr in lrs]
     record = {"loss": family, "settings": {"lr": chosen, **scale}, "val_elbo_nats": 11.0, "tried": tried}
+    if extensions is not None:
+        record.update(extensions=extensions, max_extensions=extensions, done=True)
     path = results / "selection" / f"{family}.json"
     path.parent.mkdir(exist_ok=True)
     path.write_text(json.dumps({**record, "epochs": epochs, "seed": 0, "latent_dim": 8}))

@@ -92,6 +92,20 @@ def test_strings_from_the_command_line_are_coerced():
             },
             "config key 'selection.epochs': the epoch cap (2) is below train.patience (3)",
         ),
+        (
+            {
+                "selection": {"epochs": 2, "lr": [1e-3], "sigma": []},
+                "train": {"epochs": 3, "validation": 100},
+            },
+            "config key 'selection.sigma'",
+        ),
+        (
+            {
+                "selection": {"epochs": 2, "lr": [1e-3], "max_extensions": -1},
+                "train": {"epochs": 3, "validation": 1},
+            },
+            "config key 'selection.max_extensions': -1 is less than the minimum of 0",
+        ),
     ],
 )
 def test_bad_values_give_one_line_naming_the_key(changes, expected):

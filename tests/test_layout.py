@@ -24,7 +24,7 @@ def test_other_paths_are_no_run(path):
 
 
 def test_find_run_dirs_lists_only_runs(tmp_path):
-    for name in ("gaussian/z2/seed0", "beta/z16/seed3", "gaussian/z2/notes", "selection/gaussian/point0"):
+    for name in ("gaussian/z2/seed0", "beta/z16/seed3", "gaussian/z2/notes", "selection/gaussian/lr0.001"):
         (tmp_path / name).mkdir(parents=True)
     assert [p.relative_to(tmp_path).as_posix() for p in layout.find_run_dirs(tmp_path)] == [
         "beta/z16/seed3",
@@ -37,4 +37,19 @@ def test_the_wildcards_match_the_names_they_stand_for_and_no_other():
     assert all(full["loss"].fullmatch(family) for family in FAMILY_IDS)
     assert all(full["dataset"].fullmatch(dataset) for dataset in DATASETS)
     assert not full["loss"].fullmatch("gausian") and not full["dataset"].fullmatch("mnist6k")
-    assert full["point"].fullmatch("12") and not full["point"].fullmatch("1a")
+    assert full["point"].fullmatch("lr0.001-sigma0.1") and not full["point"].fullmatch("round0.json")
+    assert not full["point"].fullmatch("lr0.001/run.json")
+
+
+@pytest.mark.parametrize(
+    "settings", [{"lr": 0.001}, {"lr": 1e-05, "laplace_b": 0.025}, {"lr": 3, "sigma": 0.2}]
+)
+def test_a_grid_point_is_named_by_its_settings_and_read_back(settings):
+    name = layout.point_name(settings)
+    assert layout.parse_point(name) == settings and "/" not in name
+    assert name == layout.point_name(layout.parse_point(name))
+
+
+def test_a_name_that_is_no_grid_point_is_refused():
+    with pytest.raises(ValueError, match="'lr0.001-sigma' is not a grid point's name"):
+        layout.parse_point("lr0.001-sigma")

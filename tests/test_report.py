@@ -436,7 +436,7 @@ def test_the_setup_says_what_was_chosen_on_the_validation_split(sparse, tmp_path
     assert "id='choices-table'" not in page and "none: each run keeps its last epoch" in page
     results = tmp_path / "mnist5k"
     shutil.copytree(study.results, results)
-    write_selection(results, "bernoulli", epochs=2, lrs=(3e-4, 1e-3), chosen=1e-3)
+    write_selection(results, "bernoulli", epochs=2, lrs=(3e-4, 1e-3), chosen=1e-3, extensions=1)
     write_selection(results, "gaussian_fixed", epochs=2, lrs=(3e-4, 1e-3, 3e-3), chosen=1e-3, sigma=0.1)
     write_selection(results, "beta", epochs=2, lrs=(1e-3, 3e-3), chosen=3e-3)  # not what beta trained with
     setup = report_setup.setup(Study.load(results), {})
@@ -445,9 +445,14 @@ def test_the_setup_says_what_was_chosen_on_the_validation_split(sparse, tmp_path
         [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)] for tr in body.split("</tr>")[:-1]
     ]
     assert [row[0] for row in rows] == [catalog.label("bernoulli"), catalog.label("gaussian_fixed")]
-    assert rows[0][1:3] == ["0.001", "none"] and rows[0][-1] == "learning rate 0.001"  # the largest tried
+    assert rows[0][1:3] == ["0.001", "none"]  # the largest tried, after the one extension allowed
+    assert rows[0][-1] == "learning rate 0.001, still after 1 extension(s) of the grid (the limit)"
     assert rows[1][1:3] == ["0.001", "sigma = 0.1"] and rows[1][4:] == ["{0.0003, 0.001, 0.003} x {0.1}", ""]
-    assert "2-epoch run of seed 0 at z = 8" in setup and "The test images play no part" in setup
+    assert (
+        "(at most 2 epochs, trained as the study's runs are) of seed 0 at z = 8" in setup
+        and "The test images play no part" in setup
+    )
+    assert "with at most 1 such extension(s)" in setup
 
 
 def test_the_limits_box_quotes_what_the_budget_forced_first(sparse, tmp_path):

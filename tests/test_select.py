@@ -15,7 +15,7 @@ from vaebench.data import load_dataset, split_validation, to_unit_interval
 from vaebench.errors import DatasetError, VaebenchError
 from vaebench.models import load_model
 from vaebench.seeding import STREAM_TRAIN_SCALE, stream_generator
-from vaebench.select import choose, grid
+from vaebench.select import choose, decide, grid
 from vaebench.train import EVAL_BATCH, TrainConfig, fit_shared_scale, train
 
 SELECTION = {"lr": [1e-3, 3e-3], "sigma": [0.05, 0.1, 0.2], "laplace_b": [0.02, 0.05]}
@@ -67,6 +67,44 @@ def test_the_choice_is_the_best_finished_validation_elbo():
     assert len(chosen["tried"]) == 4
     with pytest.raises(VaebenchError, match="no selection run finished"):
         choose([records[2], records[3]], "gaussian_fixed")
+
+
+def scored(loss, elbo_of, **scale):
+    """Finished selection runs of `loss` at each learning rate of `elbo_of`, scoring its value."""
+    return [
+        {"loss": loss, "lr": lr, **scale, "val_elbo_nats": v, "status": "ok"} for lr, v in elbo_of.items()
+    ]
+
+
+def test_a_choice_inside_the_values_tried_is_final():
+    decision = decide(scored("gaussian", {1e-3: 1.0, 3e-3: 2.0, 9e-3: 1.5}), "gaussian", 0, 2)
+    assert decision["settings"] == {"lr": 3e-3} and decision["done"]
+    assert decision["at_edge"] == [] and decision["next"] == []
+
+
+def test_a_choice_at_an_edge_adds_the_next_value_of_its_progression_on_that_side():
+    above = decide(scored("gaussian", {1e-4: 1.0, 1e-3: 2.0}), "gaussian", 0, 2)
+    assert above["at_edge"] == ["lr"] and not above["done"] and above["next"] == [{"lr": 1e-2}]
+    below = decide(scored("gaussian", {1e-3: 3.0, 3e-3: 2.0, 9e-3: 1.0}), "gaussian", 1, 2)
+    assert not below["done"] and below["next"] == [{"lr": pytest.approx(1e-3 / 3)}]
+    assert below["next"][0]["lr"] == float(f"{1e-3 / 3:.12g}")  # rounded, so its name stays short
+
+
+def test_a_fixed_scale_at_its_edge_steps_outward_at_the_chosen_learning_rate():
+    records = scored("gaussian_fixed", {1e-3: 2.0}, sigma=0.1) + scored(
+        "gaussian_fixed", {1e-3: 1.0}, sigma=0.2
+    )
+    records += scored("gaussian_fixed", {3e-3: 0.5}, sigma=0.1)
+    decision = decide(records, "gaussian_fixed", 0, 1)
+    assert decision["settings"] == {"lr": 1e-3, "sigma": 0.1} and decision["at_edge"] == ["lr", "sigma"]
+    assert decision["next"] == [{"lr": pytest.approx(1e-3 / 3), "sigma": 0.1}, {"lr": 1e-3, "sigma": 0.05}]
+
+
+def test_at_the_limit_a_choice_at_an_edge_is_final_and_says_so():
+    decision = decide(scored("gaussian", {1e-3: 1.0, 1e-2: 2.0, 1e-1: 3.0}), "gaussian", 1, 1)
+    assert decision["done"] and decision["next"] == []
+    assert decision["at_edge"] == ["lr"] and decision["extensions"] == decision["max_extensions"] == 1
+    assert decide(scored("gaussian", {1e-3: 1.0, 1e-2: 2.0}), "gaussian", 0, 0)["done"]
 
 
 def test_a_run_keeps_its_epoch_with_the_best_validation_elbo(tmp_path, data_dir):

@@ -6,48 +6,15 @@ results/ are never touched and a family's code can be edited without touching th
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from workflow_copy import copy_workflow
+from workflow_copy import copy_workflow, planned_jobs, snakemake
 
 from vaebench.catalog import FAMILY_IDS
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / ".test" / "config" / "config.yaml"
-
-
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "snakemake",
-        "--cores",
-        "2",
-        "--directory",
-        str(workdir),
-        "--snakefile",
-        str(workdir / "Snakefile"),
-        *args,
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return proc
-
-
-def planned_jobs(workdir: Path, *args: str) -> dict[str, int]:
-    """Rule -> number of jobs a dry run would execute (parsed from Snakemake's 'Job stats' table)."""
-    proc = snakemake(workdir, "--dry-run", *args)
-    text = proc.stdout + proc.stderr
-    if "Nothing to be done" in text:
-        return {}
-    table = text.split("Job stats:", 1)[1]
-    jobs = dict(re.findall(r"^(\w+)\s+(\d+)\s*$", table, flags=re.M))
-    jobs.pop("total", None)
-    return {rule: int(n) for rule, n in jobs.items()}
 
 
 def planned_losses(workdir: Path, rule: str, *args: str) -> set[str]:
@@ -82,18 +49,31 @@ def test_full_config_dry_run_has_one_job_per_run(workdir):
 def test_the_published_study_chooses_its_settings_before_training(workdir):
     jobs = planned_jobs(workdir, "--configfile", "config/fashion.yaml")
     grid_runs = 3 * (len(FAMILY_IDS) - 2) + 2 * 3 * 3  # 3 learning rates; x 3 scales for the 2 fixed scales
-    assert jobs["select_train"] == grid_runs and jobs["select"] == len(FAMILY_IDS)
+    assert jobs["select_train"] == grid_runs and jobs["select_round"] == jobs["select"] == len(FAMILY_IDS)
     assert jobs["train"] == jobs["evaluate"] == len(FAMILY_IDS) * 2 * 3
 
 
 @pytest.mark.slow
-def test_a_study_with_a_selection_trains_with_the_settings_chosen(workdir):
-    selection = ["selection={epochs: 1, latent_dim: 2, lr: [0.001, 0.003]}", "losses=[gaussian]"]
+def test_a_study_with_a_selection_extends_its_grid_and_trains_with_the_settings_chosen(workdir):
+    """Two learning rates: the best is at an edge whichever it is, so one extension runs."""
+    selection = "selection={epochs: 1, latent_dim: 2, lr: [0.001, 0.003], max_extensions: 1}"
     run = "results/mnist5k/gaussian/z2/seed0/run.json"
-    snakemake(workdir, "--configfile", str(TINY), "--config", *selection, "--", run)
+    snakemake(workdir, "--configfile", str(TINY), "--config", selection, "losses=[gaussian]", "--", run)
     chosen = json.loads((workdir / "results" / "mnist5k" / "selection" / "gaussian.json").read_text())
     tried = {point["lr"]: point["val_elbo_nats"] for point in chosen["tried"]}
-    assert set(tried) == {0.001, 0.003} and chosen["settings"]["lr"] == max(tried, key=tried.get)
+    first = json.loads(
+        (workdir / "results" / "mnist5k" / "selection" / "gaussian" / "round0.json").read_text()
+    )
+    assert first["at_edge"] == ["lr"] and not first["done"] and len(first["next"]) == 1
+    extended = first["next"][0]["lr"]
+    assert extended in (0.009, 0.000333333333333) and set(tried) == {0.001, 0.003, extended}
+    assert (
+        workdir / "results" / "mnist5k" / "selection" / "gaussian" / f"lr{extended!r}" / "run.json"
+    ).exists()
+    assert chosen["settings"]["lr"] == max(tried, key=tried.get) and chosen["done"]
+    assert chosen["extensions"] == 1 and chosen["at_edge"] == (
+        ["lr"] if chosen["settings"]["lr"] != 0.003 else []
+    )
     trained = json.loads((workdir / run).read_text())
     assert trained["lr"] == chosen["settings"]["lr"] and trained["validation"] == 500
 

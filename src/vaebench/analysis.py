@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from vaebench import stats
+from vaebench import select, stats
 from vaebench.results import MEASURES, OK, UNIFORM_BPD, Study
 from vaebench.units import nats_to_bpd
 from vaebench.utils import finite
@@ -339,9 +339,6 @@ def tried_values(record: dict) -> dict[str, list[float]]:
 
 
 def grid_edges(record: dict) -> list[str]:
-    """The chosen settings of a selection record that are the smallest or largest value tried."""
-    return [
-        key
-        for key, tried in tried_values(record).items()
-        if len(tried) > 1 and record["settings"][key] in (tried[0], tried[-1])
-    ]
+    """The chosen settings of a selection record that are the smallest or largest value tried (after the
+    grid's extensions, if it had any)."""
+    return select.at_edge(record["settings"], record["tried"])

@@ -248,6 +248,18 @@ def _select_arguments(p: argparse.ArgumentParser) -> None:
         type=Path,
         help="run directories of one family's grid points, each trained with --validation",
     )
+    p.add_argument(
+        "--round",
+        type=int,
+        default=0,
+        help="the grid's extensions done so far: the runs are the initial grid and the points they added",
+    )
+    p.add_argument(
+        "--max-extensions",
+        type=int,
+        default=0,
+        help="how many times a choice at the edge of the points tried may extend them one step outward",
+    )
     p.add_argument("--out", required=True, type=Path, help="JSON file for the chosen settings")
 
 

@@ -4,14 +4,15 @@ named once.
 
     resources/DATASET.json                     vaebench data (the manifest)
     resources/quality/DATASET.pt, .json        vaebench classifier
-    results/DATASET/selection/FAMILY/pointN/   vaebench train, one run per grid point (studies with selection)
-    results/DATASET/selection/FAMILY.json      vaebench select
+    results/DATASET/selection/FAMILY/POINT/    vaebench train, one run per grid point (studies with selection)
+    results/DATASET/selection/FAMILY/roundR.json  vaebench select, each round of the grid's extension
+    results/DATASET/selection/FAMILY.json      the last round's choice
     results/DATASET/FAMILY/zDIM/seedSEED/      a run directory: vaebench train, then vaebench evaluate
     results/DATASET/*.csv, baselines.json      vaebench aggregate, vaebench baselines
     results/DATASET/figures/                   vaebench figures
     report/STUDY/index.html                    vaebench report
 
-The templates use Snakemake's wildcard names ({dataset}, {loss}, {dim}, {seed}, {point}).
+The templates use Snakemake's wildcard names ({dataset}, {loss}, {dim}, {seed}, {point}, {round}).
 """
 
 import re
@@ -33,14 +34,15 @@ TRAINED = (MODEL, HISTORY, RUN_RECORD)  # what a finished training leaves
 TABLES = ("metrics.csv", "summary.csv", "tests.csv")  # vaebench aggregate
 BASELINES = "baselines.json"  # vaebench baselines
 STUDY_CONFIG = "study.yaml"  # the validated config the report shows
-SELECTION = "selection"  # FAMILY.json from vaebench select, and the grid runs in FAMILY/pointN/
+SELECTION = "selection"  # FAMILY.json from vaebench select, the grid runs and its rounds in FAMILY/
 FIGURES = "figures"
 
 RESULTS = "results/{dataset}"
 RUN_DIR = "{loss}/z{dim}/seed{seed}"  # a run directory inside RESULTS
 RUN = f"{RESULTS}/{RUN_DIR}"
 CHOICE = f"{RESULTS}/{SELECTION}/{{loss}}"  # + ".json": the settings chosen for a family
-GRID_POINT = f"{CHOICE}/point{{point}}"  # a run directory of the family's grid
+GRID_POINT = f"{CHOICE}/{{point}}"  # a run directory of the family's grid, named by point_name
+SELECTION_ROUND = f"{CHOICE}/round{{round}}.json"  # one round of vaebench select
 MANIFEST = "resources/{dataset}.json"
 CLASSIFIER = "resources/quality/{dataset}.pt"
 QUALITY = "resources/quality/{dataset}.json"  # the classifier's accuracy and reference values
@@ -53,7 +55,8 @@ WILDCARDS = {
     "loss": "|".join(FAMILY_IDS),
     "dim": r"\d+",
     "seed": r"\d+",
-    "point": r"\d+",
+    "point": r"lr\d[^/]*",  # point_name's: the learning rate first
+    "round": r"\d+",
 }
 # a run directory as aggregate finds it on disk: any family name (a study may hold one the catalog dropped)
 RUN_DIR_PATTERN = re.compile(RUN_DIR.format(loss=r"([A-Za-z0-9_]+)", dim=r"(\d+)", seed=r"(\d+)"))
@@ -77,3 +80,20 @@ def parse_run_dir(path: str | Path) -> tuple[str, int, int] | None:
 def find_run_dirs(results: Path) -> list[Path]:
     """Every run directory under a results directory, sorted."""
     return sorted(p for p in results.glob(RUN_DIR_GLOB) if p.is_dir() and parse_run_dir(p))
+
+
+def point_name(settings: dict[str, float]) -> str:
+    """A grid point's directory name, its settings in order (lr0.001, lr0.001-sigma0.1): named by its
+    settings, not by its place in the grid, so a point that the grid's extension adds has its own."""
+    return "-".join(f"{key}{float(value)!r}" for key, value in settings.items())
+
+
+def parse_point(name: str) -> dict[str, float]:
+    """The settings of a grid point from its directory name (point_name's inverse)."""
+    settings = {}
+    for part in re.split(r"-(?=[a-z])", name):
+        match = re.fullmatch(r"([a-z_]+)(\d[\d.e+-]*)", part)
+        if match is None:
+            raise ValueError(f"{name!r} is not a grid point's name (like lr0.001-sigma0.1)")
+        settings[match[1]] = float(match[2])
+    return settings

@@ -4,6 +4,10 @@ The study's `selection` block declares a small grid per family: every learning r
 a fixed scale every scale too. Each point is one short training run (`vaebench train --validation N`) on
 one seed and latent size. This stage keeps the point whose best validation ELBO is highest and writes it
 as JSON; the study's runs then train with it (`vaebench train --selected`). The test split plays no part.
+
+A choice at the edge of what was tried may have its best value beyond it, so each call is one round: when
+the best point sits at an edge and the limit of extensions is not reached, the JSON names the next points,
+one step further out along each such setting, and the workflow trains them and calls the next round.
 """
 
 import argparse
@@ -16,6 +20,7 @@ from vaebench.layout import RUN_RECORD
 from vaebench.utils import finite, read_json, utc_now, write_json
 
 CRITERION = "best validation ELBO (nats/image) over the epochs of a short run"
+SIGNIFICANT_DIGITS = 12  # an extended grid value is rounded to these, so 0.003 * 3 is named 0.009
 
 
 def grid(loss: str, selection: dict) -> list[dict[str, float]]:
@@ -41,6 +46,41 @@ def choose(records: list[dict], loss: str) -> dict:
     return {"settings": point_settings(best, loss), "val_elbo_nats": best["val_elbo_nats"], "tried": tried}
 
 
+def at_edge(settings: dict[str, float], tried: list[dict]) -> list[str]:
+    """The settings that are the smallest or the largest value tried on their axis (of more than one)."""
+    edges = []
+    for key, value in settings.items():
+        values = sorted({t[key] for t in tried})
+        if len(values) > 1 and value in (values[0], values[-1]):
+            edges.append(key)
+    return edges
+
+
+def step_outward(settings: dict[str, float], key: str, tried: list[dict]) -> dict[str, float]:
+    """The settings with `key` one step beyond the values tried, on the side where it sits: the next value
+    of the geometric progression of the two outermost values on that side."""
+    values = sorted({t[key] for t in tried})
+    outer, inner = (values[-1], values[-2]) if settings[key] == values[-1] else (values[0], values[1])
+    return {**settings, key: float(f"{outer * outer / inner:.{SIGNIFICANT_DIGITS}g}")}
+
+
+def decide(records: list[dict], loss: str, round_: int, max_extensions: int) -> dict:
+    """One round of the choice: the best point and every point tried, the settings at an edge, whether the
+    choice is final (inside what was tried, or `max_extensions` rounds of extension done) and, if not, the
+    points of the next round."""
+    chosen = choose(records, loss)
+    edges = at_edge(chosen["settings"], chosen["tried"])
+    done = not edges or round_ >= max_extensions
+    return {
+        **chosen,
+        "at_edge": edges,
+        "extensions": round_,
+        "max_extensions": max_extensions,
+        "done": done,
+        "next": [] if done else [step_outward(chosen["settings"], key, chosen["tried"]) for key in edges],
+    }
+
+
 def point_settings(record: dict, loss: str) -> dict[str, float]:
     setting = BY_ID[loss].scale_setting
     return {"lr": record["lr"], **({setting: record[setting]} if setting else {})}
@@ -52,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     if len(losses) != 1:
         raise VaebenchError(f"the selection runs are of several families ({sorted(map(str, losses))})")
     loss = losses.pop()
-    chosen = choose(records, loss)
+    if args.round < 0 or args.max_extensions < 0:
+        raise VaebenchError("--round and --max-extensions count extensions: 0 or more")
+    chosen = decide(records, loss, args.round, args.max_extensions)
     first = records[0]
     write_json(
         args.out,

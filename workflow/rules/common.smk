@@ -14,6 +14,7 @@ from vaebench.catalog import FAMILY_IDS
 from vaebench.config import ConfigError, check, load_schema, with_defaults
 from vaebench.fingerprint import family_fingerprint
 from vaebench.select import grid
+from vaebench.utils import read_json
 from vaebench.settings import compile_mode
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -22,7 +23,7 @@ RESULTS, RUN, GRID_POINT = layout.RESULTS, layout.RUN, layout.GRID_POINT
 METRICS_TABLE, SUMMARY_TABLE, TESTS_TABLE = (f"{RESULTS}/{name}" for name in layout.TABLES)
 # a job's name under logs/RULE/ and benchmarks/RULE/
 RUN_JOB = f"{{dataset}}/{layout.RUN_DIR}"
-GRID_JOB = "{dataset}/{loss}/point{point}"
+GRID_JOB = "{dataset}/{loss}/{point}"
 
 try:
     SCHEMA_WITH_DEFAULTS = load_schema(SCHEMA)
@@ -72,8 +73,35 @@ def selection_grid(loss):
 
 
 def grid_point(wildcards):
-    """The settings of one selection run, {point} of its family's grid."""
-    return selection_grid(wildcards.loss)[int(wildcards.point)]
+    """The settings of one selection run, named by its {point}."""
+    return layout.parse_point(wildcards.point)
+
+
+def selection_round(wildcards, round_):
+    """What a family's selection round decided (once Snakemake has run that checkpoint)."""
+    job = checkpoints.select_round.get(dataset=wildcards.dataset, loss=wildcards.loss, round=round_)
+    return read_json(Path(job.output[0]), "the selection round did not write it")
+
+
+def selection_round_runs(wildcards):
+    """The grid runs a selection round chooses from: the family's grid, and the points each earlier round
+    added further out."""
+    points = selection_grid(wildcards.loss)
+    for earlier in range(int(wildcards.round)):
+        points += selection_round(wildcards, earlier)["next"]
+    return expand(
+        f"{GRID_POINT}/{layout.RUN_RECORD}",
+        point=[layout.point_name(p) for p in points],
+        allow_missing=True,
+    )
+
+
+def last_selection_round(wildcards):
+    """The first selection round whose choice is final: inside the points tried, or at the extension limit."""
+    round_ = 0
+    while not selection_round(wildcards, round_)["done"]:
+        round_ += 1
+    return layout.SELECTION_ROUND.format(dataset=wildcards.dataset, loss=wildcards.loss, round=round_)
 
 
 def selection_input(wildcards):

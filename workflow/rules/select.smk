@@ -1,6 +1,8 @@
 # Stage 1b (studies with a `selection` block): each family's learning rate, and a fixed scale, chosen on
-# the validation split. One short training run per grid point (vaebench.select.grid), on the block's seed
-# and latent size; `select` keeps the point with the best validation ELBO for every seed's training.
+# the validation split. One training run per grid point (vaebench.select.grid), on the block's seed and
+# latent size, capped at its epochs; each round of `select_round` keeps the point with the best validation
+# ELBO and, while it sits at an edge of the points tried and selection.max_extensions allows, names one
+# point further out to train for the next round. `select` keeps the last round's choice for every seed.
 
 
 rule select_train:
@@ -35,20 +37,32 @@ rule select_train:
         " --out {params.outdir:q} > {log:q} 2>&1"
 
 
+checkpoint select_round:
+    input:
+        runs=selection_round_runs,
+    output:
+        layout.SELECTION_ROUND,
+    log:
+        "logs/select/{dataset}/{loss}/round{round}.log",
+    localrule: True
+    conda:
+        "../../environment.yml"
+    params:
+        runs=lambda w, input: " ".join(shlex.quote(os.path.dirname(run)) for run in input.runs),
+        max_extensions=lambda w: config["selection"]["max_extensions"],
+    shell:
+        "vaebench select --runs {params.runs} --round {wildcards.round}"
+        " --max-extensions {params.max_extensions} --out {output:q} > {log:q} 2>&1"
+
+
 rule select:
     input:
-        runs=lambda w: expand(
-            f"{GRID_POINT}/{layout.RUN_RECORD}",
-            point=range(len(selection_grid(w.loss))),
-            allow_missing=True,
-        ),
+        last_selection_round,
     output:
         f"{layout.CHOICE}.json",
     log:
         "logs/select/{dataset}/{loss}.log",
     conda:
         "../../environment.yml"
-    params:
-        runs=lambda w, input: " ".join(shlex.quote(os.path.dirname(run)) for run in input.runs),
     shell:
-        "vaebench select --runs {params.runs} --out {output:q} > {log:q} 2>&1"
+        "cp {input:q} {output:q} 2> {log:q}"

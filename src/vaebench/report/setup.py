@@ -182,7 +182,7 @@ def choices(study: Study) -> str:
                 esc(", ".join(scale)) or "none",
                 fmt(record["val_elbo_nats"], 2),
                 esc(" x ".join("{" + ", ".join(f"{v:g}" for v in vs) + "}" for vs in grid.values())),
-                (esc(", ".join(edges)), "varies") if edges else "",
+                (esc(", ".join(edges) + still_at_edge(record)), "varies") if edges else "",
             ]
         )
     first = next(iter(chosen.values()))
@@ -201,12 +201,30 @@ def choices(study: Study) -> str:
             "id='choices-table'",
         )
         + (
-            f"<p class='small'>Each grid point is one {first['epochs']}-epoch run of seed "
-            f"{first['seed']} at z = {first['latent_dim']} on the training split less the validation "
-            "images; the point with the best validation ELBO (over its epochs) is used for every seed "
-            "and latent size. The test images play no part. gaussian_shared's sigma is not chosen: after "
-            "each epoch it is set to the root-mean-square residual over the whole training split.</p>"
+            f"<p class='small'>Each grid point is one run (at most {first['epochs']} epochs, trained as the "
+            f"study's runs are) of seed {first['seed']} at z = {first['latent_dim']} on the training split "
+            "less the validation images; the point with the best validation ELBO (over its epochs) is used "
+            "for every seed and latent size. The test images play no part. gaussian_shared's sigma is not "
+            "chosen: after each epoch it is set to the root-mean-square residual over the whole training "
+            "split." + extension_note(first) + "</p>"
         )
+    )
+
+
+def still_at_edge(record: dict) -> str:
+    """That the grid's extensions, as many as the config allowed, left these settings at its edge."""
+    if "max_extensions" not in record:
+        return ""
+    return f", still after {record['extensions']} extension(s) of the grid (the limit)"
+
+
+def extension_note(record: dict) -> str:
+    """How a choice at the grid's edge extended it, when the study's selection could."""
+    if "max_extensions" not in record:
+        return ""
+    return (
+        " A choice at the edge of the values tried adds one value further out on that setting's geometric "
+        f"progression and chooses again, with at most {record['max_extensions']} such extension(s)."
     )
 
 
