@@ -12,7 +12,9 @@ import yaml
 from vaebench import layout
 from vaebench.catalog import FAMILY_IDS
 from vaebench.config import ConfigError, check, load_schema, with_defaults
+from vaebench.errors import VaebenchError
 from vaebench.fingerprint import family_fingerprint
+from vaebench.gpus import JOBS_PER_GPU_VARIABLE, local_gpu_jobs
 from vaebench.select import grid
 from vaebench.settings import compile_mode
 
@@ -31,6 +33,35 @@ try:
 except ConfigError as err:
     sys.exit(f"vaebench: invalid configuration: {err}")
 config.setdefault("losses", list(FAMILY_IDS))  # every family, in catalog order
+
+
+def gpu_job_limit():
+    """At most one job per GPU found (times VAEBENCH_JOBS_PER_GPU) in a local run, unless the command line
+    names a `gpu` resource itself: Snakemake enforces a resource only when it is given a total
+    (vaebench.gpus says why that matters). None on a machine without a GPU and in a cluster job."""
+    if not workflow.is_main_process or "gpu" in workflow.global_resources:
+        return None
+    try:
+        return local_gpu_jobs() or None
+    except VaebenchError as err:
+        sys.exit(f"vaebench: {err}")
+
+
+GPU_JOB_LIMIT = gpu_job_limit()
+if GPU_JOB_LIMIT is not None:
+    workflow.global_resources["gpu"] = GPU_JOB_LIMIT
+    print(
+        f"vaebench: at most {GPU_JOB_LIMIT} GPU job(s) at once (the GPUs found x {JOBS_PER_GPU_VARIABLE}); "
+        "--resources gpu=N sets another limit",
+        file=sys.stderr,
+    )
+
+
+onstart:
+    # the executor is known only now: a cluster's jobs each get a GPU from its scheduler, so this machine's
+    # count must limit none of them
+    if GPU_JOB_LIMIT is not None and not workflow.local_exec:
+        workflow.register_resource("gpu", sys.maxsize)
 
 
 def run_dirs(dataset):
