@@ -1,6 +1,6 @@
 """A local run starts at most one job per GPU found (times VAEBENCH_JOBS_PER_GPU); a CPU-only machine and a
 command line that names the gpu resource itself are left alone. The GPUs are faked: a stand-in nvidia-smi
-on PATH, or CUDA_VISIBLE_DEVICES."""
+on PATH, or CUDA_VISIBLE_DEVICES. And a study of weeks says so in one line before it starts."""
 
 import os
 import re
@@ -12,7 +12,7 @@ import pytest
 from workflow_copy import ROOT, copy_workflow
 
 from vaebench.errors import VaebenchError
-from vaebench.gpus import jobs_per_gpu, local_gpu_jobs, visible_gpus
+from vaebench.gpus import jobs_per_gpu, visible_gpus
 
 TINY = ROOT / ".test" / "config" / "config.yaml"
 LIMIT_LINE = re.compile(r"^vaebench: at most (\d+) GPU job", flags=re.M)
@@ -57,11 +57,9 @@ def test_visible_gpus_counts_what_cuda_would_see(tmp_path, monkeypatch, n_gpus, 
     assert visible_gpus() == expected
 
 
-def test_jobs_per_gpu_multiplies_and_rejects_nonsense(tmp_path, monkeypatch):
-    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    monkeypatch.setenv("PATH", machine(tmp_path, 3)["PATH"])
+def test_jobs_per_gpu_reads_its_variable_and_rejects_nonsense(monkeypatch):
     monkeypatch.setenv("VAEBENCH_JOBS_PER_GPU", "2")
-    assert local_gpu_jobs() == 6
+    assert jobs_per_gpu() == 2
     monkeypatch.setenv("VAEBENCH_JOBS_PER_GPU", "0")
     with pytest.raises(VaebenchError, match="VAEBENCH_JOBS_PER_GPU must be a positive integer"):
         jobs_per_gpu()
@@ -97,3 +95,13 @@ def test_a_local_run_enforces_the_limit(tmp_path):
     workdir = copy_workflow(tmp_path / "wf")
     proc = snakemake(workdir, machine(tmp_path, 1), "resources/mnist5k.json", "--configfile", str(TINY))
     assert re.search(r"Provided resources: .*gpu\W+1\b", proc.stdout + proc.stderr)
+
+
+def test_a_dry_run_of_the_full_study_says_how_long_it_would_take(tmp_path):
+    """One line before a study of weeks starts, on a CPU-only machine; none for the tiny study."""
+    workdir = copy_workflow(tmp_path / "wf")
+    full = snakemake(workdir, machine(tmp_path, None), "--dry-run").stderr
+    lines = [line for line in full.splitlines() if "projected to take" in line]
+    assert len(lines) == 1 and "days on this machine's 2 CPU core(s)" in lines[0]
+    tiny = snakemake(workdir, machine(tmp_path, None), "--dry-run", "--configfile", str(TINY)).stderr
+    assert "projected to take" not in tiny

@@ -40,8 +40,3 @@ def visible_gpus() -> int:
     except (OSError, subprocess.TimeoutExpired):
         return 0
     return sum(line.startswith("GPU ") for line in listing.stdout.splitlines())
-
-
-def local_gpu_jobs() -> int:
-    """GPU jobs a local run may run side by side: 0 on a machine without a GPU."""
-    return visible_gpus() * jobs_per_gpu()

@@ -14,7 +14,8 @@ from vaebench.catalog import FAMILY_IDS
 from vaebench.config import ConfigError, check, load_schema, with_defaults
 from vaebench.errors import VaebenchError
 from vaebench.fingerprint import family_fingerprint
-from vaebench.gpus import JOBS_PER_GPU_VARIABLE, local_gpu_jobs
+from vaebench.gpus import JOBS_PER_GPU_VARIABLE, jobs_per_gpu, visible_gpus
+from vaebench.projection import study_forecast
 from vaebench.select import grid
 from vaebench.settings import compile_mode
 
@@ -35,26 +36,33 @@ except ConfigError as err:
 config.setdefault("losses", list(FAMILY_IDS))  # every family, in catalog order
 
 
-def gpu_job_limit():
+def gpu_job_limit(gpus):
     """At most one job per GPU found (times VAEBENCH_JOBS_PER_GPU) in a local run, unless the command line
     names a `gpu` resource itself: Snakemake enforces a resource only when it is given a total
-    (vaebench.gpus says why that matters). None on a machine without a GPU and in a cluster job."""
-    if not workflow.is_main_process or "gpu" in workflow.global_resources:
+    (vaebench.gpus says why that matters). None on a machine without a GPU."""
+    if "gpu" in workflow.global_resources:
         return None
+    return gpus * jobs_per_gpu() or None
+
+
+GPU_JOB_LIMIT = None
+if workflow.is_main_process:  # not in a cluster job, which runs one job on what it was granted
     try:
-        return local_gpu_jobs() or None
+        GPUS = visible_gpus()
+        GPU_JOB_LIMIT = gpu_job_limit(GPUS)
     except VaebenchError as err:
         sys.exit(f"vaebench: {err}")
-
-
-GPU_JOB_LIMIT = gpu_job_limit()
-if GPU_JOB_LIMIT is not None:
-    workflow.global_resources["gpu"] = GPU_JOB_LIMIT
-    print(
-        f"vaebench: at most {GPU_JOB_LIMIT} GPU job(s) at once (the GPUs found x {JOBS_PER_GPU_VARIABLE}); "
-        "--resources gpu=N sets another limit",
-        file=sys.stderr,
-    )
+    if GPU_JOB_LIMIT is not None:
+        workflow.global_resources["gpu"] = GPU_JOB_LIMIT
+        print(
+            f"vaebench: at most {GPU_JOB_LIMIT} GPU job(s) at once (the GPUs found x {JOBS_PER_GPU_VARIABLE}); "
+            "--resources gpu=N sets another limit",
+            file=sys.stderr,
+        )
+    # a study of days says so before it starts, in a dry run too (onstart runs in real runs only)
+    forecast = study_forecast(config, workflow.resource_settings.cores or os.cpu_count(), GPUS)
+    if forecast is not None:
+        print(forecast, file=sys.stderr)
 
 
 onstart:
