@@ -27,8 +27,8 @@ from workflow_copy import copy_workflow
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / ".test" / "config" / "config.yaml"
 PROFILE = ROOT / "profiles" / "slurm" / "profile.yaml"
-CLUSTER_RULES = {"classifier", "select_train", "train", "evaluate"}  # every other rule is a localrule
-GPU_RULES = {"select_train", "train", "evaluate"}  # the classifier trains on the CPU
+CLUSTER_RULES = {"classifier", "select_train", "train", "warm_compile", "evaluate"}  # the rest are localrules
+GPU_RULES = {"select_train", "train", "warm_compile", "evaluate"}  # the classifier trains on the CPU
 SKIP_KEYS = re.compile(r"seconds|time|host|command")  # timing and host details differ by design
 
 

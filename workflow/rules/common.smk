@@ -105,6 +105,28 @@ def evaluate_options():
     }
 
 
+# the record of a family's warm-up: its compiled evaluation kernels are in the compile cache
+WARM = f"{config['evaluate']['compile_cache']}/warm/{{dataset}}/{{loss}}.json"
+
+
+def warm_input(wildcards):
+    """A family's warm-up, which its evaluations wait for, when the study compiles: compiled side by side,
+    the same kernels would be built once per evaluation, each far slower than one build alone. (`auto` is
+    decided by each job on its device, so it gets none.)"""
+    if compile_mode(config["evaluate"]["compile"]) != "true":
+        return []
+    return [WARM.format(dataset=wildcards.dataset, loss=wildcards.loss)]
+
+
+def warm_run(wildcards):
+    """The run a family's warm-up compiles with: its first, so the kernels' shapes and the family's settings
+    are the evaluations' own."""
+    first = RUN.format(
+        dataset=wildcards.dataset, loss=wildcards.loss, dim=config["latent_dims"][0], seed=config["seeds"][0]
+    )
+    return {"model": f"{first}/{layout.MODEL}", "run": f"{first}/{layout.RUN_RECORD}"}
+
+
 def selection_grid(loss):
     """A family's grid points: the settings each selection run trains with."""
     return grid(loss, config["selection"])
