@@ -18,6 +18,8 @@ HIDES_EVERY_GPU = ("", "-1", "NoDevFiles")  # CUDA_VISIBLE_DEVICES values that l
 
 
 def jobs_per_gpu() -> int:
+    """How many jobs may share one device (VAEBENCH_JOBS_PER_GPU, default 1): for the workflow's limit and
+    for gpu_slots' slots alike."""
     raw = os.environ.get(JOBS_PER_GPU_VARIABLE, "1")
     if not raw.isdigit() or int(raw) < 1:
         raise VaebenchError(f"{JOBS_PER_GPU_VARIABLE} must be a positive integer, got {raw!r}")
