@@ -8,17 +8,19 @@ with a warm cache, from bench/out/eval_throughput_conv.json (run `python bench/e
 (train.train_epoch plus the per-epoch test ELBO, one thread) and encoder images per second (the kNN pass
 encodes the training split), measured here on mnist5k. Jobs run side by side, one thread each, on all cores.
 
-One GPU (an estimate, not a measurement): floating-point operations per sample counted by
-torch.utils.flop_counter (convolutions and matrix products) and bytes per sample (every layer's output
-written once and read once, in float32; the family kernel reads the decoder's outputs), each against a
-datasheet: A100 SXM, 19.5 TFLOP/s float32 (no TF32, as evaluation runs) and 1.5 TB/s. The time per sample is
-the larger of the two, divided by an efficiency, stated, for what datasheet peaks leave out (kernel launches,
-small batches, the elementwise family math's transcendental functions).
+One GPU (an estimate, not a measurement; vaebench.projection.gpu_projection): counted here, floating-point
+operations per sample by torch.utils.flop_counter (convolutions and matrix products), bytes per sample (every
+layer's output written once and read once, in float32, the bilinear upsampling's four taps per output read
+besides, the family kernel's read of the decoder's outputs) and the aten ops of one training step (each a
+kernel launch in eager PyTorch); datasheet: A100 SXM, 19.5 TFLOP/s float32 (no TF32, as evaluation runs) and
+1.5 TB/s. Assumed, as a range (vaebench.projection.LOW and HIGH): the share of the datasheet reached, the
+seconds per kernel launch and a fixed cost per job. The epochs per run are the config's, one input.
 
-    python bench/projection.py [--rounds 2] [--threads 1] [--efficiency 0.3]
+    python bench/projection.py [--rounds 2] [--threads 1]
 """
 
 import argparse
+import copy
 import json
 import os
 import time
@@ -28,54 +30,83 @@ import torch
 import yaml
 from common import DATA_DIR, OUT_DIR, print_table, summary, write_result
 from eval_throughput import trained_model
+from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import FlopCounterMode
 
-from vaebench.catalog import FAMILY_IDS
 from vaebench.data import load_dataset
-from vaebench.models import build_model
-from vaebench.select import grid
+from vaebench.models import BilinearUpsample, build_model
+from vaebench.projection import HIGH, LOW, cpu_projection, gpu_projection, study_of
 from vaebench.settings import TrainConfig
-from vaebench.train import model_config, test_elbo, train_epoch
-
-MNIST_SPLITS = {"train_images": 60_000, "test_images": 10_000}  # MNIST's own split sizes
-
-
-def study_of(config: dict) -> dict:
-    """The counts a projection needs, read from a study config (config/config.yaml: MNIST): the selection
-    block's grid runs counted as `vaebench select` plans them (select.grid)."""
-    losses = config.get("losses") or FAMILY_IDS
-    selection = config.get("selection")
-    return {
-        "families": len(losses),
-        "latent_dims": len(config["latent_dims"]),
-        "seeds": len(config["seeds"]),
-        "epochs": config["train"]["epochs"],
-        "train_images": MNIST_SPLITS["train_images"],
-        "validation": config["train"].get("validation", 0),
-        "test_images": config["evaluate"].get("n_test") or MNIST_SPLITS["test_images"],
-        "k": config["evaluate"]["k"],
-        "grid_runs": sum(len(grid(loss, selection)) for loss in losses) if selection else 0,
-        "selection_epochs": selection["epochs"] if selection else 0,
-    }
-
+from vaebench.train import model_config, test_elbo, train_epoch, train_step
 
 STUDY = study_of(yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "config.yaml").read_text()))
 A100 = {"name": "A100 SXM (datasheet)", "flops_per_s": 19.5e12, "bytes_per_s": 1.5e12}
 
 
+UPSAMPLE_TAPS = 4  # a bilinear output reads four inputs
+
+
 def flops_and_bytes(module: torch.nn.Module, inputs: torch.Tensor) -> tuple[float, float]:
-    """Floating-point operations and bytes (each layer's output written and read once) of one forward pass."""
-    written = []
-    hooks = [
-        m.register_forward_hook(lambda _m, _i, out: written.append(out.numel() * out.element_size()))
-        for m in module.modules()
-        if not list(m.children())
-    ]
+    """Floating-point operations and bytes of one forward pass: each layer's output written and read once,
+    and the bilinear upsampling's gathered reads, which the FLOP counter does not see."""
+    moved = []
+
+    def count(layer, _inputs, out):
+        taps = UPSAMPLE_TAPS if isinstance(layer, BilinearUpsample) else 0
+        moved.append((2 + taps) * out.numel() * out.element_size())
+
+    hooks = [m.register_forward_hook(count) for m in module.modules() if not list(m.children())]
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
         module(inputs)
     for hook in hooks:
         hook.remove()
-    return counter.get_total_flops(), 2.0 * sum(written)
+    return counter.get_total_flops(), float(sum(moved))
+
+
+def datasheet_seconds(model, dims: int, gpu: dict = A100) -> dict:
+    """Seconds per evaluation image-sample (the decoder and the family kernel's read of its outputs) and
+    per training image (forward and backward of encoder and decoder, three forward passes) at the datasheet's
+    peak: the larger of the FLOPs and the bytes against it."""
+    decoder, encoder = copy.deepcopy(model.decoder).cpu(), copy.deepcopy(model.encoder).cpu()
+    dec_flops, dec_bytes = flops_and_bytes(decoder, torch.zeros(1, model.config.latent_dim))
+    enc_flops, enc_bytes = flops_and_bytes(
+        encoder, torch.zeros(1, model.config.channels, model.config.height, model.config.width)
+    )
+    family_bytes = model.family.n_params * dims * 4 + 16  # read the decoder's outputs, write two sums
+    return {
+        "per_sample": max(dec_flops / gpu["flops_per_s"], (dec_bytes + family_bytes) / gpu["bytes_per_s"]),
+        "per_train_image": 3
+        * max((dec_flops + enc_flops) / gpu["flops_per_s"], (dec_bytes + enc_bytes) / gpu["bytes_per_s"]),
+        "decoder_flops": dec_flops,
+        "decoder_bytes": dec_bytes,
+        "encoder_flops": enc_flops,
+        "family_bytes": family_bytes,
+    }
+
+
+class _OpCount(TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.ops = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        return func(*args, **(kwargs or {}))
+
+
+def kernels_per_train_step(data, batch_size: int) -> int:
+    """The aten ops of one training step (forward, backward, Adam) of the conv net, counted on the CPU: in
+    eager PyTorch on a GPU each is a kernel launched on its own."""
+    cfg = TrainConfig(loss="continuous_bernoulli", arch="conv", latent_dim=16, batch_size=batch_size)
+    torch.manual_seed(0)
+    model = build_model(model_config(cfg, data))
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    gen = torch.Generator().manual_seed(0)
+    batch = data.train_images[:batch_size]
+    train_step(model, opt, batch, cfg, gen)  # Adam's state exists from the second step on
+    with _OpCount() as counter:
+        train_step(model, opt, batch, cfg, gen)
+    return counter.ops
 
 
 def training_rate(data, rounds: int) -> dict:
@@ -115,59 +146,12 @@ def encoder_rate(model, data, rounds: int) -> dict:
     return summary(rates)
 
 
-def cpu_projection(
-    study: dict,
-    train_images_per_s: float,
-    test_elbo_images_per_s: float,
-    encode_images_per_s: float,
-    us_per_sample: dict[str, float],
-    cores: int,
-) -> dict:
-    """Seconds of the study's jobs on this machine from measured rates: an epoch is a pass over the training
-    images less the validation split plus an ELBO on the validation and test images; a training job is
-    `epochs` of them, a selection grid run `selection_epochs`; an evaluation job is K samples per test image
-    at its family's us_per_sample plus the encoder passes (the kNN over the training images, the posterior
-    pass over the test images twice). Families not measured count at the mean of those measured. Wall time:
-    the job-seconds over `cores` jobs side by side."""
-    jobs = study["families"] * study["latent_dims"] * study["seeds"]
-    per_family = study["latent_dims"] * study["seeds"]
-    epoch_s = (study["train_images"] - study["validation"]) / train_images_per_s + (
-        study["validation"] + study["test_images"]
-    ) / test_elbo_images_per_s
-    train_s = study["epochs"] * epoch_s
-    selection_run_s = study["selection_epochs"] * epoch_s
-    selection_s = study["grid_runs"] * selection_run_s
-    encode_s = (study["train_images"] + 2 * study["test_images"]) / encode_images_per_s
-    eval_s = {
-        family: study["k"] * study["test_images"] * us * 1e-6 + encode_s
-        for family, us in us_per_sample.items()
-    }
-    eval_total = per_family * sum(eval_s.values()) * study["families"] / len(eval_s)
-    job_hours = (selection_s + jobs * train_s + eval_total) / 3600
-    return {
-        "jobs": jobs,
-        "selection_seconds_per_run": selection_run_s,
-        "selection_seconds": selection_s,
-        "train_seconds_per_job": train_s,
-        "eval_seconds_per_job": eval_s,
-        "eval_seconds_total": eval_total,
-        "job_hours": job_hours,
-        "wall_hours": job_hours / cores,
-    }
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
         "--cores", type=int, default=os.cpu_count(), help="jobs run side by side (one thread each)"
-    )
-    p.add_argument(
-        "--efficiency",
-        type=float,
-        default=0.3,
-        help="share of the GPU's datasheet peak the estimate assumes is reached",
     )
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -228,40 +212,51 @@ def main() -> None:
         ],
     )
 
-    torch.manual_seed(0)
-    z = torch.randn(1, 16)
-    x = data.test_images[:1].float().div(255)
-    dec_flops, dec_bytes = flops_and_bytes(model.decoder, z)
-    enc_flops, enc_bytes = flops_and_bytes(model.encoder, x)
-    family_bytes = model.family.n_params * data.dims * 4 + 16  # read the decoder's outputs, write two sums
-    per_sample = max(dec_flops / A100["flops_per_s"], (dec_bytes + family_bytes) / A100["bytes_per_s"])
-    per_train_image = max(
-        3 * (dec_flops + enc_flops) / A100["flops_per_s"], 3 * (dec_bytes + enc_bytes) / A100["bytes_per_s"]
-    )  # forward and backward
-    gpu_eval_s = STUDY["k"] * STUDY["test_images"] * per_sample / args.efficiency
-    gpu_epoch_s = (
-        (STUDY["train_images"] - STUDY["validation"] + (STUDY["validation"] + STUDY["test_images"]) / 3)
-        * per_train_image
-        / args.efficiency
-    )  # an ELBO pass is a third of a training step
-    gpu_train_s = STUDY["epochs"] * gpu_epoch_s
-    gpu_selection_s = grid_runs * STUDY["selection_epochs"] * gpu_epoch_s
+    datasheet = datasheet_seconds(model, data.dims)
+    kernels = kernels_per_train_step(data, STUDY["batch_size"])
+    gpu = {
+        name: gpu_projection(STUDY, datasheet["per_sample"], datasheet["per_train_image"], kernels, assume)
+        for name, assume in (("low", LOW), ("high", HIGH))
+    }
     print_table(
-        f"one GPU, an ESTIMATE from FLOPs and bytes against the {A100['name']} at "
-        f"{args.efficiency:.0%} of peak (not measured)",
-        ["quantity", "value"],
+        f"one GPU, an ESTIMATE against the {A100['name']} (not measured)",
+        ["quantity", "counted here or ASSUMED", "low", "high"],
         [
-            ["conv decoder FLOPs per sample", dec_flops],
-            ["conv decoder bytes per sample", dec_bytes],
-            ["conv encoder FLOPs per image", enc_flops],
-            ["family kernel bytes per sample", family_bytes],
-            ["us per image-sample (evaluation)", per_sample / args.efficiency * 1e6],
-            ["hours per evaluation job", gpu_eval_s / 3600],
-            ["hours per training job", gpu_train_s / 3600],
-            [f"hours for the {grid_runs} selection runs", gpu_selection_s / 3600],
+            [
+                "conv decoder FLOPs, bytes per sample",
+                "counted",
+                datasheet["decoder_flops"],
+                datasheet["decoder_bytes"],
+            ],
+            ["us per image-sample at the datasheet's peak", "counted", datasheet["per_sample"] * 1e6, ""],
+            ["aten ops (kernels) per training step", "counted", kernels, ""],
+            ["share of the datasheet reached", "ASSUMED", LOW.efficiency, HIGH.efficiency],
+            ["us per kernel launch", "ASSUMED", LOW.launch_seconds * 1e6, HIGH.launch_seconds * 1e6],
+            ["fixed seconds per job", "ASSUMED", LOW.fixed_seconds, HIGH.fixed_seconds],
+            [
+                "ms per training step",
+                "",
+                gpu["low"]["train_step_seconds"] * 1e3,
+                gpu["high"]["train_step_seconds"] * 1e3,
+            ],
+            [
+                "hours per training job",
+                "",
+                gpu["low"]["train_seconds_per_job"] / 3600,
+                gpu["high"]["train_seconds_per_job"] / 3600,
+            ],
+            [
+                "hours per evaluation job",
+                "",
+                gpu["low"]["eval_seconds_per_job"] / 3600,
+                gpu["high"]["eval_seconds_per_job"] / 3600,
+            ],
+            ["of the study's hours, fixed costs", "", gpu["low"]["fixed_hours"], gpu["high"]["fixed_hours"]],
             [
                 f"hours for the study ({grid_runs} + {jobs} + {jobs} jobs, one GPU)",
-                (gpu_selection_s + jobs * (gpu_eval_s + gpu_train_s)) / 3600,
+                "",
+                gpu["low"]["job_hours"],
+                gpu["high"]["job_hours"],
             ],
         ],
     )
@@ -274,12 +269,10 @@ def main() -> None:
             "cpu": {**cpu, "us_per_image_sample": us_per_sample, "cores": args.cores},
             "gpu_estimate": {
                 **A100,
-                "efficiency": args.efficiency,
-                "decoder_flops_per_sample": dec_flops,
-                "decoder_bytes_per_sample": dec_bytes,
-                "eval_hours_per_job": gpu_eval_s / 3600,
-                "train_hours_per_job": gpu_train_s / 3600,
-                "selection_hours": gpu_selection_s / 3600,
+                "datasheet_seconds": datasheet,
+                "kernels_per_train_step": kernels,
+                "assumed": {"low": vars(LOW), "high": vars(HIGH)},
+                "projection": gpu,
             },
         },
     )

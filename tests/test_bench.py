@@ -9,10 +9,21 @@ import torch
 from torch import nn
 
 from vaebench.catalog import FAMILY_IDS
+from vaebench.models import BilinearUpsample
+from vaebench.projection import (
+    HIGH,
+    LOW,
+    REFERENCE,
+    GpuAssumptions,
+    cpu_projection,
+    gpu_projection,
+    study_forecast,
+    study_of,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from eval_throughput import break_even  # noqa: E402
-from projection import cpu_projection, flops_and_bytes, study_of  # noqa: E402
+from projection import flops_and_bytes  # noqa: E402
 
 
 def test_compiling_pays_from_its_time_over_the_time_it_saves_per_image_sample():
@@ -27,6 +38,11 @@ def test_flops_and_bytes_of_a_layer_are_its_closed_forms():
     flops, moved = flops_and_bytes(layers, torch.zeros(1, 16))
     assert flops == 2 * (16 * 400 + 400 * 784)
     assert moved == 2 * 4 * (400 + 400 + 784)
+
+
+def test_the_bilinear_upsampling_reads_four_inputs_per_output_besides():
+    flops, moved = flops_and_bytes(BilinearUpsample((8, 8)), torch.zeros(1, 3, 4, 4))
+    assert flops == 0 and moved == (2 + 4) * 4 * 3 * 8 * 8
 
 
 def test_the_projection_of_a_study_is_its_jobs_rates_added_up():
@@ -63,9 +79,10 @@ def test_the_projection_of_a_study_is_its_jobs_rates_added_up():
 
 def test_the_projected_study_is_read_from_its_config():
     config = {
+        "dataset": "mnist",
         "latent_dims": [2, 8],
         "seeds": [0, 1, 2],
-        "train": {"epochs": 7},
+        "train": {"epochs": 7, "batch_size": 128},
         "evaluate": {"k": 50, "n_test": None},
     }
     study = study_of(config)
@@ -79,3 +96,72 @@ def test_the_projected_study_is_read_from_its_config():
     selection = {"epochs": 4, "lr": [1e-3, 3e-3], "sigma": [0.1, 0.2, 0.3]}
     chosen = study_of({**config, "losses": ["gaussian", "gaussian_fixed"], "selection": selection})
     assert (chosen["grid_runs"], chosen["selection_epochs"]) == (2 + 2 * 3, 4)
+
+
+SMALL_STUDY = {
+    "families": 2,
+    "latent_dims": 1,
+    "seeds": 2,
+    "epochs": 3,
+    "batch_size": 10,
+    "train_images": 100,
+    "validation": 0,
+    "test_images": 30,
+    "k": 4,
+    "grid_runs": 0,
+    "selection_epochs": 0,
+}
+
+
+def test_a_gpu_training_step_is_its_work_or_its_kernel_launches_whichever_is_longer():
+    """10 steps per epoch and a third of 30 / 10 steps of ELBO: 11 steps. Work: 10 images at 1 us at half
+    the datasheet = 20 us a step; launches: 100 kernels at 1 us = 100 us, the floor."""
+    assume = GpuAssumptions(efficiency=0.5, launch_seconds=1e-6, fixed_seconds=7.0)
+    out = gpu_projection(SMALL_STUDY, 2e-6, 1e-6, 100, assume)
+    assert out["train_step_seconds"] == pytest.approx(100e-6)
+    assert out["train_seconds_per_job"] == pytest.approx(3 * 11 * 100e-6 + 7.0)
+    assert out["eval_seconds_per_job"] == pytest.approx(4 * 30 * 2e-6 / 0.5 + 7.0)
+    assert out["fixed_hours"] == pytest.approx(8 * 7.0 / 3600)
+    compute_bound = gpu_projection(SMALL_STUDY, 2e-6, 1e-6, 1, assume)
+    assert compute_bound["train_step_seconds"] == pytest.approx(20e-6)
+    two = gpu_projection(SMALL_STUDY, 2e-6, 1e-6, 100, assume, gpus=2)
+    assert two["wall_hours"] == pytest.approx(out["wall_hours"] / 2) == pytest.approx(out["job_hours"] / 2)
+
+
+def test_the_gpu_range_runs_from_the_kind_assumptions_to_the_harsh_ones():
+    rates = REFERENCE["conv"]
+    low, high = (
+        gpu_projection(
+            SMALL_STUDY,
+            rates["datasheet_s_per_sample"],
+            rates["datasheet_s_per_train_image"],
+            rates["kernels_per_train_step"],
+            assume,
+        )["job_hours"]
+        for assume in (LOW, HIGH)
+    )
+    assert low < high
+
+
+FULL = {
+    "dataset": "mnist",
+    "arch": "conv",
+    "latent_dims": [2, 8, 32],
+    "seeds": [0, 1, 2],
+    "train": {"epochs": 30, "batch_size": 128},
+    "evaluate": {"k": 5000, "n_test": None},
+}
+
+
+def test_a_long_study_forecasts_its_time_on_the_devices_found_in_one_line():
+    cpu = study_forecast(FULL, cores=2, gpus=0)
+    assert (
+        cpu.count("\n") == 0 and "days on this machine's 2 CPU core(s)" in cpu and "config/quick.yaml" in cpu
+    )
+    assert "SLURM" in cpu
+    one, four = study_forecast(FULL, cores=2, gpus=1), study_forecast(FULL, cores=2, gpus=4)
+    assert "1 GPU(s) (an estimate)" in one and " to " in one and one != four
+    assert study_forecast({**FULL, "arch": "mlp"}, cores=2, gpus=0) is None  # no reference rates
+    assert study_forecast({**FULL, "dataset": "mnist5k"}, cores=2, gpus=0) is None
+    short = {**FULL, "train": {"epochs": 1, "batch_size": 128}, "evaluate": {"k": 1, "n_test": 10}}
+    assert study_forecast({**short, "latent_dims": [2], "seeds": [0], "losses": ["gaussian"]}, 2, 0) is None

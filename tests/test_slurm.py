@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -27,8 +28,8 @@ from workflow_copy import copy_workflow
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / ".test" / "config" / "config.yaml"
 PROFILE = ROOT / "profiles" / "slurm" / "profile.yaml"
-CLUSTER_RULES = {"classifier", "select_train", "train", "evaluate"}  # every other rule is a localrule
-GPU_RULES = {"select_train", "train", "evaluate"}  # the classifier trains on the CPU
+CLUSTER_RULES = {"classifier", "select_train", "train", "warm_compile", "evaluate"}  # the rest are localrules
+GPU_RULES = {"select_train", "train", "warm_compile", "evaluate"}  # the classifier trains on the CPU
 SKIP_KEYS = re.compile(r"seconds|time|host|command")  # timing and host details differ by design
 
 
@@ -141,6 +142,13 @@ def cluster():
 def test_tiny_study_on_slurm_equals_the_local_run(cluster, tmp_path):
     on_slurm = copy_workflow(tmp_path / "slurm")
     fill_in_profile(on_slurm / "profiles" / "slurm", cluster.partition)
+    # a login node with one GPU of its own, which must limit no cluster job
+    login_gpu = tmp_path / "login-gpu"
+    login_gpu.mkdir()
+    (login_gpu / "nvidia-smi").write_text('#!/bin/sh\necho "GPU 0: Stand-in GPU (UUID: GPU-login)"\n')
+    (login_gpu / "nvidia-smi").chmod(0o755)
+    env = {**cluster.env, "PATH": f"{login_gpu}{os.pathsep}{cluster.env['PATH']}"}
+    env.pop("CUDA_VISIBLE_DEVICES", None)
     try:
         # The README's one command, plus what this test cluster without an accounting database
         # needs: job status from squeue (MinJobAge is raised for it) and quick polling.
@@ -156,7 +164,7 @@ def test_tiny_study_on_slurm_equals_the_local_run(cluster, tmp_path):
             "1",
             "--seconds-between-status-checks",
             "1",
-            env=cluster.env,
+            env=env,
         )
         run_id = re.search(r"SLURM run ID: (\S+)", out).group(1)
         # Snakemake's word for each submission: "Job 3 has been submitted with SLURM jobid 7 (log: ...)"
@@ -185,6 +193,11 @@ def test_tiny_study_on_slurm_equals_the_local_run(cluster, tmp_path):
                 assert job["TresPerJob"] == "gres:gpu:1", job
             else:
                 assert "gpu" not in (job.get("TresPerJob") or ""), job
+        trains = sorted(
+            (job for job in jobs.values() if submitted[job["JobId"]] == "train"),
+            key=lambda j: j["SubmitTime"],
+        )
+        assert trains[1]["SubmitTime"] < trains[0]["EndTime"], "the login node's GPU held back a training job"
         finished = {
             rec["JobId"]: rec["JobState"] for rec in cluster.completions() if rec.get("Name") == run_id
         }

@@ -37,6 +37,7 @@ def test_full_config_dry_run_has_one_job_per_run(workdir):
         "data": 1,
         "classifier": 1,
         "train": runs,
+        "warm_compile": len(FAMILY_IDS),  # it compiles: one warm-up per family
         "evaluate": runs,
         "study_config": 1,
         "aggregate": 1,

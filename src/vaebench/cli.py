@@ -29,6 +29,8 @@ STAGES = {
     "classifier": "train the small CNN whose features score a dataset's reconstructions and samples",
     "train": "fit one VAE for one (dataset, family, latent dimension, seed)",
     "select": "choose a family's learning rate (and fixed scale) from its grid runs, on the validation split",
+    "warm": "compile a family's evaluation kernels into the compile cache once, for every evaluation of it "
+    "to load",
     "evaluate": "estimate a trained model's test log-likelihood by importance sampling, and its other "
     "metrics",
     "aggregate": "collect every run's metrics into tables, summaries and pairwise tests",
@@ -263,7 +265,8 @@ def _select_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="JSON file for the chosen settings")
 
 
-def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
+def _scoring_arguments(p: argparse.ArgumentParser) -> None:
+    """What an evaluation scores and how: `vaebench warm` takes the same, to build the same kernels."""
     d = EvalConfig()
     p.add_argument(
         "--run",
@@ -301,15 +304,6 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
         "--data-dir", default=None, help="where the dataset is looked for (default: the run's data_dir)"
     )
     p.add_argument(
-        "--out", required=True, type=Path, help=f"metrics file to write, e.g. RUN_DIR/{layout.METRICS}"
-    )
-    p.add_argument(
-        "--artifacts",
-        type=Path,
-        default=None,
-        help=f"arrays for the figures, e.g. RUN_DIR/{layout.ARTIFACTS} (default: not written)",
-    )
-    p.add_argument(
         "--compile",
         choices=COMPILE_MODES,
         type=_named("compile mode", COMPILE_MODES),
@@ -324,6 +318,26 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
         default=Path(d.compile_cache),
         help="directory keeping compiled kernels for the next job, so only the first job per "
         "family and shape compiles (default: %(default)s)",
+    )
+
+
+def _warm_arguments(p: argparse.ArgumentParser) -> None:
+    _scoring_arguments(p)
+    p.add_argument(
+        "--out", required=True, type=Path, help="record to write: the kernels' shapes and compile seconds"
+    )
+
+
+def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    _scoring_arguments(p)
+    p.add_argument(
+        "--out", required=True, type=Path, help=f"metrics file to write, e.g. RUN_DIR/{layout.METRICS}"
+    )
+    p.add_argument(
+        "--artifacts",
+        type=Path,
+        default=None,
+        help=f"arrays for the figures, e.g. RUN_DIR/{layout.ARTIFACTS} (default: not written)",
     )
     p.add_argument(
         "--classifier",
@@ -502,6 +516,7 @@ ARGUMENTS = {
     "classifier": _classifier_arguments,
     "train": _train_arguments,
     "select": _select_arguments,
+    "warm": _warm_arguments,
     "evaluate": _evaluate_arguments,
     "aggregate": _aggregate_arguments,
     "baselines": _baselines_arguments,

@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from vaebench.errors import VaebenchError
+from vaebench.gpus import jobs_per_gpu
 from vaebench.utils import os_reason, pick_device
 
 POLL_SECONDS = 0.5
@@ -38,13 +39,6 @@ def default_lock_dir() -> Path:
     return Path(
         os.environ.get("VAEBENCH_GPU_LOCK_DIR") or Path(tempfile.gettempdir()) / f"vaebench-gpu-{os.getuid()}"
     )
-
-
-def jobs_per_gpu() -> int:
-    raw = os.environ.get("VAEBENCH_JOBS_PER_GPU", "1")
-    if not raw.isdigit() or int(raw) < 1:
-        raise VaebenchError(f"VAEBENCH_JOBS_PER_GPU must be a positive integer, got {raw!r}")
-    return int(raw)
 
 
 def device_ids(n_devices: int) -> list[str]:

@@ -209,6 +209,29 @@ def compile_cache(directory: str | Path) -> Iterator[None]:
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = saved
 
 
+def kernel_shapes(k: int, n_images: int, batch: int, chunk: int) -> list[tuple[int, int]]:
+    """The (images, samples) of every decoder call a fused scorer meets in batched_ll: a full batch and
+    the last one, times a full chunk and the last piece padded up to a rung (_decoded_scores); a compiled
+    kernel is built per shape."""
+    images = {min(batch, n_images)} | ({n_images % batch} if n_images > batch and n_images % batch else set())
+    samples = {min(chunk, ladder_rung(min(chunk, k - start), up=True)) for start in range(0, k, chunk)}
+    return sorted((b, m) for b in images for m in samples)
+
+
+@torch.no_grad()
+def warm_scorer(model: nn.Module, score: Scorer, shapes: list[tuple[int, int]]) -> None:
+    """Build `score`'s kernel for every (images, samples) of `shapes` as batched_ll would, on tensors of the
+    shapes, dtypes and layouts it decodes and scores (the values do not matter), so that the evaluations
+    after load them from the compile cache."""
+    dtype, device = model_dtype_device(model)
+    model.eval()
+    image_shape = (model.config.channels, model.config.height, model.config.width)
+    for b, m in shapes:
+        x = torch.full((b, *image_shape), 0.5, dtype=dtype, device=device)
+        v = torch.zeros((b, *image_shape), dtype=torch.uint8, device=device)
+        score(model.decode(torch.zeros(m * b, model.config.latent_dim, dtype=dtype, device=device)), x, v)
+
+
 def nested_sizes(k: int) -> dict[str, int | None]:
     """The samples m behind each nested estimate (NESTED_FRACTIONS): K/d rounded down to whole SAMPLE_BLOCKs,
     None when that is less than one block."""

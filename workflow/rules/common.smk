@@ -12,7 +12,10 @@ import yaml
 from vaebench import layout
 from vaebench.catalog import FAMILY_IDS
 from vaebench.config import ConfigError, check, load_schema, with_defaults
+from vaebench.errors import VaebenchError
 from vaebench.fingerprint import family_fingerprint
+from vaebench.gpus import JOBS_PER_GPU_VARIABLE, jobs_per_gpu, visible_gpus
+from vaebench.projection import study_forecast
 from vaebench.select import grid
 from vaebench.utils import read_json
 from vaebench.settings import compile_mode
@@ -32,6 +35,42 @@ try:
 except ConfigError as err:
     sys.exit(f"vaebench: invalid configuration: {err}")
 config.setdefault("losses", list(FAMILY_IDS))  # every family, in catalog order
+
+
+def gpu_job_limit(gpus):
+    """At most one job per GPU found (times VAEBENCH_JOBS_PER_GPU) in a local run, unless the command line
+    names a `gpu` resource itself: Snakemake enforces a resource only when it is given a total
+    (vaebench.gpus says why that matters). None on a machine without a GPU."""
+    if "gpu" in workflow.global_resources:
+        return None
+    return gpus * jobs_per_gpu() or None
+
+
+GPU_JOB_LIMIT = None
+if workflow.is_main_process:  # not in a cluster job, which runs one job on what it was granted
+    try:
+        GPUS = visible_gpus()
+        GPU_JOB_LIMIT = gpu_job_limit(GPUS)
+    except VaebenchError as err:
+        sys.exit(f"vaebench: {err}")
+    if GPU_JOB_LIMIT is not None:
+        workflow.global_resources["gpu"] = GPU_JOB_LIMIT
+        print(
+            f"vaebench: at most {GPU_JOB_LIMIT} GPU job(s) at once (the GPUs found x {JOBS_PER_GPU_VARIABLE}); "
+            "--resources gpu=N sets another limit",
+            file=sys.stderr,
+        )
+    # a study of days says so before it starts, in a dry run too (onstart runs in real runs only)
+    forecast = study_forecast(config, workflow.resource_settings.cores or os.cpu_count(), GPUS)
+    if forecast is not None:
+        print(forecast, file=sys.stderr)
+
+
+onstart:
+    # the executor is known only now: a cluster's jobs each get a GPU from its scheduler, so this machine's
+    # count must limit none of them
+    if GPU_JOB_LIMIT is not None and not workflow.local_exec:
+        workflow.register_resource("gpu", sys.maxsize)
 
 
 def run_dirs(dataset):
@@ -65,6 +104,28 @@ def evaluate_options():
         **evaluate,
         "compile": compile_mode(evaluate["compile"]),
     }
+
+
+# the record of a family's warm-up: its compiled evaluation kernels are in the compile cache
+WARM = f"{config['evaluate']['compile_cache']}/warm/{{dataset}}/{{loss}}.json"
+
+
+def warm_input(wildcards):
+    """A family's warm-up, which its evaluations wait for, when the study compiles: compiled side by side,
+    the same kernels would be built once per evaluation, each far slower than one build alone. (`auto` is
+    decided by each job on its device, so it gets none.)"""
+    if compile_mode(config["evaluate"]["compile"]) != "true":
+        return []
+    return [WARM.format(dataset=wildcards.dataset, loss=wildcards.loss)]
+
+
+def warm_run(wildcards):
+    """The run a family's warm-up compiles with: its first, so the kernels' shapes and the family's settings
+    are the evaluations' own."""
+    first = RUN.format(
+        dataset=wildcards.dataset, loss=wildcards.loss, dim=config["latent_dims"][0], seed=config["seeds"][0]
+    )
+    return {"model": f"{first}/{layout.MODEL}", "run": f"{first}/{layout.RUN_RECORD}"}
 
 
 def selection_grid(loss):
