@@ -1,12 +1,13 @@
 """When a run has converged: the stopping rule on the validation ELBO, torch-free.
 
 After every epoch the rule reads the validation ELBO (nats/image). An epoch *gains* when it beats the best
-so far by more than `min_gain_bpd` bits/dim. After `patience` epochs without a gain the learning rate is
-multiplied by `lr_decay` and the count starts again, at most `max_decays` times; when patience runs out
-with no decay left, the run has converged. `max_epochs` caps it whatever happens. So at a `converged` stop
-the best validation ELBO rose by at most `min_gain_bpd` over the last `patience` epochs, at the lowest
-learning rate: that rise is the *drift* each run records, and the report weighs it against the gaps
-between families.
+so far by more than `min_gain_bpd` bits/dim. After `patience` epochs without a gain, training returns to the
+best epoch's weights and optimizer with the learning rate multiplied by `lr_decay`, and the count starts
+again, at most `max_decays` times: returning makes a plateau after a collapse, which no later epoch may
+beat, a fresh start at a gentler rate. When patience runs out with no decay left, the run has converged;
+`max_epochs` caps it whatever happens. So at a `converged` stop the best validation ELBO rose by at most
+`min_gain_bpd` over the last `patience` epochs, at the lowest learning rate: that rise is the *drift* each
+run records, and the report weighs it against the gaps between families.
 
 The state is a plain dict of numbers, saved in every checkpoint, so a killed run resumes the rule where it
 stood.
@@ -74,7 +75,8 @@ class StopState:
 
 def step(rule: StopRule, state: StopState, epoch: int, val_nats: float, dims: int) -> str:
     """Update `state` with epoch `epoch`'s validation ELBO; return what to do next:
-    CONTINUE, DECAY (the caller multiplies its learning rate by `rule.lr_decay`), CONVERGED or EPOCH_CAP."""
+    CONTINUE, DECAY (the caller returns to the best epoch at its learning rate times `state.lr_scale`),
+    CONVERGED or EPOCH_CAP."""
     gain_nats = rule.min_gain_bpd * dims * math.log(2)
     if val_nats > state.best_nats + gain_nats:
         state.since_gain = 0

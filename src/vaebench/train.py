@@ -13,6 +13,7 @@ a no-op, others are refused, as a checkpoint written with other arguments is.
 """
 
 import argparse
+import copy
 import csv
 import io
 import math
@@ -329,7 +330,8 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     ckpt_path = out / CHECKPOINT
     rows: list[dict] = []
     start_epoch, elapsed = 1, 0.0
-    best = {"epoch": 0, "state": _state(model)}  # the epoch kept: best validation ELBO, else the last
+    # the epoch kept (best validation ELBO, else the last) with its optimizer, which a plateau returns to
+    best = {"epoch": 0, "state": _state(model), "optimizer": copy.deepcopy(opt.state_dict())}
     rule, stop, stop_reason = StopRule.of(asdict(cfg)), StopState(), None
     ckpt = _load_checkpoint(ckpt_path, cfg, device)
     if ckpt is not None:
@@ -371,10 +373,12 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
         if action == CONTINUE and epoch == cfg.epochs:
             action = EPOCH_CAP
         if stop.best_epoch == epoch or val is None:
-            best = {"epoch": epoch, "state": last_good}
-        if action == DECAY:
+            best = {"epoch": epoch, "state": last_good, "optimizer": copy.deepcopy(opt.state_dict())}
+        if action == DECAY:  # back to the best epoch at the lower learning rate: a plateau after a collapse
+            model.load_state_dict(best["state"])  # would otherwise go on from the collapsed weights
+            opt.load_state_dict(best["optimizer"])
             for group in opt.param_groups:
-                group["lr"] *= rule.lr_decay
+                group["lr"] = cfg.lr * stop.lr_scale
         elif action != CONTINUE:
             stop_reason = action
         _save_checkpoint(ckpt_path, model, opt, gen, epoch, rows, cfg, elapsed, best, stop, stop_reason)
