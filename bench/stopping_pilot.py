@@ -1,9 +1,9 @@
 """The stopping rule's pilot: where vaebench.stopping ends a run, and what training would still have gained.
 
 One family, one seed, z = 16, the mlp, on Fashion-MNIST with a validation split. Training follows the rule
-exactly as `vaebench train` does; when the rule says converged the run goes on for `--extra` epochs at the
-last learning rate, so the CSV shows both the stop and the validation ELBO's further rise. The rise after
-the stop, against the gaps between families, is what tells a strict rule from one that stops early.
+as `vaebench train` does (its kept_epoch and return_to_best); when the rule says converged, the run goes on
+for `--extra` epochs at the last learning rate, so the CSV shows both the stop and the validation ELBO's
+further rise. That rise, against the gaps between families, tells a strict rule from one that stops early.
 
     python bench/stopping_pilot.py --loss laplace --lr 0.003 --patience 6 --max-decays 3
 
@@ -24,7 +24,15 @@ from vaebench.models import build_model
 from vaebench.seeding import STREAM_TRAINING, STREAM_WEIGHTS, stream_generator, stream_seed
 from vaebench.settings import TrainConfig
 from vaebench.stopping import CONTINUE, CONVERGED, DECAY, EPOCH_CAP, StopRule, StopState, step
-from vaebench.train import fit_shared_scale, make_optimizer, model_config, test_elbo, train_epoch
+from vaebench.train import (
+    fit_shared_scale,
+    kept_epoch,
+    make_optimizer,
+    model_config,
+    return_to_best,
+    test_elbo,
+    train_epoch,
+)
 from vaebench.utils import set_threads
 
 
@@ -37,6 +45,7 @@ def pilot(cfg: TrainConfig, extra: int) -> list[dict]:
     gen = stream_generator(cfg.seed, STREAM_TRAINING, torch.device("cpu"))
     train_images, val_images = split_validation(data.train_images, cfg.validation)
     rule, state, stopped_at, rows = StopRule.of(asdict(cfg)), StopState(), None, []
+    best = kept_epoch(0, model, opt)
     for epoch in range(1, cfg.epochs + extra + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
@@ -45,9 +54,10 @@ def pilot(cfg: TrainConfig, extra: int) -> list[dict]:
             fit_shared_scale(model, train_images, cfg)
         val = test_elbo(model, val_images, cfg)["test_elbo_nats"]
         action = step(rule, state, epoch, val, data.dims) if stopped_at is None else CONTINUE
+        if state.best_epoch == epoch:
+            best = kept_epoch(epoch, model, opt)
         if action == DECAY:
-            for group in opt.param_groups:
-                group["lr"] *= rule.lr_decay
+            return_to_best(model, opt, best, cfg.lr * state.lr_scale)
         rows.append(
             {
                 "epoch": epoch,

@@ -204,6 +204,20 @@ def _state(model: VAE) -> dict[str, torch.Tensor]:
     return {k: t.clone() for k, t in model.state_dict().items()}
 
 
+def kept_epoch(epoch: int, model: VAE, opt: torch.optim.Optimizer) -> dict:
+    """A copy of the model and optimizer at `epoch`: the epoch kept, and where a plateau returns to."""
+    return {"epoch": epoch, "state": _state(model), "optimizer": copy.deepcopy(opt.state_dict())}
+
+
+def return_to_best(model: VAE, opt: torch.optim.Optimizer, best: dict, lr: float) -> None:
+    """A plateau: back to the best epoch's weights and optimizer, at the decayed learning rate `lr` (a plateau
+    after a collapse would otherwise go on from the collapsed weights)."""
+    model.load_state_dict(best["state"])
+    opt.load_state_dict(best["optimizer"])
+    for group in opt.param_groups:
+        group["lr"] = lr
+
+
 def _finite(model: VAE) -> bool:
     return all(torch.isfinite(p).all() for p in model.parameters())
 
@@ -331,7 +345,7 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
     rows: list[dict] = []
     start_epoch, elapsed = 1, 0.0
     # the epoch kept (best validation ELBO, else the last) with its optimizer, which a plateau returns to
-    best = {"epoch": 0, "state": _state(model), "optimizer": copy.deepcopy(opt.state_dict())}
+    best = kept_epoch(0, model, opt)
     rule, stop, stop_reason = StopRule.of(asdict(cfg)), StopState(), None
     ckpt = _load_checkpoint(ckpt_path, cfg, device)
     if ckpt is not None:
@@ -373,12 +387,9 @@ def train(cfg: TrainConfig, out: Path, max_batches: int | None = None) -> dict:
         if action == CONTINUE and epoch == cfg.epochs:
             action = EPOCH_CAP
         if stop.best_epoch == epoch or val is None:
-            best = {"epoch": epoch, "state": last_good, "optimizer": copy.deepcopy(opt.state_dict())}
-        if action == DECAY:  # back to the best epoch at the lower learning rate: a plateau after a collapse
-            model.load_state_dict(best["state"])  # would otherwise go on from the collapsed weights
-            opt.load_state_dict(best["optimizer"])
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * stop.lr_scale
+            best = kept_epoch(epoch, model, opt)
+        if action == DECAY:
+            return_to_best(model, opt, best, cfg.lr * stop.lr_scale)
         elif action != CONTINUE:
             stop_reason = action
         _save_checkpoint(ckpt_path, model, opt, gen, epoch, rows, cfg, elapsed, best, stop, stop_reason)
