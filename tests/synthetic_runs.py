@@ -180,8 +180,11 @@ def write_run(
     k: int = 100,
     shape=(1, 28, 28),
     evaluate: bool = True,
+    stop_reason: str | None = None,
+    drift_bpd: float | None = None,
 ) -> Path:
-    """One run directory: history.csv and run.json, and (when `evaluate`) metrics.json and artifacts.npz."""
+    """One run directory: history.csv and run.json, and (when `evaluate`) metrics.json and artifacts.npz.
+    Without `stop_reason` the run is recorded as runs were before the stopping rule, with no stop fields."""
     out = study.run_dir(family, dim, seed)
     out.mkdir(parents=True, exist_ok=True)
     dims = int(np.prod(shape))
@@ -236,10 +239,6 @@ def write_run(
         "status": status,
         "diverged_epoch": diverged_epoch,
         "epochs_completed": completed,
-        "stop_reason": "epoch_cap" if diverged_epoch is None else "diverged",  # no validation split to judge
-        "drift_bpd": None,
-        "lr_decays": 0,
-        "lr_final": 0.001,
         "final_train_loss_nats": -elbo + 5 if completed else None,
         "final_test_elbo_nats": elbo if completed else None,
         "train_seconds": completed * epoch_seconds,
@@ -251,6 +250,9 @@ def write_run(
         "finished_at": f"2025-01-0{1 + seed}T10:05:00+00:00",
         **PROVENANCE,
     }
+    if stop_reason is not None:
+        stop = "diverged" if diverged_epoch is not None else stop_reason
+        run.update(stop_reason=stop, drift_bpd=drift_bpd, lr_decays=0, lr_final=0.001)
     write_json(out / "run.json", run)
     if not evaluate:
         return out

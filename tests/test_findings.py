@@ -495,3 +495,37 @@ def test_calibration_is_named_a_reconstruction_calibration_and_comparability(ful
     (marked,) = details.comparability(every_family)
     assert marked.title == "Not comparable (†):" and marked.text.startswith(f"{label('laplace_fixed')} were")
     assert analysis.not_comparable(every_family) == ["laplace_fixed"]
+
+
+def test_the_limits_count_the_runs_the_cap_stopped_and_weigh_the_drift_against_the_lead(tmp_path):
+    synthetic = write_synthetic_results(
+        tmp_path / "mnist5k",
+        latent_dims=(8,),
+        diverged=None,
+        missing=None,
+        stop_reason="converged",
+        drift_bpd=4e-4,
+    )
+    edit_json(synthetic.run_dir("gaussian", 8, 1) / "run.json", stop_reason="epoch_cap", drift_bpd=0.02)
+    study = study_of(synthetic)
+    ended = analysis.stops(study)
+    assert ended.counts == {"converged": 8, "epoch_cap": 1}
+    assert ended.capped[["family", "seed"]].values.tolist() == [["gaussian", 1]]
+    (limit,) = [f for f in findings.limits(study) if f.key == "limit_epochs"]
+    assert limit.title == "Training had not converged:"
+    capped = (
+        "1 of 9 ok runs stopped at the epoch cap (5 epochs) before the stopping rule judged them converged"
+    )
+    assert f"{capped}: {label('gaussian')} 1 of 3." in limit.text
+    dim, gap = analysis.lead(study)
+    assert "gained at most 0.0004 bits/dim over the rule's last window" in limit.text
+    assert f"against a lead of {gap:.3f} bits/dim for the best family (z = {dim})" in limit.text
+    means = sorted(study.stat(f, 8, "bpd_disc")["mean"] for f in study.families)
+    assert gap == pytest.approx(means[1] - means[0])
+
+
+def test_tables_written_before_the_stopping_rule_still_report_their_rising_curves(one_seed):
+    study = study_of(one_seed)  # its runs record no stop reason
+    assert analysis.stops(study) is None
+    (limit,) = [f for f in findings.limits(study) if f.key == "limit_epochs"]
+    assert "still rose in the last epoch" in limit.text

@@ -19,6 +19,7 @@ import pandas as pd
 
 from vaebench import select, stats
 from vaebench.results import MEASURES, OK, UNIFORM_BPD, Study
+from vaebench.stopping import CONVERGED, EPOCH_CAP
 from vaebench.units import nats_to_bpd
 from vaebench.utils import finite
 from vaebench.words import holm_p, seeds
@@ -226,6 +227,41 @@ def still_rising(study: Study) -> pd.DataFrame:
                 {"family": family, "latent_dim": dim, "seed": seed, "share": share, "epochs": len(elbo)}
             )
     return pd.DataFrame(rows, columns=["family", "latent_dim", "seed", "share", "epochs"])
+
+
+@dataclass(frozen=True)
+class Stops:
+    """How a study's ok runs ended under the stopping rule (vaebench.stopping)."""
+
+    counts: dict[str, int]  # runs per stop reason
+    capped: pd.DataFrame  # the runs the epoch cap ended: family, latent_dim, seed, epochs_completed
+    drift: pd.DataFrame  # the converged runs' drift_bpd, largest first: family, latent_dim, seed, drift_bpd
+
+
+def stops(study: Study) -> Stops | None:
+    """How the ok runs ended; None for tables written before runs recorded a stop reason."""
+    runs = study.ok
+    if "stop_reason" not in runs.columns or runs["stop_reason"].isna().all():
+        return None
+    keys = ["family", "latent_dim", "seed"]
+    capped = runs[runs["stop_reason"] == EPOCH_CAP][[*keys, "epochs_completed"]]
+    converged = runs[runs["stop_reason"] == CONVERGED]
+    drift = converged[[*keys, "drift_bpd"]].dropna().sort_values("drift_bpd", ascending=False)
+    counts = runs["stop_reason"].value_counts().to_dict()
+    return Stops(counts, capped.reset_index(drop=True), drift.reset_index(drop=True))
+
+
+def lead(study: Study, metric: str = "bpd_disc") -> tuple[int, float] | None:
+    """(latent size, gap): the smallest lead of the best family's mean over the runner-up's, across latent
+    sizes: the gap the verdict on the best family rests on; None with fewer than two families."""
+    gaps = []
+    for dim in study.dims:
+        means = sorted(
+            m for family in study.families if finite(m := study.stat(family, dim, metric).get("mean"))
+        )
+        if len(means) >= 2:
+            gaps.append((dim, means[1] - means[0]))
+    return min(gaps, key=lambda g: g[1]) if gaps else None
 
 
 @dataclass(frozen=True)

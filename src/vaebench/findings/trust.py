@@ -17,7 +17,10 @@ NAMED_RUNS = 4  # up to this many runs with a still-rising estimate are named; m
 
 
 def limit_epochs(study: Study) -> list[Finding]:
-    rising = analysis.still_rising(study)
+    ended = analysis.stops(study)
+    if ended is not None:
+        return limit_stops(study, ended)
+    rising = analysis.still_rising(study)  # tables written before runs recorded why they stopped
     if rising.empty:
         return []
     top = rising.sort_values("share", ascending=False).iloc[0]
@@ -36,6 +39,38 @@ def limit_epochs(study: Study) -> list[Finding]:
         "would change these numbers, and not for every family alike."
     )
     return [Finding("limit_epochs", "Training had not converged:", text)]
+
+
+def limit_stops(study: Study, ended: analysis.Stops) -> list[Finding]:
+    """The runs the epoch cap stopped before the rule judged them converged, and the drift the converged
+    runs left, against the lead the verdict rests on."""
+    parts = []
+    if not ended.capped.empty:
+        counts, runs = ended.capped.groupby("family").size(), study.ok.groupby("family").size()
+        per_family = ", ".join(
+            f"{label(study, f)} {counts[f]} of {runs[f]}" for f in study.families if f in counts
+        )
+        caps = ", ".join(map(str, sorted(set(ended.capped["epochs_completed"].astype(int)))))
+        parts.append(
+            f"{len(ended.capped)} of {len(study.ok)} ok runs stopped at the epoch cap ({caps} epochs) before "
+            f"the stopping rule judged them converged: {per_family}. Longer training would change these "
+            "numbers, and not for every family alike."
+        )
+    if not ended.drift.empty:
+        top = ended.drift.iloc[0]
+        text = (
+            f"at their stop the converged runs still gained at most {fmt(top['drift_bpd'], 4)} bits/dim "
+            f"over the rule's last window ({label(study, top['family'])} z = {top['latent_dim']} seed "
+            f"{top['seed']})"
+        )
+        gap = analysis.lead(study)
+        if gap is not None:
+            text += f", against a lead of {fmt(gap[1], 3)} bits/dim for the best family (z = {gap[0]})"
+        parts.append(text + ".")
+    if not parts:
+        return []
+    title = "Training had not converged:" if not ended.capped.empty else "Training converged:"
+    return [Finding("limit_epochs", title, " ".join(p[0].upper() + p[1:] for p in parts))]
 
 
 def limit_k(study: Study) -> list[Finding]:

@@ -62,6 +62,7 @@ def setup(study: Study, config: dict) -> str:
         ("host", values(study, "hostname", "eval_hostname")),
         ("runs trained", date_range(study)),
         ("runs", ", ".join(f"{n} {s}" for s, n in m["status"].value_counts().items())),
+        ("ok runs stopped by", stopped_by(study)),
         ("report written", dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")),
     ]
     cells = [[esc(k), (v, "varies" if "varies:" in v else "")] for k, v in rows]
@@ -142,6 +143,14 @@ def protocol_note(study: Study) -> str:
         why = f"fewer than the paper protocol's {PAPER_K}: a looser estimate"
         return f" <span class='small'>({why})</span>"
     return ""
+
+
+def stopped_by(study: Study) -> str:
+    """The ok runs per stop reason (converged by the stopping rule, the epoch cap), or that none was."""
+    ended = analysis.stops(study)
+    if ended is None:
+        return "not recorded (runs trained before the stopping rule)"
+    return ", ".join(f"{n} {reason.replace('_', ' ')}" for reason, n in ended.counts.items())
 
 
 def date_range(study: Study) -> str:
