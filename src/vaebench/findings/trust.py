@@ -50,9 +50,10 @@ def limit_stops(study: Study, ended: analysis.Stops) -> list[Finding]:
         per_family = ", ".join(
             f"{label(study, f)} {counts[f]} of {runs[f]}" for f in study.families if f in counts
         )
-        caps = ", ".join(map(str, sorted(set(ended.capped["epochs_completed"].astype(int)))))
+        caps = sorted(set(ended.capped["epochs_completed"].astype(int)))
+        caps = ", ".join(map(str, caps)) + (" epoch" if caps == [1] else " epochs")
         parts.append(
-            f"{len(ended.capped)} of {len(study.ok)} ok runs stopped at the epoch cap ({caps} epochs) before "
+            f"{len(ended.capped)} of {len(study.ok)} ok runs stopped at the epoch cap ({caps}) before "
             f"the stopping rule judged them converged: {per_family}. Longer training would change these "
             "numbers, and not for every family alike."
         )
