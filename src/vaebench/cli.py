@@ -3,26 +3,34 @@
 
 import argparse
 import importlib
-import math
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from vaebench import captions, layout
 from vaebench.catalog import FAMILY_IDS
-from vaebench.errors import VaebenchError, unknown_name
+from vaebench.cli_types import (
+    NON_NEGATIVE,
+    NON_NEGATIVE_NUMBER,
+    POSITIVE,
+    POSITIVE_NUMBER,
+    SEED,
+    THREAD_COUNT,
+    UNIT_FACTOR,
+    device,
+    named,
+)
+from vaebench.errors import VaebenchError
 from vaebench.settings import (
     ARCHITECTURES,
     COMPILE_MODES,
     DATASETS,
     DEFAULT_DATA_DIR,
     FIXED_SCALES,
-    MAX_SEED,
     THREADS,
     EvalConfig,
     TrainConfig,
 )
-from vaebench.utils import DEVICE_HELP, check_device
+from vaebench.utils import DEVICE_HELP
 
 STAGES = {
     "data": "fetch (if needed) and check a dataset, and write its manifest",
@@ -49,48 +57,6 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _checked(convert: Callable[[str], float], ok: Callable[[float], bool], requirement: str):
-    """An argparse type: `convert`, then refuse a value that is not `ok` ("must be REQUIREMENT, got X")."""
-
-    def parse(text: str):
-        try:
-            value = convert(text)
-        except ValueError:
-            value = None
-        if value is None or not ok(value):
-            raise argparse.ArgumentTypeError(f"must be {requirement}, got {text!r}")
-        return value
-
-    return parse
-
-
-POSITIVE = _checked(int, lambda v: v >= 1, "a positive integer")
-THREAD_COUNT = _checked(int, lambda v: v >= 0, "0 (torch's own default) or a positive integer")
-NON_NEGATIVE = _checked(int, lambda v: v >= 0, "0 or a positive integer")
-SEED = _checked(int, lambda v: 0 <= v <= MAX_SEED, f"an integer from 0 to {MAX_SEED}")
-POSITIVE_NUMBER = _checked(float, lambda v: math.isfinite(v) and v > 0, "a finite positive number")
-NON_NEGATIVE_NUMBER = _checked(float, lambda v: math.isfinite(v) and v >= 0, "a finite number >= 0")
-UNIT_FACTOR = _checked(float, lambda v: 0 < v <= 1, "a number in (0, 1]")
-
-
-def _named(kind: str, allowed: tuple[str, ...]):
-    """An argparse type for a name from `allowed`, refused with a did-you-mean."""
-
-    def parse(text: str) -> str:
-        if text not in allowed:
-            raise argparse.ArgumentTypeError(str(unknown_name(kind, text, allowed)))
-        return text
-
-    return parse
-
-
-def _device(text: str) -> str:
-    try:
-        return check_device(text)
-    except VaebenchError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-
-
 def _threads_argument(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--threads",
@@ -107,14 +73,14 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "--dataset",
         default=d.dataset,
         choices=DATASETS,
-        type=_named("dataset", DATASETS),
+        type=named("dataset", DATASETS),
         help="dataset to train on (default: %(default)s)",
     )
     p.add_argument(
         "--loss",
         default=d.loss,
         metavar="FAMILY",
-        type=_named("family", FAMILY_IDS),
+        type=named("family", FAMILY_IDS),
         help=f"output family / reconstruction loss, one of: {', '.join(FAMILY_IDS)} (default: %(default)s)",
     )
     p.add_argument(
@@ -137,7 +103,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         "--arch",
         default=d.arch,
         choices=ARCHITECTURES,
-        type=_named("architecture", ARCHITECTURES),
+        type=named("architecture", ARCHITECTURES),
         help="encoder/decoder architecture (default: %(default)s)",
     )
     p.add_argument(
@@ -159,35 +125,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         help="hold out this many training images (the same ones for every run) and keep the epoch with the "
         "best ELBO on them; 0 keeps the last epoch (default: %(default)s)",
     )
-    rule = p.add_argument_group(
-        "stopping rule",
-        "on the validation ELBO (vaebench.stopping): a run ends when it has converged or at --epochs",
-    )
-    rule.add_argument(
-        "--patience",
-        type=POSITIVE,
-        default=d.patience,
-        help="epochs without a gain before the learning rate decays, or the run stops (default: %(default)s)",
-    )
-    rule.add_argument(
-        "--min-gain-bpd",
-        type=NON_NEGATIVE_NUMBER,
-        default=d.min_gain_bpd,
-        help="an epoch gains when it beats the best validation ELBO by more than this many bits/dim "
-        "(default: %(default)s)",
-    )
-    rule.add_argument(
-        "--lr-decay",
-        type=UNIT_FACTOR,
-        default=d.lr_decay,
-        help="factor of the learning rate after --patience epochs without a gain (default: %(default)s)",
-    )
-    rule.add_argument(
-        "--max-decays",
-        type=NON_NEGATIVE,
-        default=d.max_decays,
-        help="decays before the next plateau ends the run as converged (default: %(default)s)",
-    )
+    _stopping_arguments(p, d)
     p.add_argument(
         "--selected",
         type=Path,
@@ -217,7 +155,7 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
         help="fixed scale of laplace_fixed; other families ignore it (default: "
         f"{FIXED_SCALES['laplace_b']:g}, the summed-absolute-error loss)",
     )
-    p.add_argument("--device", default=d.device, type=_device, help=DEVICE_HELP)
+    p.add_argument("--device", default=d.device, type=device, help=DEVICE_HELP)
     _threads_argument(p)
     p.add_argument(
         "--compile",
@@ -239,6 +177,38 @@ def _train_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--dry-run", action="store_true", help="one epoch of two batches, to check that everything runs"
+    )
+
+
+def _stopping_arguments(p: argparse.ArgumentParser, d: TrainConfig) -> None:
+    rule = p.add_argument_group(
+        "stopping rule",
+        "on the validation ELBO (vaebench.stopping): a run ends when it has converged or at --epochs",
+    )
+    rule.add_argument(
+        "--patience",
+        type=POSITIVE,
+        default=d.patience,
+        help="epochs without a gain before the learning rate decays, or the run stops (default: %(default)s)",
+    )
+    rule.add_argument(
+        "--min-gain-bpd",
+        type=NON_NEGATIVE_NUMBER,
+        default=d.min_gain_bpd,
+        help="an epoch gains when it beats the best validation ELBO by more than this many bits/dim "
+        "(default: %(default)s)",
+    )
+    rule.add_argument(
+        "--lr-decay",
+        type=UNIT_FACTOR,
+        default=d.lr_decay,
+        help="factor of the learning rate after --patience epochs without a gain (default: %(default)s)",
+    )
+    rule.add_argument(
+        "--max-decays",
+        type=NON_NEGATIVE,
+        default=d.max_decays,
+        help="decays before the next plateau ends the run as converged (default: %(default)s)",
     )
 
 
@@ -298,7 +268,7 @@ def _scoring_arguments(p: argparse.ArgumentParser) -> None:
         help="seed of the evaluation noise: dequantization, z samples, ELBO, prior samples "
         "(default: %(default)s)",
     )
-    p.add_argument("--device", default="auto", type=_device, help=DEVICE_HELP)
+    p.add_argument("--device", default="auto", type=device, help=DEVICE_HELP)
     _threads_argument(p)
     p.add_argument(
         "--data-dir", default=None, help="where the dataset is looked for (default: the run's data_dir)"
@@ -306,7 +276,7 @@ def _scoring_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--compile",
         choices=COMPILE_MODES,
-        type=_named("compile mode", COMPILE_MODES),
+        type=named("compile mode", COMPILE_MODES),
         default=d.compile,
         help="run the family math as one torch.compile'd kernel, faster per sample; needs a C++ "
         "compiler on CPU. true, false, or auto: compiled when K x test images is large enough to pay "
@@ -368,7 +338,7 @@ def _data_arguments(p: argparse.ArgumentParser) -> None:
         "--dataset",
         required=True,
         choices=DATASETS,
-        type=_named("dataset", DATASETS),
+        type=named("dataset", DATASETS),
         help="dataset to fetch and check",
     )
     p.add_argument(
@@ -384,7 +354,7 @@ def _classifier_arguments(p: argparse.ArgumentParser) -> None:
         "--dataset",
         required=True,
         choices=DATASETS,
-        type=_named("dataset", DATASETS),
+        type=named("dataset", DATASETS),
         help="dataset to train the classifier on",
     )
     p.add_argument(
@@ -406,7 +376,7 @@ def _classifier_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--epochs",
-        type=_checked(int, lambda v: v >= 0, "0 or a positive integer"),
+        type=NON_NEGATIVE,
         default=None,
         help="training epochs (default: the dataset's recipe in vaebench.classifier.RECIPES)",
     )
@@ -421,7 +391,7 @@ def _baselines_arguments(p: argparse.ArgumentParser) -> None:
         "--dataset",
         required=True,
         choices=DATASETS,
-        type=_named("dataset", DATASETS),
+        type=named("dataset", DATASETS),
         help="the dataset of the study",
     )
     p.add_argument(
