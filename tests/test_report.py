@@ -21,6 +21,7 @@ from vaebench.report import page as report_page
 from vaebench.report import setup as report_setup
 from vaebench.report import tables as report_tables
 from vaebench.report.html import Footnotes, finding_html
+from vaebench.report.setup import repeats
 from vaebench.results import Study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -493,3 +494,11 @@ def test_the_index_lists_every_study_report_with_its_title_and_date(full, sparse
     assert re.findall(r"<li><a href='(\w+)/index.html'>", index) in (["quick", "tiny"], ["tiny", "quick"])
     assert "vaebench: output distributions for image VAEs on mnist5k" in index and "not a report" not in index
     assert re.search(r"\(written \d{4}-\d\d-\d\d \d\d:\d\d UTC\)", index)
+
+
+def test_the_setup_says_what_a_rerun_repeats(sparse):
+    study, page, _ = sparse
+    assert "bit for bit: every run trained and was scored on a CPU" in page
+    study = Study.load(study.results)
+    study.metrics.loc[study.metrics.index[0], "device"] = "cuda:0"
+    assert repeats(study).startswith("to float rounding")

@@ -51,6 +51,7 @@ def setup(study: Study, config: dict) -> str:
         ),
         ("training device", values(study, "device", detail="device_name")),
         ("evaluation device", values(study, "eval_device", detail="eval_device_name")),
+        ("a rerun repeats these numbers", repeats(study)),
         (
             "python / torch / numpy",
             " / ".join(
@@ -143,6 +144,16 @@ def protocol_note(study: Study) -> str:
         why = f"fewer than the paper protocol's {PAPER_K}: a looser estimate"
         return f" <span class='small'>({why})</span>"
     return ""
+
+
+def repeats(study: Study) -> str:
+    """What a rerun of the same commands reproduces: every number on a CPU, on a GPU only to float rounding
+    (cuDNN picks kernels that are not deterministic and the upsampling's backward pass adds with atomics)."""
+    devices = pd.concat([study.ok.get(column, pd.Series(dtype=str)) for column in ("device", "eval_device")])
+    on_gpu = devices.astype(str).str.startswith("cuda").any()
+    if on_gpu:
+        return "to float rounding: some runs used a GPU, where the order of additions is not fixed"
+    return "bit for bit: every run trained and was scored on a CPU"
 
 
 def stopped_by(study: Study) -> str:
