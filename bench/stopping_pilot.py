@@ -12,6 +12,7 @@ writes bench/out/stopping_pilot/LOSS_lrLR_pP_dD.csv (epoch, lr, val_elbo_nats, b
 
 import argparse
 import csv
+import math
 import sys
 import time
 from dataclasses import asdict
@@ -45,7 +46,7 @@ def pilot(cfg: TrainConfig, extra: int) -> list[dict]:
     gen = stream_generator(cfg.seed, STREAM_TRAINING, torch.device("cpu"))
     train_images, val_images = split_validation(data.train_images, cfg.validation)
     rule, state, stopped_at, rows = StopRule.of(asdict(cfg)), StopState(), None, []
-    best = kept_epoch(0, model, opt)
+    best, best_nats = kept_epoch(0, model, opt), -math.inf
     for epoch in range(1, cfg.epochs + extra + 1):
         t0 = time.perf_counter()
         lr = opt.param_groups[0]["lr"]
@@ -63,12 +64,11 @@ def pilot(cfg: TrainConfig, extra: int) -> list[dict]:
                 "epoch": epoch,
                 "lr": lr,
                 "val_elbo_nats": val,
-                "best_nats": state.best_nats if stopped_at is None else max(state.best_nats, val),
+                "best_nats": (best_nats := max(best_nats, val)),
                 "action": action,
                 "seconds": time.perf_counter() - t0,
             }
         )
-        state.best_nats = rows[-1]["best_nats"]
         print(f"epoch {epoch} lr {lr:.2g} validation ELBO {val:.2f} nats {action}", file=sys.stderr)
         if action in (CONVERGED, EPOCH_CAP):
             stopped_at = epoch

@@ -9,7 +9,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from vaebench.figures.style import NoData, family_styles, legend_below, note_above_axis, off_scale
+from vaebench.figures.style import (
+    NoData,
+    family_styles,
+    legend_below,
+    note_above_axis,
+    off_scale,
+    reference_line,
+)
 from vaebench.layout import HISTORY
 from vaebench.results import BPD_LABEL, UNIFORM_BPD, Study
 from vaebench.stats import ALPHA, MIN_PAIRS_T, count
@@ -58,17 +65,7 @@ def bpd_vs_latent(study: Study):
             references.append((f"uniform density ({UNIFORM_BPD:g})", UNIFORM_BPD))
         dashes = ((0, (4, 2)), (0, (1, 2)), (0, (6, 2, 1, 2)))
         for (name, level), dash in zip(references, dashes, strict=False):
-            ax.axhline(level, color="0.35", linewidth=1, linestyle=dash, zorder=0)
-            ax.annotate(
-                name,
-                (1.0, level),
-                xycoords=("axes fraction", "data"),
-                ha="right",
-                va="bottom",
-                fontsize=7,
-                color="0.3",
-                annotation_clip=True,
-            )
+            reference_line(ax, name, level, 1.0, dash)
         if limit is not None:
             above += [f"reference, {name}: {level:.2f}" for name, level in references if level > limit]
             kept = summary.loc[summary[f"{metric}_mean"] <= limit]

@@ -8,7 +8,14 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from vaebench.figures.style import NoData, family_styles, legend_below, note_above_axis, off_scale
+from vaebench.figures.style import (
+    NoData,
+    family_styles,
+    legend_below,
+    note_above_axis,
+    off_scale,
+    reference_line,
+)
 from vaebench.results import BPD_LABEL, MEASURES, Study
 
 
@@ -70,17 +77,7 @@ def quality_vs_likelihood(study: Study):
         note_above_axis(ax, above, 7)
     for row in study.baseline_rows:
         if row["id"] != "uniform":
-            ax.axhline(row["bpd_disc"], color="0.35", linewidth=1, linestyle=(0, (4, 2)), zorder=0)
-            ax.annotate(
-                row["label"],
-                (0.99, row["bpd_disc"]),
-                xycoords=("axes fraction", "data"),
-                ha="right",
-                va="bottom",
-                fontsize=7,
-                color="0.3",
-                annotation_clip=True,
-            )
+            reference_line(ax, row["label"], row["bpd_disc"], 0.99, (0, (4, 2)))
     refs = study.quality or {}
     for key, name in (
         ("fd_train_vs_test", "training vs test images"),

@@ -75,6 +75,21 @@ def off_scale(means: pd.Series) -> float | None:
     return limit if (by_family > limit).any() else None
 
 
+def reference_line(ax, name: str, level: float, x: float, dash) -> None:
+    """A horizontal line at a reference's value (a model without a latent), named at its right end."""
+    ax.axhline(level, color="0.35", linewidth=1, linestyle=dash, zorder=0)
+    ax.annotate(
+        name,
+        (x, level),
+        xycoords=("axes fraction", "data"),
+        ha="right",
+        va="bottom",
+        fontsize=7,
+        color="0.3",
+        annotation_clip=True,
+    )
+
+
 def note_above_axis(ax, lines: list[str], fontsize: int) -> None:
     """Name, in a box in the panel's corner, the values that an axis limit leaves out of the panel."""
     ax.text(
