@@ -92,7 +92,7 @@ LN2, LN256 = math.log(2.0), math.log(256.0)
 
 @dataclass
 class SyntheticStudy:
-    results: Path  # results/DATASET
+    results: Path  # results/STUDY
     families: tuple[str, ...]
     latent_dims: tuple[int, ...]
     seeds: tuple[int, ...]
@@ -348,7 +348,7 @@ def _quality(family: str, dim: int, rng: np.random.Generator, n_test: int) -> di
 
 
 def write_baselines(results: Path, n_test: int = 300, dims: int = 784) -> Path:
-    """results/DATASET/baselines.json as `vaebench baselines` writes it, with the made-up BASELINE_BPD."""
+    """results/STUDY/baselines.json as `vaebench baselines` writes it, with the made-up BASELINE_BPD."""
     rows = []
     for key, (label, description) in BASELINES.items():
         ll = -BASELINE_BPD[key] * dims * LN2
@@ -412,7 +412,7 @@ def write_synthetic_results(
     baselines: bool = True,
     **run_options,
 ) -> SyntheticStudy:
-    """A whole study under `results` (= results/DATASET): every family x latent dim x seed, with
+    """A whole study under `results` (= results/STUDY): every family x latent dim x seed, with
     `diverged` = (family, dim, seed) diverged at epoch 3 and `missing` = (family, dim, seed) never written;
     and its baselines.json unless `baselines` is False."""
     study = SyntheticStudy(

@@ -12,6 +12,7 @@ from eval_models import NormalFixedFamily, TinyMLPVAE, fake_dataset, real_model
 from vaebench import evaluate as ev
 from vaebench import utils
 from vaebench.cli import main
+from vaebench.layout import PER_IMAGE_LL
 from vaebench.models import save_model
 from vaebench.utils import write_json
 
@@ -182,6 +183,10 @@ def test_cli_writes_the_contract_and_reruns_byte_identically(run_dir):
             "pit_edges",
         } <= set(npz.files)
         assert npz["pit_counts"].sum() == 40 * 64 and npz["latent_mu"].shape == (40, 2)
+        # the per-image log-likelihoods behind the means: the analysis pairs families image by image
+        for column, key in PER_IMAGE_LL.items():
+            assert npz[key].shape == (40,) and npz[key].dtype == np.float64
+            assert npz[key].mean() == pytest.approx(metrics[f"ll_{column}_nats"], rel=1e-12)
 
 
 @pytest.mark.parametrize(

@@ -252,7 +252,7 @@ def test_a_caption_edit_shows_and_a_missing_caption_file_is_a_one_line_note(full
     shutil.copytree(CAPTIONS, edited)
     (edited / "samples.rst").unlink()
     (edited / "cost.rst").write_text(
-        "**Cost, edited.** Dataset ``{{ snakemake.wildcards.dataset }}``.\n\n"
+        "**Cost, edited.** Study ``{{ snakemake.wildcards.study }}``.\n\n"
         "Seconds per run, see ``train_seconds`` & the\nnext line.\n"
     )
     out = tmp_path / "index.html"

@@ -84,5 +84,5 @@ def test_a_study_that_compiles_warms_each_family_once_before_its_evaluations(tmp
     out = snakemake(workdir, "--dry-run", *compiled)
     evaluations = re.findall(r"^rule evaluate:\n(?:    .*\n)+", out.stdout + out.stderr + "\n", flags=re.M)
     for loss in ("continuous_bernoulli", "gaussian"):
-        assert sum(f"warm/mnist5k/{loss}.json" in block for block in evaluations) == 1
+        assert sum(f"warm/tiny/{loss}.json" in block for block in evaluations) == 1
     assert "warm_compile" not in planned_jobs(workdir, "--configfile", str(TINY))  # compile: auto

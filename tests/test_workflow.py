@@ -32,10 +32,14 @@ def workdir(tmp_path):
 def test_full_config_dry_run_has_one_job_per_run(workdir):
     jobs = planned_jobs(workdir)
     runs = len(FAMILY_IDS) * 3 * 3  # config/config.yaml: every family, 3 latent sizes, 3 seeds
+    grid_runs = 3 * (len(FAMILY_IDS) - 2) + 2 * 3 * 3  # 3 learning rates; x 3 scales for the 2 fixed scales
     assert jobs == {
         "all": 1,
         "data": 1,
         "classifier": 1,
+        "select_train": grid_runs,  # the initial grid: extensions are planned once its round has run
+        "select_round": len(FAMILY_IDS),
+        "select": len(FAMILY_IDS),
         "train": runs,
         "warm_compile": len(FAMILY_IDS),  # it compiles: one warm-up per family
         "evaluate": runs,
@@ -58,19 +62,15 @@ def test_the_published_study_chooses_its_settings_before_training(workdir):
 def test_a_study_with_a_selection_extends_its_grid_and_trains_with_the_settings_chosen(workdir):
     """Two learning rates: the best is at an edge whichever it is, so one extension runs."""
     selection = "selection={epochs: 1, latent_dim: 2, lr: [0.001, 0.003], max_extensions: 1}"
-    run = "results/mnist5k/gaussian/z2/seed0/run.json"
+    run = "results/tiny/gaussian/z2/seed0/run.json"
     snakemake(workdir, "--configfile", str(TINY), "--config", selection, "losses=[gaussian]", "--", run)
-    chosen = json.loads((workdir / "results" / "mnist5k" / "selection" / "gaussian.json").read_text())
+    chosen = json.loads((workdir / "results" / "tiny" / "selection" / "gaussian.json").read_text())
     tried = {point["lr"]: point["val_elbo_nats"] for point in chosen["tried"]}
-    first = json.loads(
-        (workdir / "results" / "mnist5k" / "selection" / "gaussian" / "round0.json").read_text()
-    )
+    first = json.loads((workdir / "results" / "tiny" / "selection" / "gaussian" / "round0.json").read_text())
     assert first["at_edge"] == ["lr"] and not first["done"] and len(first["next"]) == 1
     extended = first["next"][0]["lr"]
     assert extended in (0.009, 0.000333333333333) and set(tried) == {0.001, 0.003, extended}
-    assert (
-        workdir / "results" / "mnist5k" / "selection" / "gaussian" / f"lr{extended!r}" / "run.json"
-    ).exists()
+    assert (workdir / "results" / "tiny" / "selection" / "gaussian" / f"lr{extended!r}" / "run.json").exists()
     assert chosen["settings"]["lr"] == max(tried, key=tried.get) and chosen["done"]
     assert chosen["extensions"] == 1 and chosen["at_edge"] == (
         ["lr"] if chosen["settings"]["lr"] != 0.003 else []
@@ -101,7 +101,7 @@ def test_tiny_study_end_to_end_and_partial_reruns(workdir):
     tiny = ["--configfile", str(TINY)]
     # 1. only one family: runs only that family's jobs, then aggregates and reports what exists
     snakemake(workdir, *tiny, "--config", "losses=[continuous_bernoulli]")
-    results = workdir / "results" / "mnist5k"
+    results = workdir / "results" / "tiny"
     assert (results / "continuous_bernoulli" / "z2" / "seed0" / "metrics.json").exists()
     assert not (results / "gaussian").exists()
     assert (workdir / "report" / "tiny" / "index.html").exists() and (
@@ -172,11 +172,11 @@ def test_a_forced_rerun_retrains_over_the_finished_run(workdir):
     way (it refuses to write over one with other arguments) and `--forcerun train` retrains."""
     one = ["--configfile", str(TINY), "--config", "losses=[gaussian]", "--until", "train"]
     snakemake(workdir, *one)
-    run = workdir / "results" / "mnist5k" / "gaussian" / "z2" / "seed0"
+    run = workdir / "results" / "tiny" / "gaussian" / "z2" / "seed0"
     before = (run / "run.json").read_text()
     assert planned_jobs(workdir, *one) == {}
     snakemake(workdir, *one, "--forcerun", "train")
     after = (run / "run.json").read_text()
-    log = workdir / "logs" / "train" / "mnist5k" / "gaussian" / "z2" / "seed0.log"
+    log = workdir / "logs" / "train" / "tiny" / "gaussian" / "z2" / "seed0.log"
     assert after != before and "nothing to do" not in log.read_text()
     assert (run / "model.pt").exists() and not (run / "checkpoint.pt").exists()

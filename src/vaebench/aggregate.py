@@ -1,6 +1,6 @@
-"""`vaebench aggregate`: every run of one dataset in one table, a summary across seeds, pairwise tests.
+"""`vaebench aggregate`: every run of one study in one table, a summary across seeds, pairwise tests.
 
-Works from the run directories alone (results/DATASET/FAMILY/zDIM/seedSEED/ with run.json,
+Works from the run directories alone (results/STUDY/FAMILY/zDIM/seedSEED/ with run.json,
 metrics.json), so a partial rerun reports exactly what exists. No run is dropped silently:
 a run the config expects but that is not on disk is a row with status "missing", a trained
 but not evaluated run is "not evaluated", a diverged run stays "diverged". Only "ok" runs
@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from vaebench import catalog, layout, stats
 from vaebench.layout import HISTORY, METRICS, RUN_RECORD, TABLES, find_run_dirs, parse_run_dir
@@ -171,11 +172,22 @@ def _status(run: dict | None, metrics: dict | None) -> tuple[str, str]:
     return status, "" if status == OK else f"status '{status}' in {METRICS}"
 
 
-def run_row(results: Path, run_dir: Path) -> dict:
+def study_dataset(results: Path) -> str:
+    """The dataset of the study in `results`: its validated config's (layout.STUDY_CONFIG), or, for results
+    written before a study had a directory of its own (results/DATASET), the directory's name."""
+    config = results / layout.STUDY_CONFIG
+    if config.exists():
+        dataset = yaml.safe_load(config.read_text()).get("dataset")
+        if dataset:
+            return str(dataset)
+    return results.name
+
+
+def run_row(results: Path, run_dir: Path, dataset: str) -> dict:
     """One metrics.csv row: run.json's config, metrics.json's numbers, and the derived status."""
     family, dim, seed = parse_run_dir(run_dir)
     row = {
-        "dataset": results.name,
+        "dataset": dataset,
         "family": family,
         "latent_dim": dim,
         "seed": seed,
@@ -195,9 +207,9 @@ def run_row(results: Path, run_dir: Path) -> dict:
     return {**row, **derived(row, run_dir), **identity, "status": status, "note": note}
 
 
-def missing_row(results: Path, family: str, dim: int, seed: int) -> dict:
+def missing_row(family: str, dim: int, seed: int, dataset: str) -> dict:
     return {
-        "dataset": results.name,
+        "dataset": dataset,
         "family": family,
         "latent_dim": dim,
         "seed": seed,
@@ -217,8 +229,9 @@ def collect(results: Path, expected=()) -> pd.DataFrame:
         if key is None:
             raise ResultsError(f"--expected {path}: not a run directory (FAMILY/zDIM/seedSEED)")
         keys[key] = None
-    rows = {parse_run_dir(d): run_row(results, d) for d in find_run_dirs(results)}
-    rows.update({key: missing_row(results, *key) for key in keys if key not in rows})
+    dataset = study_dataset(results)
+    rows = {parse_run_dir(d): run_row(results, d, dataset) for d in find_run_dirs(results)}
+    rows.update({key: missing_row(*key, dataset) for key in keys if key not in rows})
     if not rows:
         raise ResultsError(
             f"no run directories under {results} (expected {results}/FAMILY/zDIM/seedSEED/{RUN_RECORD})"

@@ -27,8 +27,8 @@ FIGURES = (
 DEFAULT_DIR = Path("workflow/report")  # relative to the working directory: the workflow's is the repository
 
 TITLE = re.compile(r"\*\*(.+?)\*\*(.*)")  # the bold lead of the first line, then the rest of that line
-# for Snakemake's report only: "Dataset ``{{ snakemake.wildcards.dataset }}``."
-JINJA_DATASET = re.compile(r"\s*Dataset\s+``\{\{.*?\}\}``\.?")
+# for Snakemake's report only: "Study ``{{ snakemake.wildcards.study }}``."
+JINJA_STUDY = re.compile(r"\s*Study\s+``\{\{.*?\}\}``\.?")
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,11 @@ def caption_path(directory: Path, name: str) -> Path:
 def read_caption(directory: Path, name: str) -> Caption:
     """The title (the bold first line) and caption (the rest, on one line) of DIRECTORY/NAME.rst.
 
-    The first line's Jinja fragment for Snakemake's report (Dataset ``{{ ... }}``) is left out.
+    The first line's Jinja fragment for Snakemake's report (Study ``{{ ... }}``) is left out.
     FileNotFoundError if the file does not exist; a file without a bold first line has the figure's
     name as its title.
     """
     first, _, rest = caption_path(directory, name).read_text(encoding="utf-8").strip().partition("\n")
     match = TITLE.match(first)
     title, after = (match.group(1).strip().removesuffix("."), match.group(2)) if match else (name, first)
-    return Caption(title, " ".join(f"{JINJA_DATASET.sub('', after)} {rest}".split()))
+    return Caption(title, " ".join(f"{JINJA_STUDY.sub('', after)} {rest}".split()))

@@ -330,7 +330,7 @@ def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _results_argument(p: argparse.ArgumentParser, after: str) -> None:
-    p.add_argument("--results", required=True, type=Path, help=f"results/DATASET, {after}")
+    p.add_argument("--results", required=True, type=Path, help=f"results/STUDY, {after}")
 
 
 def _data_arguments(p: argparse.ArgumentParser) -> None:
@@ -406,7 +406,7 @@ def _baselines_arguments(p: argparse.ArgumentParser) -> None:
         help="score the first N test images, as the evaluations did (default: all)",
     )
     p.add_argument(
-        "--out", required=True, type=Path, help=f"the JSON file, e.g. results/DATASET/{layout.BASELINES}"
+        "--out", required=True, type=Path, help=f"the JSON file, e.g. results/STUDY/{layout.BASELINES}"
     )
 
 

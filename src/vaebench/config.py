@@ -17,6 +17,7 @@ import yaml
 
 from vaebench.catalog import FAMILY_IDS
 from vaebench.errors import VaebenchError, unknown_name
+from vaebench.layout import STUDY_NAME
 from vaebench.settings import (
     ARCHITECTURES,
     COMPILE_MODES,
@@ -35,12 +36,13 @@ class ConfigError(VaebenchError):
 
 def load_schema(path: str | Path) -> dict:
     """The config schema, with its enums and defaults filled in from their one home: the catalog's family
-    ids, the datasets, architectures and compile modes, every optional setting's default from TrainConfig
-    and EvalConfig, and the fixed scales' defaults. The schema file itself names none of them, so the CLI
-    and the workflow cannot disagree on one."""
+    ids, a study's name (vaebench.layout), the datasets, architectures and compile modes, every optional
+    setting's default from TrainConfig and EvalConfig, and the fixed scales' defaults. The schema file
+    itself names none of them, so the CLI and the workflow cannot disagree on one."""
     schema = yaml.safe_load(Path(path).read_text())
     top = schema["properties"]
     top["losses"]["items"]["enum"] = list(FAMILY_IDS)
+    top["study"]["pattern"] = f"^{STUDY_NAME}$"
     top["dataset"]["enum"] = list(DATASETS)
     top["arch"]["enum"] = list(ARCHITECTURES)
     top["data_dir"]["default"] = str(DEFAULT_DATA_DIR)

@@ -20,7 +20,7 @@ from vaebench.classifier import load_classifier
 from vaebench.data import ImageDataset, load_dataset
 from vaebench.errors import DatasetError, VaebenchError
 from vaebench.gpu_slots import device_slot
-from vaebench.layout import MODEL, RUN_RECORD
+from vaebench.layout import MODEL, PER_IMAGE_LL, RUN_RECORD
 from vaebench.likelihood import (
     SAMPLE_BLOCK,
     batched_ll,
@@ -220,6 +220,9 @@ def evaluate(
         )
     )
     artifacts = figure_artifacts(model, x, v, cfg.seed)
+    # per test image (the same images, in the same order, for every run of a study): what the analysis
+    # resamples to pair families image by image
+    artifacts.update({key: getattr(ll, column).cpu().numpy() for column, key in PER_IMAGE_LL.items()})
     if "pit_counts" in post:
         metrics["coverage90"] = post["covered"].item() / (n_test * dims)
         artifacts["pit_counts"] = post["pit_counts"].cpu().numpy().astype(np.int64)

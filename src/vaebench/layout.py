@@ -4,15 +4,18 @@ named once.
 
     resources/DATASET.json                     vaebench data (the manifest)
     resources/quality/DATASET.pt, .json        vaebench classifier
-    results/DATASET/selection/FAMILY/POINT/    vaebench train, one run per grid point (studies with selection)
-    results/DATASET/selection/FAMILY/roundR.json  vaebench select, each round of the grid's extension
-    results/DATASET/selection/FAMILY.json      the last round's choice
-    results/DATASET/FAMILY/zDIM/seedSEED/      a run directory: vaebench train, then vaebench evaluate
-    results/DATASET/*.csv, baselines.json      vaebench aggregate, vaebench baselines
-    results/DATASET/figures/                   vaebench figures
+    results/STUDY/selection/FAMILY/POINT/      vaebench train, one run per grid point (studies with selection)
+    results/STUDY/selection/FAMILY/roundR.json vaebench select, each round of the grid's extension
+    results/STUDY/selection/FAMILY.json        the last round's choice
+    results/STUDY/FAMILY/zDIM/seedSEED/        a run directory: vaebench train, then vaebench evaluate
+    results/STUDY/*.csv, baselines.json        vaebench aggregate, vaebench baselines
+    results/STUDY/figures/                     vaebench figures
     report/STUDY/index.html                    vaebench report
 
-The templates use Snakemake's wildcard names ({dataset}, {loss}, {dim}, {seed}, {point}, {round}).
+A study (the config's `study`) has one dataset; its results are under its own name, so two studies of one
+dataset (a quick one and a converged one, say) never write over each other, while the data and the picture
+classifier, which depend on the dataset only, are shared. The templates use Snakemake's wildcard names
+({study}, {dataset}, {loss}, {dim}, {seed}, {point}, {round}).
 """
 
 import re
@@ -29,6 +32,9 @@ CHECKPOINT = "checkpoint.pt"  # an unfinished run's last epoch, removed when the
 METRICS = "metrics.json"
 ARTIFACTS = "artifacts.npz"
 TRAINED = (MODEL, HISTORY, RUN_RECORD)  # what a finished training leaves
+# in ARTIFACTS: each test image's importance-sampled log-likelihood (float64 nats, the evaluated test images
+# in order, the same for every run of a study), by likelihood column
+PER_IMAGE_LL = {"deq": "ll_deq_nats", "disc": "ll_disc_nats"}
 
 # the files of a results directory
 TABLES = ("metrics.csv", "summary.csv", "tests.csv")  # vaebench aggregate
@@ -37,7 +43,7 @@ STUDY_CONFIG = "study.yaml"  # the validated config the report shows
 SELECTION = "selection"  # FAMILY.json from vaebench select, the grid runs and its rounds in FAMILY/
 FIGURES = "figures"
 
-RESULTS = "results/{dataset}"
+RESULTS = "results/{study}"
 RUN_DIR = "{loss}/z{dim}/seed{seed}"  # a run directory inside RESULTS
 RUN = f"{RESULTS}/{RUN_DIR}"
 CHOICE = f"{RESULTS}/{SELECTION}/{{loss}}"  # + ".json": the settings chosen for a family
@@ -49,8 +55,11 @@ QUALITY = "resources/quality/{dataset}.json"  # the classifier's accuracy and re
 REPORT = "report/{study}/index.html"
 REPORT_INDEX = "report/index.html"
 
+STUDY_NAME = "[a-z0-9_-]+"  # a study's name, as the config schema allows it
+
 # what each wildcard may match; a run directory's family is a catalog id
 WILDCARDS = {
+    "study": STUDY_NAME,
     "dataset": "|".join(DATASETS),
     "loss": "|".join(FAMILY_IDS),
     "dim": r"\d+",

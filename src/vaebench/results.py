@@ -1,6 +1,6 @@
 """The results directory as the reporting stages read it: its tables, its runs' files, the run statuses.
 
-`vaebench aggregate` writes metrics.csv, summary.csv and tests.csv into results/DATASET; `Study`
+`vaebench aggregate` writes metrics.csv, summary.csv and tests.csv into results/STUDY; `Study`
 reads them back with each run's history.csv and artifacts.npz, for the figures, the findings and
 the report, with the references beside them: baselines.json (`vaebench baselines`), and when given
 the dataset manifest (resources/DATASET.json: the split sizes) and the picture-quality references

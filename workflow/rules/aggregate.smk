@@ -8,7 +8,7 @@ rule study_config:
     output:
         f"{RESULTS}/{layout.STUDY_CONFIG}",
     log:
-        "logs/study_config/{dataset}.log",
+        "logs/study_config/{study}.log",
     params:
         text=lambda w: yaml.safe_dump(dict(config), sort_keys=True),
     run:
@@ -18,19 +18,19 @@ rule study_config:
 
 rule aggregate:
     input:
-        metrics=lambda w: [f"{run}/{layout.METRICS}" for run in run_dirs(w.dataset)],
+        metrics=[f"{run}/{layout.METRICS}" for run in run_dirs()],
         study=f"{RESULTS}/{layout.STUDY_CONFIG}",
     output:
         metrics=report(METRICS_TABLE, caption="../report/metrics.rst", category="Tables"),
         summary=report(SUMMARY_TABLE, caption="../report/summary.rst", category="Tables"),
         tests=report(TESTS_TABLE, caption="../report/tests.rst", category="Tables"),
     log:
-        "logs/aggregate/{dataset}.log",
+        "logs/aggregate/{study}.log",
     conda:
         "../../environment.yml"
     params:
         results=lambda w, input: os.path.dirname(input.study),
-        expected=lambda w: " ".join(shlex.quote(run) for run in run_dirs(w.dataset)),
+        expected=" ".join(shlex.quote(run) for run in run_dirs()),
     shell:
         "vaebench aggregate --results {params.results:q} --out-dir {params.results:q}"
         " --expected {params.expected} > {log:q} 2>&1"
@@ -38,16 +38,17 @@ rule aggregate:
 
 rule baselines:
     input:
-        data=layout.MANIFEST,
+        data=DATA,
     output:
         f"{RESULTS}/{layout.BASELINES}",
     log:
-        "logs/baselines/{dataset}.log",
+        "logs/baselines/{study}.log",
     conda:
         "../../environment.yml"
     params:
+        dataset=DATASET,
         options=lambda w: cli_options(
             {"data_dir": config["data_dir"], "n_test": config["evaluate"].get("n_test")}
         ),
     shell:
-        "vaebench baselines --dataset {wildcards.dataset} {params.options} --out {output:q} > {log:q} 2>&1"
+        "vaebench baselines --dataset {params.dataset} {params.options} --out {output:q} > {log:q} 2>&1"

@@ -25,8 +25,8 @@ PACKAGE_SOURCE = Path(workflow.basedir) / "src" / "vaebench"
 RESULTS, RUN, GRID_POINT = layout.RESULTS, layout.RUN, layout.GRID_POINT
 METRICS_TABLE, SUMMARY_TABLE, TESTS_TABLE = (f"{RESULTS}/{name}" for name in layout.TABLES)
 # a job's name under logs/RULE/ and benchmarks/RULE/
-RUN_JOB = f"{{dataset}}/{layout.RUN_DIR}"
-GRID_JOB = "{dataset}/{loss}/{point}"
+RUN_JOB = f"{{study}}/{layout.RUN_DIR}"
+GRID_JOB = "{study}/{loss}/{point}"
 
 try:
     SCHEMA_WITH_DEFAULTS = load_schema(SCHEMA)
@@ -35,6 +35,10 @@ try:
 except ConfigError as err:
     sys.exit(f"vaebench: invalid configuration: {err}")
 config.setdefault("losses", list(FAMILY_IDS))  # every family, in catalog order
+config.setdefault("study", config["dataset"])
+# a study is one dataset: its results are results/STUDY/ ({study} in the paths), its data resources/DATASET
+STUDY, DATASET = config["study"], config["dataset"]
+DATA = layout.MANIFEST.format(dataset=DATASET)
 
 
 def gpu_job_limit(gpus):
@@ -73,15 +77,13 @@ onstart:
         workflow.register_resource("gpu", sys.maxsize)
 
 
-def run_dirs(dataset):
-    """Every run directory the config asks for, of `dataset`."""
-    return expand(
-        RUN, dataset=dataset, loss=config["losses"], dim=config["latent_dims"], seed=config["seeds"]
-    )
+def run_dirs():
+    """Every run directory the config asks for."""
+    return expand(RUN, study=STUDY, loss=config["losses"], dim=config["latent_dims"], seed=config["seeds"])
 
 
 def final_outputs():
-    return [f"{run}/{layout.METRICS}" for run in run_dirs(config["dataset"])] + [layout.REPORT_INDEX]
+    return [f"{run}/{layout.METRICS}" for run in run_dirs()] + [layout.REPORT_INDEX]
 
 
 def train_options():
@@ -107,7 +109,7 @@ def evaluate_options():
 
 
 # the record of a family's warm-up: its compiled evaluation kernels are in the compile cache
-WARM = f"{config['evaluate']['compile_cache']}/warm/{{dataset}}/{{loss}}.json"
+WARM = f"{config['evaluate']['compile_cache']}/warm/{{study}}/{{loss}}.json"
 
 
 def warm_input(wildcards):
@@ -116,14 +118,14 @@ def warm_input(wildcards):
     decided by each job on its device, so it gets none.)"""
     if compile_mode(config["evaluate"]["compile"]) != "true":
         return []
-    return [WARM.format(dataset=wildcards.dataset, loss=wildcards.loss)]
+    return [WARM.format(study=wildcards.study, loss=wildcards.loss)]
 
 
 def warm_run(wildcards):
     """The run a family's warm-up compiles with: its first, so the kernels' shapes and the family's settings
     are the evaluations' own."""
     first = RUN.format(
-        dataset=wildcards.dataset, loss=wildcards.loss, dim=config["latent_dims"][0], seed=config["seeds"][0]
+        study=wildcards.study, loss=wildcards.loss, dim=config["latent_dims"][0], seed=config["seeds"][0]
     )
     return {"model": f"{first}/{layout.MODEL}", "run": f"{first}/{layout.RUN_RECORD}"}
 
@@ -140,7 +142,7 @@ def grid_point(wildcards):
 
 def selection_round(wildcards, round_):
     """What a family's selection round decided (once Snakemake has run that checkpoint)."""
-    job = checkpoints.select_round.get(dataset=wildcards.dataset, loss=wildcards.loss, round=round_)
+    job = checkpoints.select_round.get(study=wildcards.study, loss=wildcards.loss, round=round_)
     return read_json(Path(job.output[0]), "the selection round did not write it")
 
 
@@ -162,19 +164,19 @@ def last_selection_round(wildcards):
     round_ = 0
     while not selection_round(wildcards, round_)["done"]:
         round_ += 1
-    return layout.SELECTION_ROUND.format(dataset=wildcards.dataset, loss=wildcards.loss, round=round_)
+    return layout.SELECTION_ROUND.format(study=wildcards.study, loss=wildcards.loss, round=round_)
 
 
 def selection_input(wildcards):
     """The chosen settings a study run trains with, when the study has a selection block."""
     if "selection" not in config:
         return {}
-    return {"selected": f"{layout.CHOICE}.json".format(dataset=wildcards.dataset, loss=wildcards.loss)}
+    return {"selected": f"{layout.CHOICE}.json".format(study=wildcards.study, loss=wildcards.loss)}
 
 
-def quality_input(dataset):
+def quality_input():
     """The picture-quality references of the test images, when the workflow has the rule that writes them."""
-    return [layout.QUALITY.format(dataset=dataset)] if workflow.is_rule("classifier") else []
+    return [layout.QUALITY.format(dataset=DATASET)] if workflow.is_rule("classifier") else []
 
 
 def cli_options(options):

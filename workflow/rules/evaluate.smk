@@ -9,9 +9,9 @@ rule warm_compile:
     output:
         WARM,
     log:
-        "logs/warm_compile/{dataset}/{loss}.log",
+        "logs/warm_compile/{study}/{loss}.log",
     benchmark:
-        "benchmarks/warm_compile/{dataset}/{loss}.tsv"
+        "benchmarks/warm_compile/{study}/{loss}.tsv"
     conda:
         "../../environment.yml"
     threads: job_resource("evaluate", "threads", 1)
@@ -32,7 +32,7 @@ rule evaluate:
     input:
         model=f"{RUN}/{layout.MODEL}",
         run=f"{RUN}/{layout.RUN_RECORD}",
-        classifier=layout.CLASSIFIER,
+        classifier=layout.CLASSIFIER.format(dataset=DATASET),
         warm=warm_input,
     output:
         metrics=f"{RUN}/{layout.METRICS}",

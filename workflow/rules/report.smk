@@ -10,10 +10,7 @@ from vaebench.captions import FIGURES  # the figures' names in page order; impor
 
 CAPTIONS = os.path.join(workflow.basedir, "workflow", "report")
 FIGURES_DIR = f"{RESULTS}/{layout.FIGURES}"
-
-
-STUDY = config.get("study") or config["dataset"]  # report/STUDY/index.html: no study overwrites another
-STUDY_RESULTS = RESULTS.format(dataset=config["dataset"])  # the report has no {dataset} wildcard
+STUDY_RESULTS = RESULTS.format(study=STUDY)  # the report has no {study} wildcard
 
 
 # --manifest and, when there is one, --quality for `vaebench figures` and `vaebench report`
@@ -28,8 +25,8 @@ rule figures:
         summary=SUMMARY_TABLE,
         tests=TESTS_TABLE,
         baselines=f"{RESULTS}/{layout.BASELINES}",
-        manifest=layout.MANIFEST,
-        quality=lambda w: quality_input(w.dataset),
+        manifest=DATA,
+        quality=quality_input(),
     output:
         png=[
             report(
@@ -41,7 +38,7 @@ rule figures:
         ],
         svg=[f"{FIGURES_DIR}/{name}.svg" for name in FIGURES],
     log:
-        "logs/figures/{dataset}.log",
+        "logs/figures/{study}.log",
     conda:
         "../../environment.yml"
     params:
@@ -55,12 +52,12 @@ rule figures:
 
 rule report:
     input:
-        figures=expand(f"{FIGURES_DIR}/{{name}}.png", dataset=config["dataset"], name=FIGURES),
+        figures=expand(f"{FIGURES_DIR}/{{name}}.png", study=STUDY, name=FIGURES),
         captions=[os.path.join(CAPTIONS, f"{name}.rst") for name in FIGURES],
         study=f"{STUDY_RESULTS}/{layout.STUDY_CONFIG}",
         baselines=f"{STUDY_RESULTS}/{layout.BASELINES}",
-        manifest=layout.MANIFEST.format(dataset=config["dataset"]),
-        quality=quality_input(config["dataset"]),
+        manifest=DATA,
+        quality=quality_input(),
     output:
         page=report(layout.REPORT.format(study=STUDY), caption="../report/index.rst", category="Report"),
         index=layout.REPORT_INDEX,

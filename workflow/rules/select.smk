@@ -7,7 +7,7 @@
 
 rule select_train:
     input:
-        data=layout.MANIFEST,
+        data=DATA,
     output:
         model=f"{GRID_POINT}/{layout.MODEL}",
         history=f"{GRID_POINT}/{layout.HISTORY}",
@@ -24,6 +24,7 @@ rule select_train:
         runtime=job_resource("train", "runtime", 120),
         gpu=job_resource("train", "gpu", 0),
     params:
+        dataset=DATASET,
         options=lambda w: cli_options(
             {**train_options(), "epochs": config["selection"]["epochs"], **grid_point(w)}
         ),
@@ -32,7 +33,7 @@ rule select_train:
         outdir=lambda w, output: os.path.dirname(output.run),
         family_code=family_code,
     shell:
-        "vaebench train --dataset {wildcards.dataset} --loss {wildcards.loss} --latent-dim {params.latent_dim}"
+        "vaebench train --dataset {params.dataset} --loss {wildcards.loss} --latent-dim {params.latent_dim}"
         " --seed {params.seed} {params.options} --threads {threads}"
         " --out {params.outdir:q} > {log:q} 2>&1"
 
@@ -43,7 +44,7 @@ checkpoint select_round:
     output:
         layout.SELECTION_ROUND,
     log:
-        "logs/select/{dataset}/{loss}/round{round}.log",
+        "logs/select/{study}/{loss}/round{round}.log",
     localrule: True
     conda:
         "../../environment.yml"
@@ -61,7 +62,7 @@ rule select:
     output:
         f"{layout.CHOICE}.json",
     log:
-        "logs/select/{dataset}/{loss}.log",
+        "logs/select/{study}/{loss}.log",
     conda:
         "../../environment.yml"
     shell:

@@ -4,7 +4,7 @@
 rule train:
     input:
         unpack(selection_input),
-        data=layout.MANIFEST,
+        data=DATA,
     output:
         model=f"{RUN}/{layout.MODEL}",
         history=f"{RUN}/{layout.HISTORY}",
@@ -21,10 +21,11 @@ rule train:
         runtime=job_resource("train", "runtime", 120),
         gpu=job_resource("train", "gpu", 0),
     params:
+        dataset=DATASET,
         options=lambda w, input: cli_options({**train_options(), "selected": input.get("selected")}),
         outdir=lambda w, output: os.path.dirname(output.run),
         family_code=family_code,
     shell:
-        "vaebench train --dataset {wildcards.dataset} --loss {wildcards.loss} --latent-dim {wildcards.dim}"
+        "vaebench train --dataset {params.dataset} --loss {wildcards.loss} --latent-dim {wildcards.dim}"
         " --seed {wildcards.seed} {params.options} --threads {threads}"
         " --out {params.outdir:q} > {log:q} 2>&1"
