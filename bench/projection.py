@@ -1,6 +1,6 @@
-"""Projected wall time of the full study (config/config.yaml: conv, 11 families x 3 latent sizes x 3 seeds, 30
-epochs on MNIST's 60,000 training images less a validation split, the selection grid's short runs, K = 5000
-on its 10,000 test images) on this machine, and an estimate for one GPU.
+"""Projected wall time of the full study (config/config.yaml: conv, every family x 3 latent sizes x 3 seeds,
+on MNIST's 60,000 training images less a validation split, the selection grid's runs and their extensions,
+K = 5000 on its 10,000 test images) on this machine, and an estimate for one GPU.
 
 This machine (measured): per family, evaluation microseconds per image-sample of the conv model, compiled
 with a warm cache, from bench/out/eval_throughput_conv.json (run `python bench/eval_throughput.py --arch conv
@@ -14,7 +14,8 @@ layer's output written once and read once, in float32, the bilinear upsampling's
 besides, the family kernel's read of the decoder's outputs) and the aten ops of one training step (each a
 kernel launch in eager PyTorch); datasheet: A100 SXM, 19.5 TFLOP/s float32 (no TF32, as evaluation runs) and
 1.5 TB/s. Assumed, as a range (vaebench.projection.LOW and HIGH): the share of the datasheet reached, the
-seconds per kernel launch and a fixed cost per job. The epochs per run are the config's, one input.
+seconds per kernel launch and a fixed cost per job. The epochs per run are those the stopping rule's pilot
+trained (vaebench.projection.expected_epochs), at most the config's caps.
 
     python bench/projection.py [--rounds 2] [--threads 1]
 """

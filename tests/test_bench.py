@@ -11,6 +11,7 @@ from torch import nn
 from vaebench.catalog import FAMILY_IDS
 from vaebench.models import BilinearUpsample
 from vaebench.projection import (
+    EXPECTED_EPOCHS,
     HIGH,
     LOW,
     REFERENCE,
@@ -20,6 +21,7 @@ from vaebench.projection import (
     study_forecast,
     study_of,
 )
+from vaebench.settings import MAX_EXTENSIONS
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from eval_throughput import break_even  # noqa: E402
@@ -93,9 +95,27 @@ def test_the_projected_study_is_read_from_its_config():
         == 300
     )
     assert (study["validation"], study["grid_runs"], study["selection_epochs"]) == (0, 0, 0)
-    selection = {"epochs": 4, "lr": [1e-3, 3e-3], "sigma": [0.1, 0.2, 0.3]}
+    selection = {"epochs": 4, "lr": [1e-3, 3e-3], "sigma": [0.1, 0.2, 0.3], "max_extensions": 1}
     chosen = study_of({**config, "losses": ["gaussian", "gaussian_fixed"], "selection": selection})
-    assert (chosen["grid_runs"], chosen["selection_epochs"]) == (2 + 2 * 3, 4)
+    # the initial grids, and one extension run per family at most
+    assert (chosen["grid_runs"], chosen["selection_epochs"]) == (2 + 2 * 3 + 2, 4)
+
+
+def test_a_run_that_can_stop_is_projected_at_the_pilots_epochs_a_run_that_cannot_at_its_cap():
+    config = {
+        "dataset": "mnist",
+        "losses": ["gaussian", "bernoulli"],
+        "latent_dims": [2],
+        "seeds": [0],
+        "train": {"epochs": 10 * EXPECTED_EPOCHS, "batch_size": 128, "validation": 0},
+        "evaluate": {"k": 50, "n_test": None},
+        "selection": {"epochs": 5, "lr": [1e-3]},
+    }
+    assert study_of(config)["epochs"] == 10 * EXPECTED_EPOCHS  # no validation split: nothing to stop by
+    stopping = {**config, "train": {**config["train"], "validation": 1000}}
+    assert study_of(stopping)["epochs"] == EXPECTED_EPOCHS
+    assert study_of(stopping)["selection_epochs"] == 5  # a cap below the pilot's epochs binds
+    assert study_of(stopping)["grid_runs"] == 2 * (1 + MAX_EXTENSIONS)  # the default limit
 
 
 SMALL_STUDY = {

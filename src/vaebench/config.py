@@ -24,6 +24,7 @@ from vaebench.settings import (
     DATASETS,
     DEFAULT_DATA_DIR,
     FIXED_SCALES,
+    MAX_EXTENSIONS,
     EvalConfig,
     TrainConfig,
 )
@@ -59,6 +60,7 @@ def load_schema(path: str | Path) -> dict:
     compile_switch["default"] = as_yaml.get(compile_switch["default"], compile_switch["default"])
     for setting, value in FIXED_SCALES.items():
         top["selection"]["properties"][setting]["default"] = [value]
+    top["selection"]["properties"]["max_extensions"]["default"] = MAX_EXTENSIONS
     return schema
 
 

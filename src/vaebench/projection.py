@@ -14,9 +14,14 @@ from dataclasses import dataclass
 
 from vaebench.catalog import FAMILY_IDS
 from vaebench.select import grid
+from vaebench.settings import MAX_EXTENSIONS
 
 SPLITS = {"mnist": (60_000, 10_000), "fashion_mnist": (60_000, 10_000)}  # training and test images
 ELBO_PASS_SHARE = 1 / 3  # an ELBO pass is the forward third of a training step
+# the epochs a run trains before the stopping rule ends it, from its pilot (docs/protocol.md: the slowest
+# two families converged at epochs 73 and 94 under the rule's defaults): a run that can stop (it has a
+# validation split) is projected at this or its cap, whichever is lower; one without trains to its cap
+EXPECTED_EPOCHS = 84
 
 
 @dataclass(frozen=True)
@@ -59,25 +64,34 @@ REFERENCE = {
 }
 
 
+def expected_epochs(cap: int, stops: bool) -> int:
+    """The epochs a run is projected to train: EXPECTED_EPOCHS under the stopping rule, at most its cap."""
+    return min(cap, EXPECTED_EPOCHS) if stops else cap
+
+
 def study_of(config: dict) -> dict:
     """The counts a projection needs, read from a study config on a dataset of SPLITS: the selection block's
-    grid runs counted as `vaebench select` plans them (select.grid). `epochs` is one input, the config's,
-    so a stopping rule's pilot can set it later."""
+    grid runs counted as `vaebench select` plans them (select.grid), plus one run per family for each of the
+    grid's extensions its limit allows (an upper bound: a choice inside its grid ends them sooner); the
+    epochs of a run as `expected_epochs` projects them."""
     losses = config.get("losses") or FAMILY_IDS
     selection = config.get("selection")
     train_images, test_images = SPLITS[config["dataset"]]
+    stops = config["train"].get("validation", 0) > 0  # the rule judges on the validation split
+    grid_runs = sum(len(grid(loss, selection)) for loss in losses) if selection else 0
+    extension_runs = len(losses) * selection.get("max_extensions", MAX_EXTENSIONS) if selection else 0
     return {
         "families": len(losses),
         "latent_dims": len(config["latent_dims"]),
         "seeds": len(config["seeds"]),
-        "epochs": config["train"]["epochs"],
+        "epochs": expected_epochs(config["train"]["epochs"], stops),
         "batch_size": config["train"]["batch_size"],
         "train_images": train_images,
         "validation": config["train"].get("validation", 0),
         "test_images": config["evaluate"].get("n_test") or test_images,
         "k": config["evaluate"]["k"],
-        "grid_runs": sum(len(grid(loss, selection)) for loss in losses) if selection else 0,
-        "selection_epochs": selection["epochs"] if selection else 0,
+        "grid_runs": grid_runs + extension_runs,
+        "selection_epochs": expected_epochs(selection["epochs"], stops) if selection else 0,
     }
 
 

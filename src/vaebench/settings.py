@@ -27,6 +27,8 @@ THREADS = 1
 # sigma^2 = 1/2 makes its negative log-likelihood the summed squared error, Laplace's b = 1 the summed
 # absolute error, both up to a constant
 FIXED_SCALES = {"sigma": 0.5**0.5, "laplace_b": 1.0}
+# how many times a selection's choice at the edge of its grid may extend the grid one step outward
+MAX_EXTENSIONS = 2
 MAX_SEED = 2**63 - 1  # a seed fits the records' signed 64-bit integers; seeding.stream_seed takes any
 
 
