@@ -29,7 +29,11 @@ SEED_ARCH = "conv"  # the seed post's network (16/32/128 channels); the mlp is a
 RISING_SHARE = 0.01  # a learning curve still rises when its last epoch added at least this share of its gain
 RISE_SE = 2  # the estimate still rises when it grew from K/4 to K by more than this many standard errors
 SMALL_TRAIN = 10_000  # fewer training images than this is a small training set (MNIST has 60,000)
-SUPPORTED, CONTRADICTED, UNDECIDED = "supported", "contradicted", "undecided"  # a claim's verdict
+# a claim's verdict: every comparison decided in its favour; against it only; decided both ways; not every
+# comparison decided; or a design that cannot tell (a measure the study lacks or truncates)
+SUPPORTED, CONTRADICTED, MIXED, UNDECIDED = "supported", "contradicted", "mixed", "undecided"
+NOT_TESTABLE = "not testable here"
+VERDICTS = (SUPPORTED, CONTRADICTED, MIXED, UNDECIDED, NOT_TESTABLE)
 K_FRACTIONS = ("_k_sixteenth", "_k_quarter")  # the estimate's columns at K/16 and K/4 samples
 
 
@@ -126,8 +130,10 @@ def compare(study: Study, claimant: str, rivals: list[str], metrics) -> tuple[li
 
 
 def claim_verdict(wins: list, losses: list, open_: list) -> str:
-    """SUPPORTED when every comparison made is a win by the evidence rule, CONTRADICTED when at least one is a
-    loss by it, else UNDECIDED."""
+    """MIXED when the evidence rule decides comparisons both ways, CONTRADICTED when it decides some against
+    the claim and none for it, SUPPORTED when it decides every comparison for it, else UNDECIDED."""
+    if wins and losses:
+        return MIXED
     if losses:
         return CONTRADICTED
     return SUPPORTED if wins and not open_ else UNDECIDED

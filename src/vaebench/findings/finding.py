@@ -10,13 +10,17 @@ from vaebench.words import label
 @dataclass(frozen=True)
 class Finding:
     """One finding. `key` names the rule that wrote it; `title` is its lead (the report prints it in bold),
-    empty where there is none; `title + " " + text` is the whole finding. A claim of the seed post has
-    its `verdict`: SUPPORTED, CONTRADICTED or UNDECIDED."""
+    empty where there is none; `title + " " + text` is the whole finding. A claim or a check has its
+    `verdict` (analysis.VERDICTS, robustness's statuses), the `measure` it was judged on, the `evidence` in
+    short (counts, not sentences) and what `stands_for` each of its words."""
 
     key: str
     title: str
     text: str
     verdict: str = ""
+    measure: str = ""
+    evidence: str = ""
+    stands_for: str = ""
 
     def __str__(self) -> str:
         return f"{self.title} {self.text}" if self.title else self.text

@@ -1,131 +1,194 @@
-"""The seed post's claims, each a testable statement judged by the one evidence rule (`analysis.evidence`).
+"""The seed post's claims, each a testable statement with what stands for its words, judged by the one
+evidence rule (`analysis.evidence`) corrected across the comparisons the claim reads (`analysis.compare`).
 
-"BCE converges quicker", "BCE gives a nicer latent space", "BCE gives much sharper reconstructions" and
-"squared error doesn't work at all": which families play BCE and squared error comes from the catalog's
-`everyday_loss`, never from ids typed here.
+"BCE" is the family trained with binary cross-entropy and "squared error" the literal summed squared error
+(a Gaussian with sigma^2 = 1/2, never tuned), both from the catalog's `everyday_loss`, never from ids typed
+here; "quicker", "nicer", "sharper" and "at all" are each the measures of CLAIMS, at every latent size.
 """
 
-from vaebench import catalog, stats
-from vaebench.analysis import CONTRADICTED, SUPPORTED, UNDECIDED, claim_verdict, compare, has_measure
-from vaebench.findings.finding import Finding, grouped
-from vaebench.results import DIVERGED, MEASURES, Study
-from vaebench.utils import finite
-from vaebench.words import fmt, fmt_value, label
+from dataclasses import dataclass
 
+from vaebench import catalog
+from vaebench.analysis import NOT_TESTABLE, claim_verdict, compare, has_measure
+from vaebench.findings.finding import Finding
+from vaebench.results import DIVERGED, MEASURES, Study
+from vaebench.stats import count
+from vaebench.stopping import CONVERGED
+from vaebench.utils import finite
+from vaebench.words import label, labels
+
+BCE, SQUARED = "binary cross-entropy", "squared error"
 SEED_QUOTE = (
     "The seed post says squared error “doesn't seem to work at all” next to BCE, which gives "
     "“a nicer latent space” and “much sharper reconstructions”."
 )
+EVERY_MEASURE = tuple(m for m in MEASURES if not m.endswith("_median"))
 
 
-def describe(study: Study, claimant: str, outcomes: dict[str, list]) -> str:
-    """Per measure one sentence; per latent dimension in it, the claimant's value, then the rivals it is
-    better than, worse than and not separable from, with their values and the evidence words once a group."""
-    keys = list(dict.fromkeys((m, d) for entries in outcomes.values() for m, d, _, _ in entries))
-    sentences: dict[str, list[str]] = {}
-    for metric, dim in keys:
-        mine = fmt_value(metric, study.stat(claimant, dim, metric)["mean"])
-        said = []
-        for word, entries in outcomes.items():
-            items = [
-                (r, fmt_value(metric, study.stat(r, dim, metric)["mean"]), ev)
-                for m, d, r, ev in entries
-                if (m, d) == (metric, dim)
-            ]
-            if items:
-                said.append(f"{word} {grouped(study, items)}")
-        sentences.setdefault(metric, []).append(f"at z = {dim}, {mine}: " + "; ".join(said))
-    return ". ".join(
-        f"On {MEASURES[metric].name}, " + "; ".join(parts) for metric, parts in sentences.items()
-    )
+@dataclass(frozen=True)
+class Claim:
+    """A claim: BCE is better than `rival` ('others': every other family) on each of `measures`; `words`
+    says what stands for the claim's words beyond the two losses."""
+
+    key: str
+    quote: str
+    rival: str
+    measures: tuple[str, ...]
+    words: str
 
 
-def claim(
-    study: Study, key: str, quote: str, claimant: str | None, rivals: list[str], metrics, missing: str = ""
-) -> Finding:
-    """A claim of the seed post, "claimant is better than each rival on each metric", judged by `evidence`."""
-    title = f"Seed claim “{quote}”:"
+CLAIMS = (
+    Claim(
+        "claim_converges",
+        "BCE converges quicker",
+        "others",
+        ("epochs_to_95",),
+        "“quicker”: fewer epochs to 95% of the test ELBO's gain, on runs the stopping rule ended",
+    ),
+    Claim(
+        "claim_latent",
+        "BCE gives a nicer latent space",
+        SQUARED,
+        ("knn_acc",),
+        "“nicer”: a higher kNN accuracy of the posterior means",
+    ),
+    Claim(
+        "claim_sharper",
+        "BCE gives much sharper reconstructions",
+        SQUARED,
+        ("sharpness_mean",),
+        "“sharper”: a higher sharpness of the reconstructions (mean image); “much” is not tested",
+    ),
+    Claim(
+        "claim_squared_error",
+        "squared error doesn't work at all",
+        SQUARED,
+        EVERY_MEASURE,
+        "“doesn't work at all”: worse than BCE on every measure",
+    ),
+)
+
+
+def untestable(study: Study, claimant: str, rivals: list[str], claim: Claim) -> str:
+    """Why the study cannot test the claim, or ''."""
     have = set(study.ok["family"])
-    present = [r for r in rivals if r in have and r != claimant]
-    measured = [m for m in metrics if has_measure(study, m)]
-    if claimant not in have or not present or not measured:
-        lacking = [f for f in [claimant, *rivals] if f not in have]
-        why = (
-            f"the study lacks ok runs of {' and '.join(lacking)}"
-            if lacking
-            else f"{' and '.join(MEASURES[m].name for m in metrics)}: not measured in these runs"
+    lacking = [f for f in [claimant, *rivals] if f not in have]
+    if lacking:
+        return f"the study has no ok runs of {labels(study, lacking, ' or ')}"
+    if not any(has_measure(study, m) for m in claim.measures):
+        return f"{' and '.join(MEASURES[m].name for m in claim.measures)}: not measured in these runs"
+    if claim.key == "claim_converges" and not (converged(study, claimant) and rivals):
+        if "stop_reason" not in study.ok.columns or study.ok["stop_reason"].isna().all():
+            return "these runs trained a fixed number of epochs, which truncates the count of epochs"
+        who = "no other family's" if converged(study, claimant) else f"not all of {label(study, claimant)}'s"
+        return f"{who} runs stopped by the rule: a run its epoch cap stopped cannot say how fast it converged"
+    return ""
+
+
+def converged(study: Study, family: str) -> bool:
+    """Whether every ok run of `family` was ended by the stopping rule (its epoch count is not truncated)."""
+    runs = study.ok[study.ok["family"] == family]
+    return "stop_reason" in runs.columns and not runs.empty and bool((runs["stop_reason"] == CONVERGED).all())
+
+
+def rivals_of(study: Study, claim: Claim, claimant: str) -> tuple[list[str], list[str]]:
+    """(the families BCE is compared with, the families left out because their measure is truncated)."""
+    if claim.rival != "others":
+        squared = catalog.with_everyday_loss(SQUARED)
+        return ([squared] if squared else []), []
+    others = [f for f in study.families if f != claimant]
+    if claim.key != "claim_converges":
+        return others, []
+    return [f for f in others if converged(study, f)], [f for f in others if not converged(study, f)]
+
+
+def summary(outcomes: dict[str, list]) -> str:
+    """'for 2, against 0, undecided 1 of 3 comparisons'."""
+    n = sum(len(v) for v in outcomes.values())
+    counts = ", ".join(f"{word} {len(items)}" for word, items in outcomes.items())
+    return f"{counts} of {n} comparison{'s' if n != 1 else ''}"
+
+
+def outcome_text(study: Study, claimant: str, rivals: list[str], outcomes: dict[str, list]) -> str:
+    """Per outcome, on which measures at which latent sizes (against one rival) or against which rivals at
+    which latent sizes (several), without numbers: the tables have them."""
+    parts = []
+    for word, items in outcomes.items():
+        grouped: dict[str, list[str]] = {}
+        for metric, dim, rival, _ in items:
+            key = MEASURES[metric].short if len(rivals) == 1 else label(study, rival)
+            grouped.setdefault(key, []).append(str(dim))
+        if grouped:
+            named = "; ".join(f"{key} (z = {', '.join(dims)})" for key, dims in grouped.items())
+            parts.append(
+                f"{word} {label(study, rivals[0])} on {named}" if len(rivals) == 1 else f"{word} {named}"
+            )
+    return f"{label(study, claimant)} is " + "; ".join(parts) + "."
+
+
+def judge_claim(study: Study, claim: Claim) -> Finding:
+    """A claim of the seed post, its verdict and the words that stand for it."""
+    claimant = catalog.with_everyday_loss(BCE)
+    rivals, truncated = rivals_of(study, claim, claimant)
+    stands = (
+        f"BCE: {label(study, claimant)}; "
+        + (
+            f"squared error: {label(study, rivals[0])}, not tuned; "
+            if claim.rival == SQUARED and rivals
+            else ""
         )
-        return Finding(key, title + f" {UNDECIDED}.", f"Not testable here: {why}{missing}.", UNDECIDED)
-    wins, losses, open_ = compare(study, claimant, present, measured)
-    verdict = claim_verdict(wins, losses, open_)
-    outcomes = {"better than": wins, "worse than": losses, "not separable from": open_}
-    why = {
-        SUPPORTED: "every comparison made favours it",
-        CONTRADICTED: "at least one comparison goes against it",
-        UNDECIDED: "no comparison goes against it, but not every one is decided",
-    }[verdict]
-    text = f"For {label(study, claimant)} {why}. " + describe(study, claimant, outcomes) + "."
-    return Finding(key, f"{title} {verdict}.", text, verdict)
-
-
-def claims(study: Study) -> list[Finding]:
-    """The seed post's claims, each a testable statement with a verdict (catalog `everyday_loss` names BCE and
-    squared error): BCE converges quicker than the other families; it gives a nicer latent space and sharper
-    reconstructions than squared error; squared error does not work at all, on every measure."""
-    bce = catalog.with_everyday_loss("binary cross-entropy")
-    squared = catalog.with_everyday_loss("squared error")
-    if bce is None or squared is None:
-        return []
-    others = [f for f in study.families if f != bce]
-    items = [
-        claim(study, "claim_converges", "BCE converges quicker", bce, others, ["epochs_to_95"]),
-        claim(study, "claim_latent", "BCE gives a nicer latent space", bce, [squared], ["knn_acc"]),
-        claim(
-            study,
-            "claim_sharper",
-            "BCE gives much sharper reconstructions",
-            bce,
-            [squared],
-            ["sharpness_mean", "fd_recon_mean"],
-        ),
-    ]
-    return items + squared_error(study, bce, squared)
-
-
-def squared_error(study: Study, bce: str, squared: str) -> list[Finding]:
-    """ "Squared error doesn't work at all": the reference (BCE, or where the study lacks it the family BCE is
-    scored as) better than squared error on every measure. Where squared error loses on likelihood, the same
-    distribution with a learned scale says whether the scale or the shape is to blame."""
-    have = set(study.ok["family"])
-    reference = next((f for f in (bce, catalog.BY_ID[bce].scored_as) if f and f in have), bce)
-    every = [m for m in MEASURES if not m.endswith("_median")]
-    finding = claim(
-        study, "claim_squared_error", "squared error doesn't work at all", reference, [squared], every
+        + claim.words
     )
-    if squared not in have or reference not in have:
-        return [finding]
+    measures = claim.measures
+    if claim.key != "claim_converges" and not all(converged(study, f) for f in [claimant, *rivals]):
+        measures = tuple(m for m in measures if m != "epochs_to_95")  # truncated by the epoch cap
+    measure = ", ".join(MEASURES[m].short for m in measures if has_measure(study, m)) or "none measured"
+    why = untestable(study, claimant, rivals, claim)
+    if why:
+        return Finding(
+            claim.key, claim.quote, f"Not testable here: {why}.", NOT_TESTABLE, measure, "", stands
+        )
+    wins, losses, open_ = compare(study, claimant, rivals, measures)
+    outcomes = {"better than": wins, "worse than": losses, "not separated from": open_}
+    text = outcome_text(study, claimant, rivals, outcomes)
+    if truncated:
+        text += f" Left out, their runs not all ended by the rule: {labels(study, truncated)}."
+    if claim.key == "claim_squared_error":
+        text = f"{SEED_QUOTE} {text}{learned_scale(study, claimant, rivals[0])}"
+        diverged = int(((study.metrics["family"] == rivals[0]) & (study.metrics["status"] == DIVERGED)).sum())
+        if diverged:
+            text += f" {count(diverged, f'{label(study, rivals[0])} run')} diverged."
+    verdict = claim_verdict(wins, losses, open_)
+    return Finding(claim.key, claim.quote, text, verdict, measure, summary(outcomes), stands)
+
+
+def learned_scale(study: Study, bce: str, squared: str) -> str:
+    """Where squared error loses to BCE on likelihood, whether the same distribution with a learned scale
+    does too: it tells the fixed scale from the Gaussian shape as the cause."""
     shape = catalog.BY_ID[squared].distribution
-    learned_scale = [e.id for e in catalog.CATALOG if shape and e.distribution == shape and e.learned_scale]
-    text, rescued, not_rescued = f"{SEED_QUOTE} {finding.text}", [], []
+    learned = [e.id for e in catalog.CATALOG if shape and e.distribution == shape and e.learned_scale]
+    rescued, not_rescued = [], []
     for dim in study.dims:
-        s, r = (study.stat(f, dim, "bpd_disc")["mean"] for f in (squared, reference))
-        if finite(s) and finite(r) and s > r:  # the fixed scale loses on likelihood: does a learned one?
-            for family in learned_scale:
+        s, r = (study.stat(f, dim, "bpd_disc")["mean"] for f in (squared, bce))
+        if finite(s) and finite(r) and s > r:
+            for family in learned:
                 if finite(m := study.stat(family, dim, "bpd_disc")["mean"]):
-                    shown = f"{label(study, family)} {fmt(m)} at z = {dim}"
-                    (rescued if m <= r else not_rescued).append(shown)
+                    (rescued if m <= r else not_rescued).append(f"{label(study, family)} at z = {dim}")
+    text = ""
     if rescued:
         text += (
-            " Where it loses on likelihood, a learned scale does not ("
-            + ", ".join(rescued)
-            + f" bits/dim): the fixed scale, not the {shape} shape, is what costs likelihood there."
+            f" Where it loses to BCE on likelihood, a learned scale does not ({', '.join(rescued)}): the "
+            f"fixed scale, not the {shape} shape, is what costs likelihood there."
         )
     if not_rescued:
         text += (
-            " Not every learned scale rescues it: " + ", ".join(not_rescued) + " bits/dim is still "
-            f"worse than {label(study, reference)}."
+            f" A learned scale does not rescue it everywhere: {', '.join(not_rescued)} still loses to BCE."
         )
-    diverged = int(((study.metrics["family"] == squared) & (study.metrics["status"] == DIVERGED)).sum())
-    if diverged:
-        text += f" {stats.count(diverged, f'{squared} run')} diverged."
-    return [Finding(finding.key, finding.title, text, finding.verdict)]
+    return text
+
+
+def claims(study: Study) -> list[Finding]:
+    """The seed post's claims, each with its verdict; none where the catalog lacks BCE or squared error."""
+    if catalog.with_everyday_loss(BCE) is None or catalog.with_everyday_loss(SQUARED) is None:
+        return []
+    return [judge_claim(study, claim) for claim in CLAIMS]

@@ -8,12 +8,12 @@ another architecture, a small training set: each decided in `vaebench.analysis`,
 import pandas as pd
 
 from vaebench import analysis, stats
-from vaebench.analysis import PAPER_K, RISE_SE, SEED_ARCH
+from vaebench.analysis import PAPER_K, SEED_ARCH
 from vaebench.findings.finding import Finding
 from vaebench.results import Study
 from vaebench.words import fmt, label, seeds, setting
 
-NAMED_RUNS = 4  # up to this many runs with a still-rising estimate are named; more are summed up per family
+NAMED_RUNS = 4  # up to this many runs the epoch cap stopped are named; more are counted per family
 
 
 def limit_epochs(study: Study) -> list[Finding]:
@@ -23,22 +23,24 @@ def limit_epochs(study: Study) -> list[Finding]:
     rising = analysis.still_rising(study)  # tables written before runs recorded why they stopped
     if rising.empty:
         return []
-    top = rising.sort_values("share", ascending=False).iloc[0]
     epochs = ", ".join(map(str, sorted(set(rising["epochs"]))))
-    runs, counts = study.ok.groupby("family").size(), rising.groupby("family").size()
-    per_family = ", ".join(
-        f"{label(study, family)} {counts[family]} of {runs[family]}"
-        for family in study.families
-        if family in counts
-    )
     text = (
-        f"the test ELBO of {len(rising)} of {len(study.ok)} ok runs still rose in the last epoch "
-        f"(of {epochs}): that epoch added up to {100 * top['share']:.0f}% of a run's total gain "
-        f"({label(study, top['family'])} z = {top['latent_dim']} seed {top['seed']}; median "
-        f"{100 * rising['share'].median():.0f}%). Still rising, per family: {per_family}. Longer training "
-        "would change these numbers, and not for every family alike."
+        f"{len(rising)} of {len(study.ok)} ok runs still improved in their last epoch (of {epochs}): "
+        "longer training would change these numbers."
     )
     return [Finding("limit_epochs", "Training had not converged:", text)]
+
+
+def named_runs(study: Study, runs: pd.DataFrame) -> str:
+    """The runs themselves while few (NAMED_RUNS), else how many per family."""
+    if len(runs) <= NAMED_RUNS:
+        return "; ".join(
+            f"{label(study, r.family)} z = {r.latent_dim} seed {r.seed}" for r in runs.itertuples()
+        )
+    if len(runs) == len(study.ok):
+        return "all of them"
+    counts = runs.groupby("family").size()
+    return ", ".join(f"{label(study, f)} {counts[f]}" for f in study.families if f in counts)
 
 
 def limit_stops(study: Study, ended: analysis.Stops) -> list[Finding]:
@@ -46,91 +48,36 @@ def limit_stops(study: Study, ended: analysis.Stops) -> list[Finding]:
     runs left, against the lead the verdict rests on."""
     parts = []
     if not ended.capped.empty:
-        counts, runs = ended.capped.groupby("family").size(), study.ok.groupby("family").size()
-        per_family = ", ".join(
-            f"{label(study, f)} {counts[f]} of {runs[f]}" for f in study.families if f in counts
-        )
-        caps = sorted(set(ended.capped["epochs_completed"].astype(int)))
-        caps = ", ".join(map(str, caps)) + (" epoch" if caps == [1] else " epochs")
+        caps = ", ".join(map(str, sorted(set(ended.capped["epochs_completed"].astype(int)))))
         parts.append(
-            f"{len(ended.capped)} of {len(study.ok)} ok runs stopped at the epoch cap ({caps}) before "
-            f"the stopping rule judged them converged: {per_family}. Longer training would change these "
-            "numbers, and not for every family alike."
+            f"{len(ended.capped)} of {len(study.ok)} ok runs stopped at the epoch cap ({caps}), not by the "
+            f"rule: {named_runs(study, ended.capped)}."
         )
     if not ended.drift.empty:
-        top = ended.drift.iloc[0]
-        text = (
-            f"at their stop the converged runs still gained at most {fmt(top['drift_bpd'], 4)} bits/dim "
-            f"over the rule's last window ({label(study, top['family'])} z = {top['latent_dim']} seed "
-            f"{top['seed']})"
+        top, gap = ended.drift.iloc[0], analysis.lead(study)
+        against = f", against a lead of {fmt(gap[1])}" if gap is not None else ""
+        parts.append(
+            f"Drift left at a converged run's stop: at most {fmt(top['drift_bpd'], 4)} bits/dim{against}."
         )
-        gap = analysis.lead(study)
-        if gap is not None:
-            text += f", against a lead of {fmt(gap[1], 3)} bits/dim for the best family (z = {gap[0]})"
-        parts.append(text + ".")
     if not parts:
         return []
     title = "Training had not converged:" if not ended.capped.empty else "Training converged:"
-    return [Finding("limit_epochs", title, " ".join(p[0].upper() + p[1:] for p in parts))]
+    return [Finding("limit_epochs", title, " ".join(parts))]
 
 
 def limit_k(study: Study) -> list[Finding]:
     k = analysis.fewer_samples(study)
     if k is None:
         return []
-    text = (
-        f"K = {k} importance samples per test image, not the protocol's {PAPER_K}: the "
-        "estimate is a lower bound on the log-likelihood that tightens as K grows, so every bits/dim "
-        "here is too high, by more for families whose posterior fits worse."
-    )
+    text = f"K = {k}, not {PAPER_K}: every bits/dim is too high, by more where the posterior fits worse."
     return [Finding("limit_k", "Few importance samples:", text)]
-
-
-def limit_convergence(study: Study) -> list[Finding]:
-    """Runs whose estimate still rose from K/4 to K by more than RISE_SE standard errors."""
-    flagged = analysis.estimate_still_rising(study)
-    if not flagged:
-        return []
-    n_runs = len({r.run_dir for r in flagged})
-    if n_runs <= NAMED_RUNS:
-        named = "; ".join(
-            f"{label(study, r.family)} z = {r.latent_dim} seed {r.seed} "
-            f"({'discretized' if r.kind == 'disc' else 'dequantized'}: "
-            f"+{fmt(r.rise_bpd, 4)} bits/dim, {r.rise_nats / r.se_nats:.1f} standard errors)"
-            for r in flagged
-        )
-    else:  # one clause per family: its flagged runs and the largest rise among them
-        rows = pd.DataFrame(
-            [(r.family, r.run_dir, r.rise_bpd, r.rise_nats / r.se_nats) for r in flagged],
-            columns=["family", "run", "bpd", "se"],
-        )
-        order = {family: i for i, family in enumerate(study.families)}
-        rows = rows.sort_values("family", key=lambda f: f.map(order), kind="stable")
-        runs = study.ok.groupby("family").size()
-        clauses = []
-        for family, mine in rows.groupby("family", sort=False):
-            top = mine.loc[mine["bpd"].idxmax()]
-            clauses.append(
-                f"{label(study, family)} {mine['run'].nunique()} of {runs[family]}, up to "
-                f"+{fmt(top['bpd'], 4)} bits/dim ({top['se']:.1f} standard errors)"
-            )
-        named = "per family, " + "; ".join(clauses)
-    text = (
-        f"from K/4 to K samples the estimate still rose by more than {RISE_SE} standard errors in "
-        f"{stats.count(n_runs, 'run')}: {named}. A larger K would lower these bits/dim further (see the "
-        "convergence table)."
-    )
-    return [Finding("limit_convergence", "The likelihood estimate has not converged:", text)]
 
 
 def limit_subset(study: Study) -> list[Finding]:
     scored, split = analysis.scored_images(study), analysis.split_size(study, "n_test")
     if scored is None or split is None or scored >= split:
         return []
-    text = (
-        f"scored on the first {scored:,} of the {split:,} test images: the standard errors "
-        "shown are those of this subset."
-    )
+    text = f"scored on the first {scored:,} of the {split:,} test images."
     return [Finding("limit_subset", "A subset of the test split:", text)]
 
 
@@ -138,12 +85,8 @@ def limit_seeds(study: Study) -> list[Finding]:
     n = study.n_seeds
     if n == 0 or n >= stats.MIN_PAIRS_T:
         return []
-    text = (
-        f"{seeds(n)} per family and latent size: the variation from one training run to the next is not "
-        f"measured, so a difference counts only beyond {stats.NOISE_SE} test-set standard errors, and "
-        f"even then a new seed could reorder close families (the tests need {stats.MIN_PAIRS_T} seeds)."
-    )
-    return [Finding("limit_seeds", "One training run each:" if n == 1 else "Too few seeds for tests:", text)]
+    text = f"{seeds(n)} per family and latent size: the variation from one run to the next is not measured."
+    return [Finding("limit_seeds", "One training run each:" if n == 1 else "Too few seeds:", text)]
 
 
 def limit_selection(study: Study) -> list[Finding]:
@@ -153,36 +96,29 @@ def limit_selection(study: Study) -> list[Finding]:
         lrs = sorted(set(analysis.ok_values(study, "lr")))
         if len(study.families) < 2 or not lrs:
             return []
-        text = (
-            f"every family trained with the learning rate {', '.join(f'{lr:g}' for lr in lrs)} and the fixed "
-            "scales as set: a family that needs another learning rate or scale is at a disadvantage"
-            + (
-                " (only the epoch kept was chosen, on the validation split)."
-                if analysis.validated(study)
-                else "; with no validation split, the epoch scored is the last, not the best."
-            )
-        )
+        rates = ", ".join(f"{lr:g}" for lr in lrs)
+        text = f"every family used the learning rate {rates} and the fixed scales as set."
         return [Finding("limit_selection", "Nothing was tuned:", text)]
     first = next(iter(study.selection.values()))
     epochs = sorted(set(analysis.ok_values(study, "epochs").astype(int)))
     edges = {f: edges for f, r in study.selection.items() if (edges := analysis.grid_edges(r))}
     short = bool(epochs) and first["epochs"] < max(epochs)
-    if not (short or edges):
-        return []
-    text = f"each family's settings were chosen on {first['epochs']}-epoch runs (seed {first['seed']}, " + (
-        f"z = {first['latent_dim']}), shorter than the study's ({', '.join(map(str, epochs))} epochs): a "
-        "short horizon favours what learns fast, larger learning rates among them."
-        if short
-        else f"z = {first['latent_dim']}), used at every latent size."
-    )
+    parts = []
+    if short:
+        parts.append(
+            f"settings chosen on runs capped at {first['epochs']} epochs (seed {first['seed']}, z = "
+            f"{first['latent_dim']}), the study's at {max(epochs)}: a short horizon favours fast learners."
+        )
     if edges:
         named = "; ".join(
             f"{label(study, f)} ({', '.join(setting(k, study.selection[f]['settings'][k]) for k in e)})"
             for f, e in edges.items()
         )
-        text += f" At the edge of its grid, so the best value may lie beyond it: {named}."
+        parts.append(f"still at the edge of its grid after the extensions: {named}.")
+    if not parts:
+        return []
     title = "Settings chosen on short runs:" if short else "Settings at the edge of their grid:"
-    return [Finding("limit_selection", title, text)]
+    return [Finding("limit_selection", title, " ".join(p[:1].upper() + p[1:] for p in parts))]
 
 
 def limit_arch(study: Study) -> list[Finding]:
@@ -190,8 +126,8 @@ def limit_arch(study: Study) -> list[Finding]:
     if not other:
         return []
     text = (
-        f"the {', '.join(other)} network, not the seed post's {SEED_ARCH} decoder: families can rank "
-        "differently with another decoder."
+        f"the {', '.join(other)}, not the {SEED_ARCH} net of the seed post's companion script (the post "
+        "names no architecture): families may rank differently with another decoder."
     )
     return [Finding("limit_arch", "Another architecture:", text)]
 
@@ -201,11 +137,7 @@ def limit_train_size(study: Study) -> list[Finding]:
     if n is None:
         return []
     dataset = ", ".join(sorted(set(study.metrics["dataset"].astype(str))))
-    text = (
-        f"{n:,} training images ({dataset}): models this size can overfit them, and a family that needs "
-        "more data to fit its scale is at a disadvantage."
-    )
-    return [Finding("limit_train_size", "A small training set:", text)]
+    return [Finding("limit_train_size", "A small training set:", f"{n:,} training images ({dataset}).")]
 
 
 def limits(study: Study) -> list[Finding]:
@@ -214,7 +146,6 @@ def limits(study: Study) -> list[Finding]:
         limit_epochs(study)
         + limit_selection(study)
         + limit_k(study)
-        + limit_convergence(study)
         + limit_subset(study)
         + limit_seeds(study)
         + limit_arch(study)

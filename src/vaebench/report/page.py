@@ -10,16 +10,13 @@ from pathlib import Path
 from string import Template
 
 from vaebench import captions, findings, stats
+from vaebench.report.answer import findings_section, hold_section, use
 from vaebench.report.html import MARK, Footnotes, caption_html, esc, findings_list
 from vaebench.report.runs import runs
 from vaebench.report.setup import fixed_options, setup, values
 from vaebench.report.tables import convergence, headline, measures, ranking
 from vaebench.results import Study
 from vaebench.utils import atomic_write
-
-
-def verdict(study: Study) -> str:
-    return findings_list(findings.verdict(study), "verdict")
 
 
 def limits(study: Study, config: dict) -> str:
@@ -83,14 +80,15 @@ def render(
         title=f"vaebench: output distributions for image VAEs on {values(study, 'dataset')}",
         mark=MARK.format(written=written),
         subtitle=esc(subtitle(study)),
-        verdict=verdict(study),
+        verdict=use(study),
+        hold=hold_section(study, lambda dim: None),
         limits=limits(study, config),
         setup=setup(study, config),
         headline=table,
         convergence=convergence(study),
         measures=measures(study, footnotes),
         ranking=ranking(study),
-        findings=findings_list(findings.findings(study), "findings"),
+        findings=findings_section(study),
         figures=figures(figures_dir, captions_dir),
         runs=runs(study),
         fixed_options=fixed_options(study),
