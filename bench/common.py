@@ -5,8 +5,6 @@ import os
 import statistics
 from pathlib import Path
 
-import torch
-
 from vaebench.utils import provenance
 
 OUT_DIR = Path(__file__).resolve().parent / "out"
@@ -31,6 +29,8 @@ def ratio(a: dict, b: dict) -> float:
 def machine() -> dict:
     """What the numbers were measured on (the provenance of every result, on the CPU), and how loaded
     the machine was at the end."""
+    import torch  # here, so a benchmark of the report pages needs no torch
+
     return {
         **provenance(torch.device("cpu")),
         "cores": os.cpu_count(),

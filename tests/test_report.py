@@ -304,35 +304,40 @@ def test_the_report_imports_no_plotting():
     assert out.strip() == "[]"
 
 
-def test_report_opens_in_a_real_browser(full):
-    """Headless Chromium loads the page offline: every figure decodes, one headline row per family, the
-    verdict comes first with its limits box, and no cell or finding shows a missing value (nan, None)."""
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Debian Chromium through Playwright (no browser download), offline."""
     playwright = pytest.importorskip(
         "playwright.sync_api",
         reason="Playwright for Python is not installed (pip install playwright; no browser download needed)",
     )
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    study, _, path = full
-    requests = []
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
-            page = browser.new_page()
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto(path.as_uri(), wait_until="load")
-            images = page.evaluate("Array.from(document.images, i => [i.complete, i.naturalWidth, i.alt])")
-            rows = page.evaluate("document.querySelectorAll('#headline tbody tr:not(.reference)').length")
-            sections = page.evaluate("Array.from(document.querySelectorAll('section'), s => s.id)")
-            verdict = page.evaluate(
-                "Array.from(document.querySelectorAll('#verdict ul.verdict li'), li => li.innerText)"
-            )
-            limits = page.evaluate("document.querySelector('#verdict aside.limits').innerText")
-            shown = page.evaluate(
-                "Array.from(document.querySelectorAll('td, th, li, figcaption'), e => e.innerText)"
-            )
+            yield browser
         finally:
             browser.close()
+
+
+def test_report_opens_in_a_real_browser(full, browser):
+    """Headless Chromium loads the page offline: every figure decodes, one headline row per family, the
+    verdict comes first with its limits box, and no cell or finding shows a missing value (nan, None)."""
+    study, _, path = full
+    requests = []
+    page = browser.new_page()
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(path.as_uri(), wait_until="load")
+    images = page.evaluate("Array.from(document.images, i => [i.complete, i.naturalWidth, i.alt])")
+    rows = page.evaluate("document.querySelectorAll('#headline tbody tr:not(.reference)').length")
+    sections = page.evaluate("Array.from(document.querySelectorAll('section'), s => s.id)")
+    verdict = page.evaluate(
+        "Array.from(document.querySelectorAll('#verdict ul.verdict li'), li => li.innerText)"
+    )
+    limits = page.evaluate("document.querySelector('#verdict aside.limits').innerText")
+    shown = page.evaluate("Array.from(document.querySelectorAll('td, th, li, figcaption'), e => e.innerText)")
+    page.close()
     assert len(images) == len(captions.FIGURES)
     assert all(complete and width > 0 for complete, width, _ in images), images
     assert rows == len(study.families)
@@ -342,6 +347,42 @@ def test_report_opens_in_a_real_browser(full):
     missing = [text for text in shown if re.search(r"\b(nan|NaN|None|null)\b", text)]
     assert not missing, missing[:5]
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
+
+
+def test_report_fits_the_screen_and_folds_the_details(full, browser):
+    """At 1,280 px every table fits the page; on a phone (412 px) a wide table scrolls inside its own box,
+    so the page never scrolls sideways, even with every folded detail open. The details (every run, every
+    pairwise test, the conventions) are folded behind a summary, and a link into them unfolds them."""
+    _, html_page, path = full
+    assert html_page.count("<table") == html_page.count("<div class='scroll'><table")
+    widths = {}
+    for width in (1280, 412):
+        page = browser.new_page(viewport={"width": width, "height": 800})
+        page.goto(path.as_uri(), wait_until="load")
+        if width == 1280:
+            folded = page.evaluate(
+                "Array.from(document.querySelectorAll('details:not([open]) > summary'), s => s.innerText)"
+            )
+        page.evaluate("document.querySelectorAll('details').forEach(d => { d.open = true; })")
+        widths[width] = page.evaluate(
+            """() => [document.documentElement.scrollWidth, document.documentElement.clientWidth,
+                Array.from(document.querySelectorAll('table'), t => t.getBoundingClientRect().right)]"""
+        )
+        page.close()
+    document, viewport, rights = widths[1280]
+    assert document == viewport == 1280 and max(rights) <= viewport
+    document, viewport, rights = widths[412]
+    assert document == viewport == 412 and max(rights) > viewport  # the headline scrolls in its box
+    assert [summary.split(" (")[0] for summary in folded] == [
+        "How each likelihood is defined, the runs and statistics, what is deterministic",
+        "Every run",
+        "Every pairwise test of the bits/dim",
+    ]
+    assert folded[1].startswith("Every run (18 rows)")
+    page = browser.new_page()
+    page.goto(path.as_uri() + "#likelihoods", wait_until="load")
+    assert page.evaluate("document.querySelector('#conventions details').open")
+    page.close()
 
 
 def test_the_headline_marks_its_column_and_gives_the_test_set_error_with_one_seed(sparse, full):
@@ -388,11 +429,11 @@ def test_the_verdict_the_limits_the_convergence_and_the_measures_are_on_the_page
 
 def test_integers_print_as_integers_and_the_pairwise_note_is_said_once(sparse, full):
     _, page, _ = sparse
-    runs = re.search(r"<table id='runs-table'>.*?</table>", page, re.S).group(0)
-    header = re.findall(r"<th>(.*?)</th>", runs)
-    row = re.search(r"<tbody>\s*<tr>(.*?)</tr>", runs, re.S).group(1)
-    first_row = re.findall(r"<td[^>]*>(.*?)</td>", row)
-    cells = dict(zip(header, first_row, strict=True))
+    cells = {}  # the first run's row, across the every-run tables
+    for runs in re.findall(r"<table id='runs-[a-z]+'>.*?</table>", page, re.S):
+        header = re.findall(r"<th>(.*?)</th>", runs)
+        row = re.search(r"<tbody>\s*<tr>(.*?)</tr>", runs, re.S).group(1)
+        cells.update(zip(header, re.findall(r"<td[^>]*>(.*?)</td>", row), strict=True))
     assert (cells["K"], cells["test images"], cells["active units"], cells["epochs to 95% ↓"]) == (
         "100",
         "300",

@@ -1,4 +1,5 @@
-"""The page's HTML pieces: escaping, tables, a finding, a caption, a family's label, numbered footnotes."""
+"""The page's HTML pieces: escaping, tables in their scroll boxes, a finding, a caption, a family's label,
+numbered footnotes."""
 
 import html
 import re
@@ -42,7 +43,13 @@ def table(header: list[str], rows: list[list[str]], attrs: str = "") -> str:
 
     head = "".join(cell(h, "th") for h in header)
     body = "\n".join("<tr>" + "".join(cell(c) for c in row) + "</tr>" for row in rows)
-    return f"<table {attrs}><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>"
+    return scroll_box(f"<table {attrs}><thead><tr>{head}</tr></thead><tbody>\n{body}\n</tbody></table>")
+
+
+def scroll_box(table_html: str) -> str:
+    """A table in a box of its own that scrolls sideways when the screen is narrower than the table, so the
+    page itself never does."""
+    return f"<div class='scroll'>{table_html}</div>"
 
 
 class Footnotes:

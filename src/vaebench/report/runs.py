@@ -8,29 +8,56 @@ from vaebench.utils import finite
 from vaebench.words import fmt, fmt_p, fmt_value
 
 INTEGER_COLUMNS = ("latent_dim", "seed", "k", "n_test", "epochs_completed", "active_units", "epochs_to_95")
-RUN_COLUMNS = (  # the every-run table: column -> its header
-    ("bpd_disc", "bits/dim disc ↓"),
-    ("bpd_deq", "bits/dim deq ↓"),
-    ("ll_disc_nats", "LL disc, nats ↑"),
-    ("ll_deq_nats", "LL deq, nats ↑"),
-    ("elbo_nats", "ELBO, nats ↑"),
-    ("kl_nats", "KL, nats"),
-    ("recon_mse", "recon MSE ↓"),
-    ("knn_acc", "kNN acc ↑"),
-    ("active_units", "active units"),
-    ("coverage90", "recon. coverage 90%"),
-    ("epochs_to_95", "epochs to 95% ↓"),
-    ("fd_samples_mean", "FD samples ↓"),
-    ("fd_recon_mean", "FD recon ↓"),
-    ("sharpness_mean", "sharpness"),
-    ("recon_class_acc_mean", "recon class acc ↑"),
-    ("ll_disc_rise_nats", "LL rise K/4→K, nats"),
-    ("k", "K"),
-    ("n_test", "test images"),
-    ("epochs_completed", "epochs done"),
-    ("train_seconds", "train s"),
-    ("eval_seconds", "eval s"),
+# the every-run tables, split so each fits the page: (id, what it shows, ((column, header), ...))
+RUN_TABLES = (
+    (
+        "runs-likelihoods",
+        "status and likelihoods",
+        (
+            ("status", "status"),
+            ("note", "note"),
+            ("bpd_disc", "bits/dim disc ↓"),
+            ("bpd_deq", "bits/dim deq ↓"),
+            ("ll_disc_nats", "LL disc, nats ↑"),
+            ("ll_deq_nats", "LL deq, nats ↑"),
+            ("elbo_nats", "ELBO, nats ↑"),
+            ("kl_nats", "KL, nats"),
+            ("ll_disc_rise_nats", "LL rise K/4→K, nats"),
+            ("k", "K"),
+            ("n_test", "test images"),
+        ),
+    ),
+    (
+        "runs-measures",
+        "other measures",
+        (
+            ("recon_mse", "recon MSE ↓"),
+            ("knn_acc", "kNN acc ↑"),
+            ("active_units", "active units"),
+            ("coverage90", "recon. coverage 90%"),
+            ("epochs_to_95", "epochs to 95% ↓"),
+            ("fd_samples_mean", "FD samples ↓"),
+            ("fd_recon_mean", "FD recon ↓"),
+            ("sharpness_mean", "sharpness"),
+            ("recon_class_acc_mean", "recon class acc ↑"),
+        ),
+    ),
+    (
+        "runs-provenance",
+        "cost and provenance",
+        (
+            ("epochs_completed", "epochs done"),
+            ("train_seconds", "train s"),
+            ("eval_seconds", "eval s"),
+            ("device", "device"),
+            ("git_commit", "commit"),
+            ("started_at", "started"),
+            ("run_dir", "run directory"),
+        ),
+    ),
 )
+# the text columns of those tables -> how many characters are shown (None: all)
+TEXT_COLUMNS = {"note": None, "device": None, "git_commit": 10, "started_at": None, "run_dir": None}
 TEST_HEADER = [
     "metric",
     "z",
@@ -60,36 +87,35 @@ def number(column: str, value) -> str:
     return fmt(value, 4 if column in ("bpd_disc", "bpd_deq", "recon_mse") else 2)
 
 
+def cell(column: str, r: pd.Series) -> tuple[str, str]:
+    """A cell of the every-run tables: the status coloured, text escaped (a commit shortened), a run's
+    directory breakable anywhere, numbers as `number` prints them."""
+    value = r[column]
+    if column == "status":
+        return esc(value), "status-ok" if value == OK else "status-bad"
+    if column in TEXT_COLUMNS:
+        shown = esc(str(value)[: TEXT_COLUMNS[column]]) if pd.notna(value) else ""
+        return shown, "path" if column == "run_dir" else ""
+    return number(column, value), "num"
+
+
 def runs(study: Study) -> str:
+    """Every run, one row each in three tables (status and likelihoods, other measures, cost and
+    provenance), folded away."""
     m = study.metrics
-    columns = [(c, h) for c, h in RUN_COLUMNS if c in m.columns]
-
-    def text(r, c, cut=None):
-        return esc(str(r[c])[:cut]) if c in r.index and pd.notna(r[c]) else ""
-
-    rows = []
-    for _, r in m.iterrows():
-        status_css = "status-ok" if r["status"] == OK else "status-bad"
-        cells = [
-            family_label(study, r["family"]),
-            esc(r["latent_dim"]),
-            esc(r["seed"]),
-            (esc(r["status"]), status_css),
-            esc(r["note"]),
+    blocks = []
+    for table_id, what, wanted in RUN_TABLES:
+        columns = [(c, h) for c, h in wanted if c in m.columns]
+        rows = [
+            [family_label(study, r["family"]), esc(r["latent_dim"]), esc(r["seed"])]
+            + [cell(c, r) for c, _ in columns]
+            for _, r in m.iterrows()
         ]
-        cells += [(number(c, r[c]), "num") for c, _ in columns]
-        cells += [text(r, "device"), text(r, "git_commit", 10), text(r, "started_at"), esc(r["run_dir"])]
-        rows.append(cells)
-    header = (
-        ["family", "z", "seed", "status", "note"]
-        + [h for _, h in columns]
-        + ["device", "commit", "started", "run directory"]
-    )
+        header = ["family", "z", "seed"] + [h for _, h in columns]
+        blocks.append(f"<h4>{what}</h4>" + table(header, rows, f"id='{table_id}'"))
     return (
-        f"<details class='runs'><summary>Every run ({len(m)}): status, numbers, provenance</summary>"
-        + table(header, rows, "id='runs-table'")
-        + "</details>"
-        + tests(study)
+        f"<details class='runs'><summary>Every run ({len(m)} rows): status and likelihoods, other measures, "
+        "cost and provenance</summary>" + "".join(blocks) + "</details>" + tests(study)
     )
 
 
@@ -119,5 +145,8 @@ def tests(study: Study) -> str:
     said = f"<p class='small'>Unless a row says otherwise: {esc(common)}.</p>" if common else ""
     return (
         f"<details class='runs'><summary>Every pairwise test of the bits/dim ({len(tests)}; the "
-        "other measures' tests are in tests.csv)</summary>" + said + table(TEST_HEADER, rows) + "</details>"
+        "other measures' tests are in tests.csv)</summary>"
+        + said
+        + table(TEST_HEADER, rows, "id='tests-table'")
+        + "</details>"
     )

@@ -6,7 +6,7 @@ import pandas as pd
 
 from vaebench import analysis, stats
 from vaebench.analysis import RISE_SE
-from vaebench.report.html import Footnotes, esc, family_label, table
+from vaebench.report.html import Footnotes, esc, family_label, scroll_box, table
 from vaebench.results import BPD_LABEL, MEASURES, METRIC_NAMES, OK, UNIFORM_BPD, Study
 from vaebench.units import nats_to_bpd
 from vaebench.utils import finite
@@ -88,7 +88,8 @@ def headline(study: Study, footnotes: Footnotes) -> str:
         "<a href='#likelihoods'>how each is defined</a>.</p>"
     )
     return (
-        f"<table id='headline'><thead>{top}{sub}</thead><tbody>\n{body}\n</tbody></table>{legend}"
+        scroll_box(f"<table id='headline'><thead>{top}{sub}</thead><tbody>\n{body}\n</tbody></table>")
+        + legend
         + footnotes.listed()
     )
 
