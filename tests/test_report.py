@@ -147,11 +147,11 @@ def test_report_counts_bad_runs_and_says_where_runs_differ(full):
 def test_findings_are_escaped_with_their_title_in_bold(full):
     study, page, _ = full
     items = findings.findings(Study.load(study.results))
-    expected = "<ul class='findings'>" + "".join(f"<li>{finding_html(f)}</li>" for f in items) + "</ul>"
+    expected = "".join(f"<p id='{f.key}'>{finding_html(f)}</p>" for f in items)
     assert expected in section(page, "findings")
     winner = next(f for f in items if f.key == "winner")
     title, text = (html.escape(t, quote=False) for t in (winner.title, winner.text))
-    assert f"<li><b>{title}</b> {text}</li>" in page
+    assert f"<p id='winner'><b>{title}</b> {text}</p>" in page
     shown = section(page, "findings")
     assert "Holm p &lt; 0.001" in shown and "Holm p < 0.001" not in shown
     assert finding_html(findings.Finding("k", "", "a < b & c")) == "a &lt; b &amp; c"
@@ -164,12 +164,14 @@ def test_findings_follow_the_tests(full, sparse):
     assert "ahead of every other family (significant across 3 seeds" in text
     assert "test-set standard errors, 2 seeds" in text  # z = 8: the diverged and missing runs leave 2 pairs
     assert f"{catalog.label('continuous_bernoulli')} is better by" in text
-    assert "Not testable here: the study lacks ok runs of squared_error" in text
+    squared = catalog.label("squared_error")
+    assert f"Not testable here: the study has no ok runs of {squared}" in text
 
     _, page, _ = sparse
-    text = html.unescape(re.sub(r"<[^>]+>", "", section(page, "findings")))
-    assert "Too few seeds for statistics" in text
-    assert "Seed claim “squared error doesn't work at all”:" in text
+    table = re.search(r"<table id='findings-table'>.*?</table>", section(page, "findings"), re.S).group(0)
+    rows = re.findall(r"<tr><td><a href='#(\w+)'>", table)
+    assert rows == ["claim_converges", "claim_latent", "claim_sharper", "claim_squared_error"]
+    assert "<td class='verdict'>not testable here</td>" in table
 
 
 def test_ranking_shows_a_shared_rank_where_no_test_separates(tmp_path):
@@ -342,8 +344,8 @@ def test_report_opens_in_a_real_browser(full, browser):
     assert all(complete and width > 0 for complete, width, _ in images), images
     assert rows == len(study.families)
     assert sections[:2] == ["question", "verdict"]
-    assert verdict[0].startswith("Best likelihood (discretized bits/dim, lower is better): at z = 2, ")
-    assert any(item.startswith("Best-looking:") for item in verdict) and "Limits of this run" in limits
+    assert verdict[0].startswith("For likelihood: use ")
+    assert any(item.startswith("For pictures:") for item in verdict) and "Limits of this run" in limits
     missing = [text for text in shown if re.search(r"\b(nan|NaN|None|null)\b", text)]
     assert not missing, missing[:5]
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
@@ -417,8 +419,9 @@ def test_the_baselines_are_reference_rows_of_the_headline(full):
 def test_the_verdict_the_limits_the_convergence_and_the_measures_are_on_the_page(sparse):
     _, page, _ = sparse
     verdict = html.unescape(re.sub(r"<[^>]+>", "", section(page, "verdict")))
-    assert verdict.index("Best likelihood") < verdict.index("Limits of this run")
+    assert verdict.index("For likelihood") < verdict.index("Limits of this run")
     assert "One training run each:" in verdict and "Few importance samples: K = 100" in verdict
+    assert "best likelihood (discretized bits/dim)" in section(page, "verdict")  # the leaders' table
     assert "Avoid:" in verdict and "worse than uniform noise" in verdict
     results_section = section(page, "headline-section")
     assert "<table id='convergence'>" in results_section and "K/16 → K/4 → K" in results_section

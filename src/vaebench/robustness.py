@@ -129,15 +129,16 @@ def length_check(study: Study) -> Check:
     ranking at 100% (Kendall's tau, the smallest over latent sizes), and the largest drift a converged run
     still had at its stop against the gap."""
     history = study.history
-    if history.empty:
-        return Check("training length", VOID, {}, "no run has a learning curve")
-    ok = history[history["status"] == "ok"]
+    ok = history[history["status"] == "ok"] if not history.empty else history
+    if ok.empty:
+        return Check("training length", VOID, {}, "no ok run has a learning curve")
     column = curve_column(ok)
     last = best_at(ok, column, 1.0).groupby(["family", "latent_dim"]).mean()
+    dims = sorted(set(last.index.get_level_values("latent_dim")))
     taus = {}
     for fraction in LENGTH_FRACTIONS:
         earlier = best_at(ok, column, fraction).groupby(["family", "latent_dim"]).mean()
-        per_dim = [tau(earlier.xs(d, level=1), last.xs(d, level=1)) for d in study.dims]
+        per_dim = [tau(earlier.xs(d, level=1), last.xs(d, level=1)) for d in dims]
         taus[fraction] = min((t for t in per_dim if finite(t)), default=math.nan)
     gap = verdict_gap(study)
     ended = analysis.stops(study)
