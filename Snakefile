@@ -9,10 +9,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-# a preset stands alone: --configfile X replaces config/config.yaml instead of merging onto it
+# a preset stands alone: --configfile X replaces config/config.yaml instead of merging onto it; the default
+# is found beside this file, so a study run in a directory of its own (--directory) finds it too
 if not workflow.overwrite_configfiles:
 
-    configfile: "config/config.yaml"
+    configfile: os.path.join(workflow.basedir, "config", "config.yaml")
 
 
 report: "workflow/report/workflow.rst"

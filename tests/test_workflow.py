@@ -51,6 +51,14 @@ def test_full_config_dry_run_has_one_job_per_run(workdir):
     }
 
 
+def test_a_study_in_a_directory_of_its_own_finds_the_default_config(workdir, tmp_path):
+    """`snakemake --directory ELSEWHERE` keeps a long study outside the checkout: config/config.yaml is
+    found beside the Snakefile, not in the working directory."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert planned_jobs(workdir, "--directory", str(elsewhere)) == planned_jobs(workdir)
+
+
 def test_the_published_study_chooses_its_settings_before_training(workdir):
     jobs = planned_jobs(workdir, "--configfile", "config/fashion.yaml")
     grid_runs = 3 * (len(FAMILY_IDS) - 2) + 2 * 3 * 3  # 3 learning rates; x 3 scales for the 2 fixed scales
