@@ -136,14 +136,23 @@ def limit_subset(study: Study) -> list[Finding]:
 
 def limit_seeds(study: Study) -> list[Finding]:
     n = study.n_seeds
-    if n == 0 or n >= stats.MIN_PAIRS_T:
+    if n == 0 or n >= stats.MIN_SEEDS_T:
         return []
+    if n > 1:
+        text = (
+            f"{seeds(n)} per family and latent size: the tests estimate the variation from one training run "
+            "to the next from two runs, so a new seed could still reorder close families."
+        )
+        return [Finding("limit_seeds", "Two training runs each:", text)]
+    if analysis.images_resampled(study) is not None:
+        how = "the likelihoods' tests resample the test images only"
+    else:
+        how = f"a difference counts only beyond {stats.NOISE_SE} test-set standard errors"
     text = (
         f"{seeds(n)} per family and latent size: the variation from one training run to the next is not "
-        f"measured, so a difference counts only beyond {stats.NOISE_SE} test-set standard errors, and "
-        f"even then a new seed could reorder close families (the tests need {stats.MIN_PAIRS_T} seeds)."
+        f"measured, so {how}, and even then a new seed could reorder close families."
     )
-    return [Finding("limit_seeds", "One training run each:" if n == 1 else "Too few seeds for tests:", text)]
+    return [Finding("limit_seeds", "One training run each:", text)]
 
 
 def limit_selection(study: Study) -> list[Finding]:
