@@ -5,13 +5,16 @@ files. Numbers are made up but consistent: bits/dim and nats agree through the f
 docs/likelihoods.md, the learning curve ends at the run's final test ELBO, families with a learned scale
 have std maps, every family coverage and PIT counts, the estimate at K/16 and K/4 lies below the one at
 K, picture-quality numbers are worse for the fixed-scale families and for the mean image of the logit
-families (grey: the mean of a broad per-pixel distribution), whose median image is sharper. Images are
+families (grey: the mean of a broad per-pixel distribution), whose median image is sharper. Each test
+image's log-likelihood (artifacts.npz) has the run's mean and standard error exactly, and a share of it
+is the image's own difficulty, the same in every run, so families pair image by image. Images are
 simple class-dependent shapes so that a person looking at the figures can tell data,
 reconstructions and samples apart. `write_baselines` and `write_quality_references` write the
 reference files of a study.
 
     study = write_synthetic_results(tmp_path / "results" / "mnist5k")
     study.results, study.expected  # the dataset folder; every run dir the "config" asks for
+    set_likelihood(study.run_dir("gaussian", 8, 0), bpd_disc=1.2)  # its tables and per-image values agree
 """
 
 import contextlib
@@ -24,12 +27,13 @@ from pathlib import Path
 
 import numpy as np
 
-from vaebench import aggregate, catalog, stats
+from vaebench import aggregate
 from vaebench.baselines import BASELINES
 from vaebench.cli import main
 from vaebench.evaluate import RUN_FIELDS
+from vaebench.layout import PER_IMAGE_LL
 from vaebench.results import BASELINES as BASELINES_FILE
-from vaebench.results import TESTED, Study, read_reference, read_table
+from vaebench.results import Study, read_reference, read_table
 from vaebench.train import HISTORY_COLUMNS
 from vaebench.utils import write_json
 
@@ -88,6 +92,9 @@ PROVENANCE = {
     "command": "vaebench (synthetic)",
 }
 LN2, LN256 = math.log(2.0), math.log(256.0)
+IMAGE_SHARE = (
+    0.5  # of the variance of a run's per-image log-likelihoods: the image's own, shared by every run
+)
 
 
 @dataclass
@@ -168,6 +175,36 @@ def _artifacts(family: str, dim: int, seed: int, shape, n_test: int) -> dict[str
     return arrays
 
 
+def per_image_ll(family: str, dim: int, seed: int, n_test: int, mean: float, se: float) -> np.ndarray:
+    """Each test image's log-likelihood in nats, with mean `mean` and standard error over images `se` exactly;
+    IMAGE_SHARE of its variance is the image's (the same draw in every run), the rest the run's own."""
+    if n_test < 2:
+        return np.full(n_test, mean)
+    shared = _rng("image difficulty", n_test).standard_normal(n_test)
+    own = _rng("per image", family, dim, seed).standard_normal(n_test)
+    mixed = math.sqrt(IMAGE_SHARE) * shared + math.sqrt(1 - IMAGE_SHARE) * own
+    return mean + se * math.sqrt(n_test) * (mixed - mixed.mean()) / mixed.std(ddof=1)
+
+
+def set_likelihood(run_dir: Path, **bpd: float) -> None:
+    """Move a run's bits/dim (bpd_disc=..., bpd_deq=...) to these values: in metrics.json its bits/dim and
+    log-likelihood, in artifacts.npz each test image's log-likelihood by the same shift, so the tables and the
+    per-image values agree."""
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    with np.load(run_dir / "artifacts.npz") as npz:
+        arrays = {key: npz[key] for key in npz.files}
+    for metric, value in bpd.items():
+        kind = metric.removeprefix("bpd_")
+        shift = -(value - metrics[metric]) * metrics["dims"] * LN2  # in nats per image
+        metrics[metric] = value
+        metrics[f"ll_{kind}_nats"] += shift
+        if PER_IMAGE_LL[kind] in arrays:
+            arrays[PER_IMAGE_LL[kind]] = arrays[PER_IMAGE_LL[kind]] + shift
+    write_json(run_dir / "metrics.json", metrics)
+    with open(run_dir / "artifacts.npz", "wb") as f:
+        np.savez_compressed(f, **arrays)
+
+
 def write_run(
     study: SyntheticStudy,
     family: str,
@@ -182,9 +219,11 @@ def write_run(
     evaluate: bool = True,
     stop_reason: str | None = None,
     drift_bpd: float | None = None,
+    per_image: bool = True,
 ) -> Path:
     """One run directory: history.csv and run.json, and (when `evaluate`) metrics.json and artifacts.npz.
-    Without `stop_reason` the run is recorded as runs were before the stopping rule, with no stop fields."""
+    Without `stop_reason` the run is recorded as runs were before the stopping rule, with no stop fields;
+    without `per_image`, as runs were before evaluate kept each test image's log-likelihood."""
     out = study.run_dir(family, dim, seed)
     out.mkdir(parents=True, exist_ok=True)
     dims = int(np.prod(shape))
@@ -305,8 +344,16 @@ def write_run(
     metrics.update(_convergence(metrics, k))
     metrics.update(_quality(family, dim, rng, n_test))
     write_json(out / "metrics.json", metrics)
+    arrays = _artifacts(family, dim, seed, shape, n_test)
+    if per_image:
+        for kind, key in PER_IMAGE_LL.items():
+            ll, se = metrics[f"ll_{kind}_nats"], metrics[f"ll_{kind}_se"]
+            known = ll is not None
+            arrays[key] = (
+                per_image_ll(family, dim, seed, n_test, ll, se) if known else np.full(n_test, np.nan)
+            )
     with open(out / "artifacts.npz", "wb") as f:
-        np.savez_compressed(f, **_artifacts(family, dim, seed, shape, n_test))
+        np.savez_compressed(f, **arrays)
     return out
 
 
@@ -450,16 +497,21 @@ def write_selection(
 
 def study_of(study: SyntheticStudy, manifest: Path | None = None) -> Study:
     """The Study of the synthetic runs, built in this process from aggregate's own tables (no CLI, no files
-    written), each read back through CSV as `vaebench report` reads metrics.csv, summary.csv and tests.csv."""
+    written), each read back through CSV as `vaebench report` reads metrics.csv, summary.csv and tests.csv,
+    with the per-image table aggregate would write beside them."""
     metrics = aggregate.collect(study.results, study.expected)
-    families = catalog.family_order(metrics["family"])
-    tables = (metrics, aggregate.summarise(metrics), stats.all_tests(metrics, families, TESTED))
-    return Study(
+    per_image, _, _ = aggregate.per_image_table(study.results, metrics)
+    built = Study(
         study.results,
-        *(read_table(io.StringIO(table.to_csv(index=False))) for table in tables),
+        *(
+            read_table(io.StringIO(table.to_csv(index=False)))
+            for table in aggregate.tables(metrics, per_image)
+        ),
         baselines=read_reference(study.results / BASELINES_FILE, "baselines"),
         manifest=read_reference(manifest, "dataset manifest"),
     )
+    built.per_image_table = per_image  # in place of the file it would read on first use
+    return built
 
 
 def aggregate_cli(study: SyntheticStudy) -> None:

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats as sps
-from synthetic_runs import DIVERGED, MISSING, write_synthetic_results
+from synthetic_runs import DIVERGED, MISSING, write_run, write_synthetic_results
 
-from vaebench import aggregate, results, stats
+from vaebench import aggregate, evidence, layout, results, stats
 from vaebench.cli import main
 
 
@@ -116,7 +116,8 @@ def test_cli_writes_the_three_tables(study, tmp_path):
     assert len(tests) == len(results.TESTED) * pairs * len(study.latent_dims)
     tables = results.read_tables(out)
     assert tables[0]["note"].map(type).eq(str).all()
-    assert [p.name for p in sorted(out.iterdir())] == sorted(results.TABLES)  # what the reader reads
+    written = sorted(results.TABLES + (layout.PER_IMAGE_TABLE,))  # what the reader reads
+    assert [p.name for p in sorted(out.iterdir())] == written
 
 
 def test_user_errors_are_one_line(tmp_path, capsys):
@@ -175,15 +176,94 @@ def test_each_row_gets_its_test_set_errors_in_bits_per_dim_and_its_epochs_to_95(
     assert row["epochs_to_95"] == aggregate.epochs_to_95(history(elbo))[0]
 
 
-def test_summary_gives_the_test_set_error_of_the_mean_over_seeds(study):
+def test_summary_gives_the_bootstrap_error_of_the_mean_over_seeds_and_images(study):
     table = aggregate.collect(study.results, study.expected)
-    summary = aggregate.summarise(table).set_index(["family", "latent_dim"])
+    per_image, _, _ = aggregate.per_image_table(study.results, table)
+    summary = aggregate.tables(table, per_image)[1].set_index(["family", "latent_dim"])
+    family, dim, _ = DIVERGED
+    ok = table[table["status"] == "ok"]
+    runs = results.per_image_runs(per_image, ok, "bpd_disc", dim)
+    assert runs[family].shape == (2, 300)  # the diverged seed is left out
+    means = evidence.family_means(evidence.bootstrap(runs)).loc[family]
+    row = summary.loc[(family, dim)]
+    assert row["bpd_disc_se"] == pytest.approx(means["se"])
+    assert (row["bpd_disc_boot_ci95_low"], row["bpd_disc_boot_ci95_high"]) == pytest.approx(
+        (means["ci95_low"], means["ci95_high"])
+    )
+    assert row["bpd_disc_mean"] == pytest.approx(means["mean"], abs=1e-6)  # the tables and the images agree
+
+
+def test_summary_of_runs_without_per_image_values_gives_the_test_set_error_of_the_mean(tmp_path):
+    older = write_synthetic_results(tmp_path / "mnist5k", per_image=False)
+    table = aggregate.collect(older.results, older.expected)
+    assert aggregate.per_image_table(older.results, table)[0] is None
+    summary = aggregate.tables(table, None)[1].set_index(["family", "latent_dim"])
     family, dim, bad_seed = DIVERGED
     ses = [
-        read_metric(study.run_dir(family, dim, s), "ll_disc_se") / (784 * np.log(2))
-        for s in study.seeds
+        read_metric(older.run_dir(family, dim, s), "ll_disc_se") / (784 * np.log(2))
+        for s in older.seeds
         if s != bad_seed
     ]
     expected = np.sqrt(np.sum(np.square(ses))) / len(ses)
     assert summary.loc[(family, dim), "bpd_disc_se"] == pytest.approx(expected)
+    assert "bpd_disc_boot_ci95_low" not in summary.columns
     assert stats.se_of_mean([0.3, 0.4]) == pytest.approx(0.25)
+
+
+def test_the_per_image_table_holds_each_ok_runs_images_in_bits_per_dim(study):
+    table = aggregate.collect(study.results, study.expected)
+    per_image, damaged, why_none = aggregate.per_image_table(study.results, table)
+    assert damaged == [] and why_none == "" and per_image.index.name == "image" and len(per_image) == 300
+    ok = table[table["status"] == "ok"]
+    assert len(per_image.columns) == 2 * len(ok)  # both likelihoods of every ok run, no other
+    run_dir = study.run_dir("gaussian", 8, 0)
+    with np.load(run_dir / "artifacts.npz") as npz:
+        ll_disc, ll_deq = npz["ll_disc_nats"], npz["ll_deq_nats"]
+    dims = read_metric(run_dir, "dims")
+    seven_digits = 5e-7  # the table keeps 7 significant digits
+    np.testing.assert_allclose(
+        per_image["bpd_disc/gaussian/z8/seed0"], -ll_disc / (dims * np.log(2)), seven_digits
+    )
+    np.testing.assert_allclose(
+        per_image["bpd_deq/gaussian/z8/seed0"],
+        -(ll_deq - dims * np.log(256)) / (dims * np.log(2)),
+        seven_digits,
+    )
+    for column in per_image.columns:  # each run's mean over images is its metrics.json value
+        metric, family, dim, seed = layout.parse_per_image_column(column)
+        mean = read_metric(study.run_dir(family, dim, seed), metric)
+        assert per_image[column].mean() == pytest.approx(mean, abs=1e-6)
+
+
+def test_the_cli_writes_the_per_image_table_or_says_why_not(study, capsys):
+    assert main(["aggregate", "--results", str(study.results)]) == 0
+    path = study.results / layout.PER_IMAGE_TABLE
+    written = results.read_per_image(path)
+    assert written.shape == (300, 32) and "not written" not in capsys.readouterr().out
+    tested = aggregate.per_image_table(study.results, aggregate.collect(study.results))[0]
+    pd.testing.assert_frame_equal(written, tested, check_exact=True)  # the tests' values are the file's
+    first = path.read_bytes()
+    assert main(["aggregate", "--results", str(study.results)]) == 0
+    assert path.read_bytes() == first  # the same runs, the same bytes
+    loaded = results.Study.load(study.results)
+    np.testing.assert_allclose(
+        loaded.per_image("bpd_deq", 2)["bernoulli"][1], written["bpd_deq/bernoulli/z2/seed1"], rtol=0
+    )
+    write_run(study, "bernoulli", 2, 0, n_test=200)  # re-evaluated on fewer images
+    assert main(["aggregate", "--results", str(study.results)]) == 0
+    printed = capsys.readouterr().out
+    assert "per_image.csv.gz not written: the runs were scored on different numbers of test images" in printed
+    assert not path.exists()  # an older table would not match the new tables
+
+
+def test_runs_without_per_image_values_leave_their_family_to_the_test_across_seeds(study):
+    write_run(study, "bernoulli", 2, 1, per_image=False)  # evaluated before evaluate kept them
+    table = aggregate.collect(study.results, study.expected)
+    per_image, _, _ = aggregate.per_image_table(study.results, table)
+    assert "bpd_disc/bernoulli/z2/seed1" not in per_image.columns
+    tests = aggregate.tables(table, per_image)[2]
+    at2 = tests[(tests["metric"] == "bpd_disc") & (tests["latent_dim"] == 2)].set_index(
+        ["family_a", "family_b"]
+    )
+    assert at2.loc[("bernoulli", "gaussian"), "method"] == evidence.METHOD_WELCH
+    assert at2.loc[("continuous_bernoulli", "gaussian"), "method"] == evidence.METHOD_BOOTSTRAP

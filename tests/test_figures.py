@@ -10,7 +10,7 @@ import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from synthetic_runs import write_synthetic_results
+from synthetic_runs import study_of, write_synthetic_results
 
 from vaebench import captions, figures, results
 from vaebench.catalog import FAMILY_IDS
@@ -58,12 +58,22 @@ def test_every_figure_is_written_as_png_and_svg(full):
         assert ET.parse(full.results / "figures" / f"{name}.svg").getroot().tag.endswith("svg")
 
 
-def test_figures_without_data_say_why(sparse):
+def test_figures_without_data_say_why(sparse, tmp_path):
     study, printed = sparse
-    for name in ("latent_scatter", "std_maps", "significance"):
+    for name in ("latent_scatter", "std_maps"):
         assert f"{name}: not drawn" in printed
         assert (study.results / "figures" / f"{name}.png").exists()
     assert "calibration: not drawn" not in printed  # every family with a CDF: fixed scales and none included
+    assert "significance: not drawn" not in printed  # one seed: the test images alone are resampled
+    older = write_synthetic_results(
+        tmp_path / "mnist5k",
+        families=("bernoulli", "gaussian"),
+        latent_dims=(8,),
+        seeds=(0,),
+        per_image=False,
+    )
+    with pytest.raises(NoData, match="no pair of families could be tested"):
+        DRAW["significance"](study_of(older))
 
 
 def test_the_same_results_give_byte_identical_figures(sparse, tmp_path):

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from synthetic_runs import (
     aggregate_cli,
+    set_likelihood,
     study_of,
     write_manifest,
     write_run,
@@ -16,10 +17,10 @@ from synthetic_runs import (
     write_synthetic_results,
 )
 
-from vaebench import analysis, catalog, findings, results, stats
+from vaebench import analysis, catalog, evidence, findings, results, stats
 from vaebench.catalog import FAMILY_IDS
 from vaebench.findings import Finding, details, seed_claims, trust, use
-from vaebench.results import Study
+from vaebench.results import METHOD_PAIRED_T, Study
 
 
 def label(family: str) -> str:
@@ -74,7 +75,7 @@ def every_family(tmp_path_factory):
         missing=None,
     )
     for path in (synthetic.results / "gaussian").glob("z*/seed*/metrics.json"):
-        edit_json(path, bpd_deq=json.loads(path.read_text())["bpd_deq"] + 5)
+        set_likelihood(path.parent, bpd_deq=json.loads(path.read_text())["bpd_deq"] + 5)
     for path in (synthetic.results / "laplace_fixed").glob("z*/seed*/*.json"):  # metrics.json repeats it
         edit_json(path, dequantize=False)
     return study_of(synthetic)
@@ -85,8 +86,11 @@ def every(study: Study) -> list[Finding]:
 
 
 def set_values(synthetic, family: str, dim: int, seeds=None, **values) -> None:
+    """Edit metrics.json of the family's runs; a bits/dim moves each test image's log-likelihood too."""
+    likelihoods = {key: values.pop(key) for key in list(values) if key.startswith("bpd_")}
     for seed in seeds if seeds is not None else synthetic.seeds:
         edit_json(synthetic.run_dir(family, dim, seed) / "metrics.json", **values)
+        set_likelihood(synthetic.run_dir(family, dim, seed), **likelihoods)
 
 
 def bpd(synthetic, family, dim, seed) -> float:
@@ -133,9 +137,27 @@ def test_findings_are_plain_text_in_page_order_and_show_no_missing_value(full, s
 
 # -- the evidence rule ----------------------------------------------------------------------------------
 def test_the_rule_in_words():
-    assert analysis.judge(0.2, 3, p_holm=0.004).words == "significant across 3 seeds (Holm p = 0.004)"
-    assert analysis.judge(0.2, 4, p_holm=0.3).words == "not significant across 4 seeds (Holm p = 0.300)"
-    assert analysis.judge(0.2, 3, p_holm=1e-5).words == "significant across 3 seeds (Holm p < 0.001)"
+    boot = {"method": evidence.METHOD_BOOTSTRAP, "n_a": 3, "n_b": 3, "n_images": 2000, "p": 0.001}
+    runs = {"runs_ahead": 9, "run_pairs": 9, "gap_min": -0.3, "gap_max": -0.1}
+    ev = analysis.judge(-0.2, 3, p_holm=0.004, test={**boot, **runs})
+    assert (
+        ev.separated
+        and ev.words == "significant (hierarchical bootstrap, 3 seeds × 2,000 images, Holm p = 0.004)"
+    )
+    assert (ev.p, ev.p_holm, ev.method) == (0.001, 0.004, evidence.METHOD_BOOTSTRAP)
+    assert (ev.runs_ahead, ev.run_pairs, ev.gap_min, ev.gap_max) == (9, 9, -0.3, -0.1)
+    images = {**boot, "method": evidence.METHOD_IMAGES, "n_a": 1, "n_b": 1}
+    ev = analysis.judge(0.2, 1, p_holm=0.3, test=images)
+    assert (
+        not ev.separated
+        and ev.words == "not significant (1 seed: test images only, 2,000 images, Holm p = 0.300)"
+    )
+    welch = {"method": evidence.METHOD_WELCH, "n_a": 3, "n_b": 2, "p": 1e-6}
+    ev = analysis.judge(0.2, 2, p_holm=1e-5, test=welch)
+    assert ev.words == "significant (Welch t-test across 3 and 2 seeds, Holm p < 0.001)"
+    paired = {"method": METHOD_PAIRED_T, "n_a": 4, "n_b": 4, "p": 0.1}
+    ev = analysis.judge(0.2, 4, p_holm=0.3, test=paired)
+    assert ev.words == "not significant (paired t-test across 4 seeds, Holm p = 0.300)"
     far = analysis.judge(0.2, 1, se_a=0.003, se_b=0.004)  # 40 standard errors of the difference
     assert far.separated and far.words == f"larger than {stats.NOISE_SE} test-set standard errors, 1 seed"
     near = analysis.judge(0.02, 1, se_a=0.003, se_b=0.004)  # 4 standard errors
@@ -145,17 +167,17 @@ def test_the_rule_in_words():
     assert analysis.judge(0.2, 1, se_a=0.003, se_b=0.004).better("knn_acc") == 1  # a is better: higher acc
 
 
-@pytest.fixture
-def one_seed(tmp_path):
+def write_one_seed(results, per_image: bool = True):
     """Three families at z = 8, one seed: logit-normal leads gaussian far beyond the test-set noise and
     logit-Laplace by less than it."""
     synthetic = write_synthetic_results(
-        tmp_path / "mnist5k",
+        results,
         families=("gaussian", "logit_normal", "logit_laplace"),
         latent_dims=(8,),
         seeds=(0,),
         diverged=None,
         missing=None,
+        per_image=per_image,
     )
     best = bpd(synthetic, "logit_normal", 8, 0)
     set_values(synthetic, "logit_laplace", 8, bpd_disc=best + 0.01)  # SE 3 nats = 0.0055 bits/dim each
@@ -163,8 +185,32 @@ def one_seed(tmp_path):
     return synthetic
 
 
-def test_one_seed_a_lead_far_beyond_the_test_set_noise_and_one_within_it(one_seed):
+@pytest.fixture
+def one_seed(tmp_path):
+    return write_one_seed(tmp_path / "mnist5k")
+
+
+def test_one_seed_the_test_images_separate_a_far_lead_and_not_a_near_one(one_seed):
     study = study_of(one_seed)
+    far, near = (
+        analysis.evidence(study, "bpd_disc", 8, "logit_normal", f) for f in ("gaussian", "logit_laplace")
+    )
+    assert far.separated and far.method == evidence.METHOD_IMAGES
+    assert far.words.startswith("significant (1 seed: test images only, 300 images, Holm p")
+    assert not near.separated and near.words.startswith("not significant (1 seed: test images only")
+    assert (far.runs_ahead, far.run_pairs) == (1, 1)
+    (sample_size,) = details.sample_size(study)
+    assert (
+        sample_size.title == "One seed per family:"
+        and "bootstrap over the 300 test images" in sample_size.text
+    )
+    (limit,) = trust.limit_seeds(study)
+    assert "the likelihoods' tests resample the test images only" in limit.text
+
+
+def test_one_seed_without_per_image_values_a_lead_far_beyond_the_test_set_noise_and_one_within_it(tmp_path):
+    study = study_of(write_one_seed(tmp_path / "mnist5k", per_image=False))
+    assert study.per_image_table is None
     se_diff = math.hypot(*(study.stat(f, 8, "bpd_disc")["se"] for f in ("logit_normal", "logit_laplace")))
     far, near = (
         analysis.evidence(study, "bpd_disc", 8, "logit_normal", f) for f in ("gaussian", "logit_laplace")
@@ -219,14 +265,14 @@ def test_three_seeds_significant_and_not(tmp_path):
     study = study_of(synthetic)
     tie = analysis.evidence(study, "bpd_disc", 4, "logit_normal", "logit_laplace")
     win = analysis.evidence(study, "bpd_disc", 4, "logit_normal", "gaussian")
-    p_tie = study.test("bpd_disc", 4, "logit_normal", "logit_laplace")["t_p_holm"]
-    assert not tie.separated and tie.words == f"not significant across 3 seeds (Holm p = {p_tie:.3f})"
-    assert win.separated and re.fullmatch(
-        r"significant across 3 seeds \(Holm p (= 0\.0\d\d|< 0\.001)\)", win.words
-    )
+    p_tie = study.test("bpd_disc", 4, "logit_normal", "logit_laplace")["p_holm"]
+    how = "hierarchical bootstrap, 3 seeds × 300 images"
+    assert not tie.separated and tie.words == f"not significant ({how}, Holm p = {p_tie:.3f})"
+    assert tie.runs_ahead < tie.run_pairs == 9  # a seed of logit-Laplace beats one of logit-normal
+    assert win.separated and re.fullmatch(rf"significant \({how}, Holm p (= 0\.0\d\d|< 0\.001)\)", win.words)
     (winner,) = details.winners(study)
     assert f"not separable from {label('logit_laplace')}" in winner.text
-    assert "not significant across 3" in winner.text
+    assert "not significant (hierarchical bootstrap" in winner.text
 
 
 # -- the verdict -----------------------------------------------------------------------------------------
@@ -341,8 +387,10 @@ def test_settings_chosen_on_short_runs_or_at_a_grid_edge_are_a_limit(one_seed):
 
 # -- the rules -------------------------------------------------------------------------------------------
 def test_sample_size_and_statuses(full, sparse):
-    assert one(findings.findings(sparse), "sample_size").title == "Too few seeds for statistics."
-    assert "paired t-tests only" in one(findings.findings(full), "sample_size").text
+    assert one(findings.findings(sparse), "sample_size").title == "One seed per family:"
+    text = one(findings.findings(full), "sample_size").text
+    assert "hierarchical bootstrap over the seeds and the 300 test images" in text
+    assert "the other measures by Welch's t-test across seeds" in text
     assert one(findings.findings(sparse), "status").text == "All 3 runs finished and were evaluated."
     status = one(findings.findings(full), "status")
     assert status.title == "2 of 18 runs are not in the means and tests,"
@@ -354,8 +402,11 @@ def test_the_winner_merges_the_latent_sizes_into_one_paragraph(full):
     (winner,) = details.winners(full)
     at2, at8 = winner.text.split("; at z = 8")
     assert at2.startswith(f"at z = 2, {label('gaussian')} ") and "ahead of every other family" in at2
-    assert "significant across" in at2
-    assert at8.startswith(f", {label('gaussian')} ") and "test-set standard errors, 2 seeds" in at8  # no test
+    assert "significant (hierarchical bootstrap, 3 seeds × 300 images" in at2
+    assert at8.startswith(f", {label('gaussian')} ")
+    assert (
+        "significant (hierarchical bootstrap, 2 and 3 seeds × 300 images" in at8
+    )  # gaussian's diverged seed
 
 
 def test_baselines_name_the_families_that_beat_a_histogram_without_a_latent(every_family):
@@ -363,7 +414,7 @@ def test_baselines_name_the_families_that_beat_a_histogram_without_a_latent(ever
     beat = re.search(
         rf"at z = 8, \d+ of {len(FAMILY_IDS) - 1} families beat it: (.*?); even the two-mass", finding.text
     ).group(1)
-    assert "significant across 3 seeds" in beat
+    assert "significant (one-sample t-test across 3 seeds" in beat
     assert label("logit_normal") in beat and label("gaussian_fixed") not in beat
     masses = re.search(r"even the two-mass model \(2\.200\) beats \d families: (.*)\.$", finding.text)
     assert label("gaussian_fixed") in masses.group(1) and label("logit_normal") not in masses.group(1)
@@ -376,8 +427,11 @@ def test_bce_read_as_cb_against_cb_trained_on_its_own_likelihood(full, sparse):
     parts = finding.text.split("; at z =")
     assert len(parts) == 2
     better = f"{label(entry.scored_as)} is better by"
-    assert better in parts[0] and "(significant across 3 seeds (Holm p" in parts[0]
-    assert better in parts[1] and "test-set standard errors, 2 seeds" in parts[1]  # a missing seed: no test
+    assert (
+        better in parts[0]
+        and "(significant (hierarchical bootstrap, 3 seeds × 300 images, Holm p" in parts[0]
+    )
+    assert better in parts[1] and "hierarchical bootstrap, 3 and 2 seeds" in parts[1]  # a seed of CB missing
     missing = one(findings.findings(sparse), "scored_as")
     assert missing.title == "" and missing.text.endswith(
         f"not compared here, the study lacks ok runs of {entry.scored_as}."
@@ -499,7 +553,7 @@ def test_edge_bins_without_a_real_line_family(tmp_path):
         missing=None,
     )
     path = synthetic.run_dir("logit_normal", 8, 0) / "metrics.json"
-    edit_json(path, bpd_deq=json.loads(path.read_text())["bpd_deq"] + 2)
+    set_likelihood(path.parent, bpd_deq=json.loads(path.read_text())["bpd_deq"] + 2)
     (finding,) = details.edge_bins(study_of(synthetic))
     assert "the dequantized column " + label("continuous_bernoulli") in finding.text
     assert "No family here is on the whole real line" in finding.text

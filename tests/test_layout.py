@@ -23,6 +23,14 @@ def test_other_paths_are_no_run(path):
     assert layout.parse_run_dir(path) is None
 
 
+def test_a_per_image_column_parses_back_to_its_run():
+    column = layout.per_image_column("bpd_disc", "logit_laplace", 16, 2)
+    assert column == "bpd_disc/logit_laplace/z16/seed2"
+    assert layout.parse_per_image_column(column) == ("bpd_disc", "logit_laplace", 16, 2)
+    for other in ("bpd_disc", "bpd_disc/gaussian/z2", "/gaussian/z2/seed0", "image", "a/b/gaussian/z2/seed0"):
+        assert layout.parse_per_image_column(other) is None
+
+
 def test_find_run_dirs_lists_only_runs(tmp_path):
     for name in ("gaussian/z2/seed0", "beta/z16/seed3", "gaussian/z2/notes", "selection/gaussian/lr0.001"):
         (tmp_path / name).mkdir(parents=True)

@@ -10,8 +10,8 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from vaebench import evaluate as ev
 from vaebench import posterior as pst
-from vaebench.likelihood import bpd_deq
 from vaebench.seeding import STREAM_TEST_DEQ, stream_generator
+from vaebench.units import bpd_deq
 
 
 def test_posterior_pass_elbo_matches_the_closed_form_and_its_kl_is_analytic():

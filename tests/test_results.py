@@ -16,7 +16,7 @@ from synthetic_runs import (
     write_synthetic_results,
 )
 
-from vaebench import catalog, results, units
+from vaebench import catalog, evidence, results, units
 from vaebench.results import ResultsError, Study, read_npz, read_tables
 
 
@@ -140,16 +140,46 @@ def test_study_reads_its_baselines_and_the_reference_files_given(study, tmp_path
         Study.load(synthetic.results, quality=tmp_path / "bad.json")
 
 
-def test_study_stat_carries_the_test_set_error_of_the_mean(study):
+def test_study_stat_carries_the_error_of_the_mean_over_seeds_and_images(study):
     synthetic, loaded = study
     s = loaded.stat("bernoulli", 2, "bpd_disc")
-    se = [
+    runs = loaded.per_image("bpd_disc", 2)
+    assert s["se"] == pytest.approx(evidence.family_means(evidence.bootstrap(runs)).loc["bernoulli", "se"])
+    test_set_only = [
         metric(synthetic, "bernoulli", 2, seed, "ll_disc_se") / (784 * math.log(2))
         for seed in synthetic.seeds
     ]
-    assert s["se"] == pytest.approx(math.sqrt(sum(x * x for x in se)) / len(se))
+    assert s["se"] > math.sqrt(sum(x * x for x in test_set_only)) / 3  # seeds add to the images' noise
     assert math.isnan(loaded.stat("bernoulli", 2, "recon_mse")["se"])  # no test-set error recorded for it
     assert loaded.n_seeds == 3
+
+
+def test_study_per_image_gives_each_familys_ok_runs_images(study):
+    synthetic, loaded = study
+    family, dim, bad_seed = DIVERGED
+    runs = loaded.per_image("bpd_disc", dim)
+    assert list(runs) == loaded.families and runs[family].shape == (2, 300)
+    good = [seed for seed in synthetic.seeds if seed != bad_seed]
+    np.testing.assert_allclose(
+        runs[family].mean(axis=1),
+        [metric(synthetic, family, dim, seed, "bpd_disc") for seed in good],
+        rtol=1e-6,
+    )
+    assert loaded.per_image("knn_acc", dim) is None  # one number per run: nothing per image
+
+
+def test_study_test_turns_every_column_of_the_pair(study):
+    _, loaded = study
+    ab = loaded.test("bpd_disc", 8, "bernoulli", "gaussian")
+    ba = loaded.test("bpd_disc", 8, "gaussian", "bernoulli")
+    assert (ab["family_a"], ab["n_a"], ab["n_b"]) == ("bernoulli", 3, 2) and ba["family_a"] == "gaussian"
+    assert (ab["mean_a"], ab["mean_b"]) == pytest.approx((ba["mean_b"], ba["mean_a"]))
+    assert (ab["diff_ci95_low"], ab["diff_ci95_high"]) == pytest.approx(
+        (-ba["diff_ci95_high"], -ba["diff_ci95_low"])
+    )
+    assert (ab["gap_min"], ab["gap_max"]) == pytest.approx((-ba["gap_max"], -ba["gap_min"]))
+    assert (ab["runs_ahead"], ba["runs_ahead"], ab["run_pairs"]) == (0, 6, 6)  # gaussian is better
+    assert ab["p_holm"] == ba["p_holm"]
 
 
 def test_every_tested_measure_has_a_direction_and_only_the_mean_images_are_tested():

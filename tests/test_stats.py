@@ -1,4 +1,5 @@
-"""Statistics across seeds, checked against scipy called directly and against Holm's procedure as defined."""
+"""Statistics across seeds, checked against scipy called directly and against Holm's procedure as defined; the
+ranking on the tests of `vaebench.evidence`."""
 
 import math
 
@@ -9,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats as sps
 
-from vaebench import stats
+from vaebench import evidence, stats
 
 
 def runs_table(values: dict[str, list[float]], dim: int = 4, status: dict | None = None) -> pd.DataFrame:
@@ -68,70 +69,18 @@ def test_holm_leaves_untested_out_of_the_count():
     assert adjusted[[0, 2]] == pytest.approx([0.02, 0.02])  # m = 2, not 3
 
 
-def test_wilcoxon_threshold_is_where_scipy_first_allows_significance():
-    for n in (stats.MIN_PAIRS_WILCOXON - 1, stats.MIN_PAIRS_WILCOXON):
-        smallest = sps.wilcoxon(np.arange(1, n + 1, dtype=float)).pvalue  # every difference positive
-        assert smallest == pytest.approx(2 / 2**n)
-        assert (smallest < stats.ALPHA) == (n == stats.MIN_PAIRS_WILCOXON)
-
-
-def test_paired_comparison_matches_scipy():
-    rng = np.random.default_rng(3)
-    a = pd.Series(1.4 + rng.normal(0, 0.02, 8))
-    b = pd.Series(1.45 + rng.normal(0, 0.02, 8))
-    row = stats.paired_comparison(a, b)
-    t = sps.ttest_rel(a, b)
-    w = sps.wilcoxon(a, b)
-    d = a - b
-    assert row["n_pairs"] == 8 and row["note"] == ""
-    assert (row["t_stat"], row["t_p"]) == pytest.approx((t.statistic, t.pvalue))
-    assert (row["wilcoxon_stat"], row["wilcoxon_p"]) == pytest.approx((w.statistic, w.pvalue))
-    assert row["diff_mean"] == pytest.approx(d.mean())
-    assert row["cohens_dz"] == pytest.approx(d.mean() / d.std(ddof=1))
-    low, high = sps.t.interval(0.95, 7, loc=d.mean(), scale=sps.sem(d))
-    assert (row["diff_ci95_low"], row["diff_ci95_high"]) == pytest.approx((low, high))
-    r_plus = sps.wilcoxon(d, alternative="greater").statistic  # sum of ranks of positive differences
-    total = 8 * 9 / 2
-    assert row["rank_biserial"] == pytest.approx((2 * r_plus - total) / total)
-
-
-def test_pairs_only_the_seeds_both_families_have():
-    a = pd.Series([1.0, 1.1, 1.2, 1.3], index=[0, 1, 2, 3])
-    b = pd.Series([2.0, np.nan, 2.2, 2.9], index=[0, 1, 2, 5])
-    row = stats.paired_comparison(a, b)
-    assert row["n_pairs"] == 2 and row["seeds"] == "0 2"
-    assert row["mean_a"] == pytest.approx(1.1) and row["mean_b"] == pytest.approx(2.1)
-
-
-@pytest.mark.parametrize(
-    "n, t_run, w_run, words",
-    [
-        (1, False, False, "too few for any test"),
-        (2, False, False, "too few for any test"),
-        (3, True, False, "t-test only"),
-        (6, True, True, ""),
-    ],
-)
-def test_small_n_says_so_and_runs_no_test_it_cannot_support(n, t_run, w_run, words):
-    rng = np.random.default_rng(n)
-    row = stats.paired_comparison(pd.Series(rng.normal(0, 1, n)), pd.Series(rng.normal(1, 1, n)))
-    assert np.isfinite(row["t_p"]) == t_run
-    assert np.isfinite(row["wilcoxon_p"]) == w_run
-    assert words in row["note"]
-
-
-def test_pairwise_tests_holm_correct_within_a_latent_dimension_and_skip_bad_runs():
+def test_welch_tests_holm_correct_within_a_latent_dimension_and_skip_bad_runs():
     rng = np.random.default_rng(0)
     values = {f: list(base + rng.normal(0, 0.05, 6)) for f, base in (("a", 1.0), ("b", 1.02), ("c", 1.5))}
     table = runs_table(values, status={("c", 5): "diverged"})
-    tests = stats.pairwise_tests(table, "bpd_disc", ["a", "b", "c"])
+    tests = evidence.pairwise_tests(table, "bpd_disc", ["a", "b", "c"])
     pairs = list(zip(tests["family_a"], tests["family_b"], strict=True))
     assert pairs == [("a", "b"), ("a", "c"), ("b", "c")]
-    assert list(tests["n_pairs"]) == [6, 5, 5]  # the diverged seed is not paired
-    np.testing.assert_allclose(tests["t_p_holm"], stats.holm(tests["t_p"]))
+    assert list(tests["n_b"]) == [6, 5, 5]  # the diverged run is left out
+    np.testing.assert_allclose(tests["p_holm"], stats.holm(tests["p"]))
     ac = tests.iloc[1]
-    direct = sps.ttest_rel(values["a"][:5], values["c"][:5])
-    assert ac["t_p"] == pytest.approx(direct.pvalue)
+    direct = sps.ttest_ind(values["a"], values["c"][:5], equal_var=False)  # unpaired: seeds are independent
+    assert ac["p"] == pytest.approx(direct.pvalue)
     assert ac["significant"] and ac["better"] == "a"
 
 
@@ -144,7 +93,7 @@ def test_ranking_shows_ties():
         "c": list(2.0 + noise),
     }
     table = runs_table(values)
-    tests = stats.pairwise_tests(table, "bpd_disc", list(values))
+    tests = evidence.pairwise_tests(table, "bpd_disc", list(values))
     ranks = stats.ranking(table, tests, "bpd_disc", list(values)).set_index("family")
     assert ranks.loc["a", "rank"] == ranks.loc["b", "rank"] == 1
     assert ranks.loc["c", "rank"] == 3
@@ -154,7 +103,7 @@ def test_ranking_shows_ties():
 
 def test_ranking_without_tests_is_the_order_of_the_means():
     table = runs_table({"a": [1.2], "b": [1.1], "c": [1.3]})
-    tests = stats.pairwise_tests(table, "bpd_disc", ["a", "b", "c"])
+    tests = evidence.pairwise_tests(table, "bpd_disc", ["a", "b", "c"])
     ranks = stats.ranking(table, tests, "bpd_disc", ["a", "b", "c"])
     assert list(ranks["family"]) == ["b", "a", "c"] and list(ranks["rank"]) == [1, 2, 3]
     assert not ranks["tested"].any()
@@ -171,19 +120,12 @@ def test_ranking_lists_each_dimension_by_mean_its_first_row_the_winner():
             for dim, means in bases.items()
         ]
     )
-    tests = stats.pairwise_tests(table, "bpd_disc", ["a", "b", "c"])
+    tests = evidence.pairwise_tests(table, "bpd_disc", ["a", "b", "c"])
     ranks = stats.ranking(table, tests, "bpd_disc", ["a", "b", "c"])
     for dim, at in ranks.groupby("latent_dim"):
         means = table[table["latent_dim"] == dim].groupby("family")["bpd_disc"].mean()
         assert list(at["family"]) == list(means.sort_values().index)
         assert list(at["rank_by_mean"]) == [1, 2, 3]
-
-
-@pytest.mark.parametrize("n", [1, 2])
-def test_effect_sizes_are_undefined_below_three_pairs_like_the_test(n):
-    row = stats.paired_comparison(pd.Series([1.0, 1.5][:n]), pd.Series([2.0, 2.1][:n]))
-    assert math.isnan(row["cohens_dz"]) and math.isnan(row["rank_biserial"]) and math.isnan(row["t_p"])
-    assert row["diff_mean"] == pytest.approx(np.mean(np.array([1.0, 1.5][:n]) - np.array([2.0, 2.1][:n])))
 
 
 def test_a_difference_counts_beyond_the_noise_bar_of_independent_errors():
@@ -199,12 +141,3 @@ def test_one_sample_p_matches_scipy_and_needs_three_values():
     x = [1.31, 1.29, 1.35, 1.30]
     assert stats.one_sample_p(x, 1.25) == pytest.approx(sps.ttest_1samp(x, 1.25).pvalue)
     assert math.isnan(stats.one_sample_p(x[:2], 1.25)) and math.isnan(stats.one_sample_p([1.0] * 4, 1.25))
-
-
-def test_better_follows_the_measure_direction():
-    rng = np.random.default_rng(4)
-    values = {"a": list(0.9 + rng.normal(0, 0.01, 4)), "b": list(0.5 + rng.normal(0, 0.01, 4))}  # accuracies
-    table = runs_table(values).rename(columns={"bpd_disc": "knn_acc"})
-    higher = stats.pairwise_tests(table, "knn_acc", ["a", "b"], lower_is_better=False).iloc[0]
-    lower = stats.pairwise_tests(table, "knn_acc", ["a", "b"]).iloc[0]
-    assert higher["significant"] and higher["better"] == "a" and lower["better"] == "b"

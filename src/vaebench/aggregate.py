@@ -1,4 +1,5 @@
-"""`vaebench aggregate`: every run of one study in one table, a summary across seeds, pairwise tests.
+"""`vaebench aggregate`: every run of one study in one table, a summary across seeds, pairwise tests, and each
+test image's bits/dim per run (per_image.csv.gz) that the tests resample (`vaebench.evidence`).
 
 Works from the run directories alone (results/STUDY/FAMILY/zDIM/seedSEED/ with run.json,
 metrics.json), so a partial rerun reports exactly what exists. No run is dropped silently:
@@ -11,19 +12,38 @@ back (and holds the statuses and the measures).
 Beside what the runs wrote, each row gets columns derived from them: the test-set standard error
 in bits/dim of each likelihood (`bpd_*_se`, from `ll_*_se`) and of the kNN accuracy (binomial), and
 `epochs_to_95` from history.csv (`epochs_to_95`).
+
+The per-image table has a column per ok run and likelihood whose artifacts.npz holds each test image's
+log-likelihood (layout.PER_IMAGE_LL; runs evaluated before it did are left out), converted to bits/dim;
+where runs disagree on the number of test images there is no table, and aggregate says why.
 """
 
 import argparse
+import gzip
+import io
 import json
 import math
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
 
-from vaebench import catalog, layout, stats
-from vaebench.layout import HISTORY, METRICS, RUN_RECORD, TABLES, find_run_dirs, parse_run_dir
+from vaebench import catalog, evidence, layout, stats
+from vaebench.layout import (
+    ARTIFACTS,
+    HISTORY,
+    METRICS,
+    PER_IMAGE_INDEX,
+    PER_IMAGE_LL,
+    PER_IMAGE_TABLE,
+    RUN_RECORD,
+    TABLES,
+    find_run_dirs,
+    parse_run_dir,
+    per_image_column,
+)
 from vaebench.results import (
     DIVERGED,
     MISSING,
@@ -37,9 +57,10 @@ from vaebench.results import (
     ResultsError,
     note_column,
     read_json_object,
+    read_per_image,
 )
-from vaebench.units import nats_to_bpd
-from vaebench.utils import NUMERIC_FLAGS, atomic_write
+from vaebench.units import BPD, nats_to_bpd
+from vaebench.utils import NUMERIC_FLAGS, atomic_write, finite
 
 ID_COLUMNS = ("dataset", "family", "latent_dim", "seed", "status", "note", "run_dir")
 # the estimate at K/16 and K/4 samples (the same images and first samples), and its rise from K/4 to K
@@ -100,6 +121,7 @@ SUMMARY_METRICS = (
     + QUALITY
     + CONVERGENCE[2:]
 )
+PER_IMAGE_FORMAT = "%.7g"  # 7 significant digits: a value's rounding stays below 1e-5 bits/dim
 GAIN_SHARE = 0.95  # epochs_to_95: the first epoch whose test ELBO has 95% of the run's total gain
 # metrics.json repeats these with the values of the evaluation job: kept apart from training's
 EVAL_PROVENANCE = (
@@ -248,9 +270,47 @@ def collect(results: Path, expected=()) -> pd.DataFrame:
     return table[first + sorted(set(table.columns) - set(first))].reset_index(drop=True)
 
 
-def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Per family x latent dimension: run counts by status, and each metric's mean / std / 95% CI / n over ok
-    runs; for the metrics with a test-set standard error, that of the mean over ok runs (`<metric>_se`)."""
+def per_image_table(results: Path, metrics: pd.DataFrame) -> tuple[pd.DataFrame | None, list[str], str]:
+    """(each test image's bits/dim per ok run and likelihood: a row per image, a column per run that has a
+    value of the likelihood and every image's in its artifacts.npz, as PER_IMAGE_TABLE reads back; the runs
+    left out for a damaged file; why there is no table, where the first is None)."""
+    columns, damaged = {}, []
+    for _, run in metrics[metrics["status"] == OK].iterrows():
+        path = results / run["run_dir"] / ARTIFACTS
+        kinds = [k for k in PER_IMAGE_LL if finite(run.get(f"bpd_{k}")) and finite(run.get("dims"))]
+        if not (kinds and path.exists()):
+            continue
+        try:
+            with np.load(path) as npz:
+                arrays = {k: npz[PER_IMAGE_LL[k]] for k in kinds if PER_IMAGE_LL[k] in npz.files}
+        except (OSError, ValueError, zipfile.BadZipFile) as err:
+            damaged.append(f"{path} is unreadable ({type(err).__name__}): re-run `vaebench evaluate`")
+            continue
+        for kind, ll in arrays.items():
+            if np.isfinite(ll).all():
+                column = per_image_column(f"bpd_{kind}", run["family"], run["latent_dim"], run["seed"])
+                columns[column] = BPD[kind](ll.astype(float), run["dims"])
+    if not columns:
+        return None, damaged, f"no ok run has each test image's log-likelihood in its {ARTIFACTS}"
+    sizes = pd.Series({column: values.size for column, values in columns.items()})
+    if sizes.nunique() > 1:
+        counts = ", ".join(f"{sizes.eq(n).sum()} runs x likelihoods on {n}" for n in sorted(sizes.unique()))
+        return None, damaged, f"the runs were scored on different numbers of test images ({counts})"
+    table = pd.DataFrame({c: columns[c] for c in sorted(columns, key=lambda c: c.split("/")[0])})  # by metric
+    table.index.name = PER_IMAGE_INDEX
+    # as the file reads back (PER_IMAGE_FORMAT's digits): the tests from it are those its reader gets again
+    return read_per_image(io.StringIO(table.to_csv(float_format=PER_IMAGE_FORMAT))), damaged, ""
+
+
+def summarise(
+    metrics: pd.DataFrame, boots: dict[tuple[str, int], evidence.Bootstrap] | None = None
+) -> pd.DataFrame:
+    """Per family x latent dimension: run counts by status, and each metric's mean / std / 95% t-interval / n
+    over ok runs. For the metrics with a test-set standard error, the standard error of the mean
+    (`<metric>_se`): the hierarchical bootstrap's (seeds and test images, `evidence.bootstraps` in `boots`)
+    with its 95% percentile interval (`<metric>_boot_ci95_low`, `_high`) where the family is in it, else the
+    test-set error of the mean of the runs (the test images' noise alone, as if independent across seeds)."""
+    means = {key: evidence.family_means(boot) for key, boot in (boots or {}).items()}
     rows = []
     for (family, dim), group in metrics.groupby(["family", "latent_dim"], sort=False):
         ok = group[group["status"] == OK]
@@ -273,17 +333,37 @@ def summarise(metrics: pd.DataFrame) -> pd.DataFrame:
                 with_value = ok[pd.to_numeric(ok[metric], errors="coerce").notna()]
                 se = pd.to_numeric(with_value[f"{metric}_se"], errors="coerce")
                 row[f"{metric}_se"] = stats.se_of_mean(se)
+            boot = means.get((metric, int(dim)))
+            if boot is not None and family in boot.index:
+                row[f"{metric}_se"] = boot.loc[family, "se"]
+                row[f"{metric}_boot_ci95_low"] = boot.loc[family, "ci95_low"]
+                row[f"{metric}_boot_ci95_high"] = boot.loc[family, "ci95_high"]
         rows.append(row)
     return pd.DataFrame(rows)
 
 
+def tables(metrics: pd.DataFrame, per_image: pd.DataFrame | None) -> tuple[pd.DataFrame, ...]:
+    """metrics.csv, summary.csv and tests.csv (layout.TABLES) from the runs' rows and per-image table."""
+    boots = evidence.bootstraps(metrics, per_image)
+    families = catalog.family_order(metrics["family"])
+    return metrics, summarise(metrics, boots), evidence.all_tests(metrics, families, TESTED, boots)
+
+
 def run(args: argparse.Namespace) -> int:
     metrics = collect(args.results, args.expected)
-    families = catalog.family_order(metrics["family"])
     out_dir = args.out_dir or args.results
-    tables = (metrics, summarise(metrics), stats.all_tests(metrics, families, TESTED))
-    for name, table in zip(TABLES, tables, strict=True):
+    per_image, damaged, why_none = per_image_table(args.results, metrics)
+    for note in damaged:
+        print(f"{PER_IMAGE_TABLE}: left out: {note}")
+    for name, table in zip(TABLES, tables(metrics, per_image), strict=True):
         atomic_write(out_dir / name, lambda tmp, table=table: table.to_csv(tmp, index=False))
+    if per_image is None:
+        (out_dir / PER_IMAGE_TABLE).unlink(missing_ok=True)  # an older one would not match these tables
+        print(f"{PER_IMAGE_TABLE} not written: {why_none}; the likelihoods are tested across seeds only")
+    else:
+        text = per_image.to_csv(float_format=PER_IMAGE_FORMAT).encode()
+        # no time stamp and no file name in the gzip header: the same runs give the same bytes
+        atomic_write(out_dir / PER_IMAGE_TABLE, lambda tmp: tmp.write_bytes(gzip.compress(text, mtime=0)))
     counts = metrics["status"].value_counts()
     print(f"{len(metrics)} runs ({', '.join(f'{n} {s}' for s, n in counts.items())}) -> {out_dir}")
     return 0

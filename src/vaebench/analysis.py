@@ -1,8 +1,10 @@
 """The study's analysis: every decision the findings and the report state, made once, as plain data.
 
-How sure a difference is comes from one rule, `judge`: with stats.MIN_PAIRS_T paired seeds or more the
-Holm-corrected paired t-test; with fewer, the test-set noise (stats.NOISE_SE standard errors of the
-difference); else the order of the means only. Which family leads a column (`ranking`, `leaders`),
+How sure a difference is comes from one rule, `judge`: the Holm-corrected test of tests.csv where the pair
+has one (`vaebench.evidence`: the hierarchical bootstrap over seeds and test images, with one seed over the
+test images only; Welch's t-test across seeds for the measures without per-image values); else the
+test-set noise (stats.NOISE_SE standard errors of the difference); else the order of the means only.
+Which family leads a column (`ranking`, `leaders`),
 which are worse than the uniform density, where likelihood and picture quality disagree,
 which runs were still improving (`still_rising`, `estimate_still_rising`), whether K, the test subset,
 the training set or the architecture fall short of the protocol, which chosen settings sit at the
@@ -13,12 +15,14 @@ better comes from results.MEASURES.
 """
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
 
 from vaebench import select, stats
-from vaebench.results import MEASURES, OK, UNIFORM_BPD, Study
+from vaebench.evidence import METHOD_BOOTSTRAP, METHOD_IMAGES, METHOD_WELCH
+from vaebench.results import MEASURES, METHOD_PAIRED_T, OK, UNIFORM_BPD, Study
 from vaebench.stopping import CONVERGED, EPOCH_CAP
 from vaebench.units import nats_to_bpd
 from vaebench.utils import finite
@@ -35,16 +39,28 @@ SUPPORTED, CONTRADICTED, MIXED, UNDECIDED = "supported", "contradicted", "mixed"
 NOT_TESTABLE = "not testable here"
 VERDICTS = (SUPPORTED, CONTRADICTED, MIXED, UNDECIDED, NOT_TESTABLE)
 K_FRACTIONS = ("_k_sixteenth", "_k_quarter")  # the estimate's columns at K/16 and K/4 samples
+# how `against_references` tests a family against a baseline's fixed value
+METHOD_ONE_SAMPLE = "one-sample t-test across seeds"
+# what Evidence carries from the test behind it (a tests.csv row), beside the Holm-corrected p
+TEST_DETAIL = ("p", "method", "runs_ahead", "run_pairs", "gap_min", "gap_max")
 
 
 # -- the one evidence rule ----------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Evidence:
-    """How sure the difference a - b of two means is (`judge`): `separated` when the rule says it is real."""
+    """How sure the difference a - b of two means is (`judge`): `separated` when the rule says it is real; the
+    test behind it, where the pair has a row in tests.csv, for the report to show."""
 
     diff: float
     separated: bool
     words: str
+    p: float = math.nan  # the test's p-value, before Holm
+    p_holm: float = math.nan
+    method: str = ""  # how the pair was tested (tests.csv's method); "" where no test ran
+    runs_ahead: float = math.nan  # of the run_pairs pairs of runs (every run of a against every run of b),
+    run_pairs: float = math.nan  # those with a's run ahead in the measure's direction
+    gap_min: float = math.nan  # the smallest and largest run-against-run gap a - b
+    gap_max: float = math.nan
 
     def better(self, metric: str) -> int:
         """+1 when a is better on `metric` by the rule, -1 when b is, 0 when the rule cannot tell."""
@@ -54,43 +70,86 @@ class Evidence:
         return 1 if (self.diff < 0) == lower else -1
 
 
+def tested_how(test: Mapping) -> str:
+    """How a pair was tested, in a few words: 'hierarchical bootstrap, 3 seeds × 2,000 images', '1 seed: test
+    images only, 2,000 images', 'Welch t-test across 3 seeds'."""
+    n_a, n_b = int(test["n_a"]), int(test["n_b"])
+    runs = seeds(n_a) if n_a == n_b else f"{n_a} and {n_b} seeds"
+    images = f"{int(test['n_images']):,} images" if finite(test.get("n_images")) else ""
+    method = test["method"]
+    if method == METHOD_BOOTSTRAP:
+        return f"hierarchical bootstrap, {runs} × {images}"
+    if method == METHOD_IMAGES:
+        return (
+            f"1 seed: test images only, {images}" if n_a == n_b else f"{runs}: one family's test images only"
+        )
+    if method == METHOD_WELCH:
+        return f"Welch t-test across {runs}"
+    if method == METHOD_PAIRED_T:
+        return f"paired t-test across {runs}"
+    if method == METHOD_ONE_SAMPLE:
+        return f"one-sample t-test across {seeds(n_a)}"
+    return f"across {runs}"
+
+
 def judge(
-    diff: float, n: int, p_holm: float = math.nan, se_a: float = math.nan, se_b: float = math.nan
+    diff: float,
+    n: int,
+    p_holm: float = math.nan,
+    se_a: float = math.nan,
+    se_b: float = math.nan,
+    test: Mapping | None = None,
 ) -> Evidence:
     """The evidence rule every finding uses, for a difference of means over n seeds.
 
-    With MIN_PAIRS_T seeds or more and a test: the Holm-corrected t-test decides. With fewer, a difference
-    larger than NOISE_SE standard errors of the difference over test images counts ("beyond the test-set
-    noise"); without standard errors, or within them, it is the order of the means only.
+    With a test (a finite Holm-corrected p; `test`: its tests.csv row or the like, with method, n_a, n_b,
+    n_images, p and the run pairs) the test decides, with one seed too. Without one, a difference larger than
+    NOISE_SE standard errors of the difference over test images counts ("beyond the test-set noise");
+    without standard errors, or within them, it is the order of the means only.
     """
+    known = [k for k in TEST_DETAIL if test is not None and k in test]
+    detail = {k: test[k] if k == "method" else float(test[k]) for k in known}
     if not finite(diff):
         return Evidence(math.nan, False, "no value to compare")
-    if n >= stats.MIN_PAIRS_T and finite(p_holm):
+    if finite(p_holm):
         significant = p_holm < stats.ALPHA
-        return Evidence(
-            diff,
-            significant,
-            f"{'significant' if significant else 'not significant'} across {n} seeds ({holm_p(p_holm)})",
-        )
+        how = tested_how(test) if test is not None else f"across {seeds(n)}"
+        verdict = "significant" if significant else "not significant"
+        return Evidence(diff, significant, f"{verdict} ({how}, {holm_p(p_holm)})", p_holm=p_holm, **detail)
     beyond, ratio = stats.beyond_noise(diff, se_a, se_b)
     if beyond:
-        return Evidence(diff, True, f"larger than {stats.NOISE_SE} test-set standard errors, {seeds(n)}")
+        words = f"larger than {stats.NOISE_SE} test-set standard errors, {seeds(n)}"
+        return Evidence(diff, True, words, **detail)
     if finite(ratio):
-        return Evidence(diff, False, f"order of means only: {ratio:.1f} test-set standard errors, {seeds(n)}")
-    return Evidence(diff, False, f"order of means only, {seeds(n)}")
+        words = f"order of means only: {ratio:.1f} test-set standard errors, {seeds(n)}"
+        return Evidence(diff, False, words, **detail)
+    return Evidence(diff, False, f"order of means only, {seeds(n)}", **detail)
 
 
 def evidence(study: Study, metric: str, dim: int, a: str, b: str) -> Evidence:
-    """`judge` on two families' means at one latent dimension: their paired test from tests.csv, else the
-    test-set standard errors of their means."""
+    """`judge` on two families' means at one latent dimension: their test from tests.csv, else the test-set
+    standard errors of their means."""
     sa, sb = study.stat(a, dim, metric), study.stat(b, dim, metric)
     if not (finite(sa["mean"]) and finite(sb["mean"])):
         return judge(math.nan, 0)
     row = study.test(metric, dim, a, b)
-    if row is not None and finite(row["t_p_holm"]):
-        return judge(float(row["diff_mean"]), int(row["n_pairs"]), float(row["t_p_holm"]))
-    n = int(row["n_pairs"]) if row is not None else min(sa["n"], sb["n"])
-    return judge(sa["mean"] - sb["mean"], n, se_a=sa["se"], se_b=sb["se"])
+    n = int(min(row["n_a"], row["n_b"])) if row is not None else min(sa["n"], sb["n"])
+    if row is not None and finite(row["p_holm"]):
+        return judge(float(row["diff_mean"]), n, float(row["p_holm"]), test=row)
+    return judge(sa["mean"] - sb["mean"], n, se_a=sa["se"], se_b=sb["se"], test=row)
+
+
+def test_methods(study: Study) -> set[str]:
+    """How the study's pairs were tested: tests.csv's methods, without "" (not tested)."""
+    return set(study.tests["method"]) - {""} if "method" in study.tests.columns else set()
+
+
+def images_resampled(study: Study) -> int | None:
+    """The test images the likelihoods' bootstrap resampled; None where it did not run (no per-image data)."""
+    if "n_images" not in study.tests.columns:
+        return None
+    images = pd.to_numeric(study.tests["n_images"], errors="coerce").dropna()
+    return int(images.max()) if not images.empty else None
 
 
 def seed_values(study: Study, family: str, dim: int, metric: str) -> pd.Series:
@@ -108,11 +167,14 @@ def against_references(
         nats_to_bpd(reference.get("ll_disc_se") or math.nan, (study.baselines or {}).get("dims") or math.nan),
     )
     families = [f for f in study.families if finite(study.stat(f, dim, metric)["mean"])]
-    p = stats.holm([stats.one_sample_p(seed_values(study, f, dim, metric), ref) for f in families])
+    p = [stats.one_sample_p(seed_values(study, f, dim, metric), ref) for f in families]
     out = {}
-    for family, p_holm in zip(families, p, strict=True):
+    for family, p_raw, p_holm in zip(families, p, stats.holm(p), strict=True):
         s = study.stat(family, dim, metric)
-        out[family] = judge(s["mean"] - ref, s["n"], p_holm, s["se"], ref_se)
+        test = (
+            {"method": METHOD_ONE_SAMPLE, "n_a": s["n"], "n_b": s["n"], "p": p_raw} if finite(p_raw) else None
+        )
+        out[family] = judge(s["mean"] - ref, s["n"], p_holm, s["se"], ref_se, test)
     return out
 
 

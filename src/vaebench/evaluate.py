@@ -24,8 +24,6 @@ from vaebench.layout import MODEL, PER_IMAGE_LL, RUN_RECORD
 from vaebench.likelihood import (
     SAMPLE_BLOCK,
     batched_ll,
-    bpd_deq,
-    bpd_disc,
     chunk_for,
     compile_cache,
     family_scorer,
@@ -47,7 +45,7 @@ from vaebench.posterior import (
 from vaebench.quality import fd_n, quality_metrics
 from vaebench.seeding import STREAM_ELBO, STREAM_IS, STREAM_TEST_DEQ, STREAM_TRAIN_DEQ, stream_generator
 from vaebench.settings import EvalConfig
-from vaebench.units import nats_to_bpd
+from vaebench.units import bpd_deq, bpd_disc, nats_to_bpd
 from vaebench.utils import (
     Progress,
     atomic_write,

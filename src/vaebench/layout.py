@@ -9,6 +9,7 @@ named once.
     results/STUDY/selection/FAMILY.json        the last round's choice
     results/STUDY/FAMILY/zDIM/seedSEED/        a run directory: vaebench train, then vaebench evaluate
     results/STUDY/*.csv, baselines.json        vaebench aggregate, vaebench baselines
+    results/STUDY/per_image.csv.gz             vaebench aggregate: each test image's bits/dim per ok run
     results/STUDY/figures/                     vaebench figures
     report/STUDY/index.html                    vaebench report
 
@@ -38,6 +39,10 @@ PER_IMAGE_LL = {"deq": "ll_deq_nats", "disc": "ll_disc_nats"}
 
 # the files of a results directory
 TABLES = ("metrics.csv", "summary.csv", "tests.csv")  # vaebench aggregate
+# vaebench aggregate, where the runs kept PER_IMAGE_LL: one row per test image (index column PER_IMAGE_INDEX),
+# one column per ok run and likelihood (per_image_column), in bits/dim: what docs/statistics.md resamples
+PER_IMAGE_TABLE = "per_image.csv.gz"
+PER_IMAGE_INDEX = "image"
 BASELINES = "baselines.json"  # vaebench baselines
 STUDY_CONFIG = "study.yaml"  # the validated config the report shows
 SELECTION = "selection"  # FAMILY.json from vaebench select, the grid runs and its rounds in FAMILY/
@@ -89,6 +94,18 @@ def parse_run_dir(path: str | Path) -> tuple[str, int, int] | None:
 def find_run_dirs(results: Path) -> list[Path]:
     """Every run directory under a results directory, sorted."""
     return sorted(p for p in results.glob(RUN_DIR_GLOB) if p.is_dir() and parse_run_dir(p))
+
+
+def per_image_column(metric: str, loss: str, dim: int, seed: int) -> str:
+    """A column of PER_IMAGE_TABLE: the metric, then the run directory ('bpd_disc/gaussian/z16/seed0')."""
+    return f"{metric}/{run_dir(loss, dim, seed)}"
+
+
+def parse_per_image_column(column: str) -> tuple[str, str, int, int] | None:
+    """(metric, family, latent_dim, seed) of a PER_IMAGE_TABLE column (per_image_column's inverse) or None."""
+    metric, _, run = column.partition("/")
+    parsed = parse_run_dir(run) if metric and run.count("/") == 2 else None
+    return None if parsed is None else (metric, *parsed)
 
 
 def point_name(settings: dict[str, float]) -> str:

@@ -28,7 +28,6 @@ from torch import nn
 from torch._dynamo.utils import counters
 
 from vaebench.errors import VaebenchError
-from vaebench.units import LN256, nats_to_bpd
 from vaebench.utils import memory_of
 
 SAMPLE_BLOCK = 16  # samples per noise draw and per log-sum-exp block; chunks are multiples of it
@@ -55,15 +54,6 @@ def full_precision() -> Iterator[None]:
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved[:2]
         torch.set_float32_matmul_precision(saved[2])
-
-
-def bpd_deq(ll_nats: float, dims: int) -> float:
-    """Bits/dim of a dequantized density on [0,1]^D, an upper bound on discrete bits/dim (Theis et al.)."""
-    return -nats_to_bpd(ll_nats - dims * LN256, dims)
-
-
-def bpd_disc(ll_nats: float, dims: int) -> float:
-    return -nats_to_bpd(ll_nats, dims)
 
 
 def model_dtype_device(model: nn.Module) -> tuple[torch.dtype, torch.device]:

@@ -1,11 +1,13 @@
 """The results directory as the reporting stages read it: its tables, its runs' files, the run statuses.
 
-`vaebench aggregate` writes metrics.csv, summary.csv and tests.csv into results/STUDY; `Study`
-reads them back with each run's history.csv and artifacts.npz, for the figures, the findings and
-the report, with the references beside them: baselines.json (`vaebench baselines`), and when given
-the dataset manifest (resources/DATASET.json: the split sizes) and the picture-quality references
-(resources/quality/DATASET.json). Also the measures' names and directions those stages share.
-pandas and numpy only: no torch, no matplotlib.
+`vaebench aggregate` writes metrics.csv, summary.csv and tests.csv into results/STUDY, and where the runs
+kept them each test image's bits/dim (per_image.csv.gz); `Study` reads them back with each run's
+history.csv and artifacts.npz, for the figures, the findings and the report, with the references beside
+them: baselines.json (`vaebench baselines`), and when given the dataset manifest (resources/DATASET.json:
+the split sizes) and the picture-quality references (resources/quality/DATASET.json). Also the measures'
+names and directions those stages share. A tests.csv written before the hierarchical bootstrap (paired
+t-tests: t_p, t_p_holm, n_pairs) is read into the columns of today's (`normalise_tests`), so older studies
+still drive the report. pandas and numpy only: no torch, no matplotlib.
 """
 
 import json
@@ -20,7 +22,16 @@ import pandas as pd
 
 from vaebench import catalog
 from vaebench.errors import VaebenchError
-from vaebench.layout import ARTIFACTS, BASELINES, HISTORY, SELECTION, TABLES
+from vaebench.layout import (
+    ARTIFACTS,
+    BASELINES,
+    HISTORY,
+    PER_IMAGE_INDEX,
+    PER_IMAGE_TABLE,
+    SELECTION,
+    TABLES,
+    per_image_column,
+)
 
 # a run's status in metrics.csv: only "ok" runs enter means, intervals and tests; the others are counted
 OK, DIVERGED, NOT_EVALUATED, MISSING, UNREADABLE = "ok", "diverged", "not evaluated", "missing", "unreadable"
@@ -75,6 +86,10 @@ METRIC_NAMES = {metric: MEASURES[metric].name for metric in ("bpd_disc", "bpd_de
 BPD_LABEL = {metric: f"{name} (lower is better)" for metric, name in METRIC_NAMES.items()}
 UNIFORM_BPD = 8.0  # the uniform density on [0, 1]^D, and the uniform distribution on the 256 values
 
+# tests.csv before the hierarchical bootstrap: its columns under today's names, and how its pairs were tested
+OLD_TEST_COLUMNS = {"t_p": "p", "t_p_holm": "p_holm"}
+METHOD_PAIRED_T = "paired t-test across seeds (tables written before the hierarchical bootstrap)"
+
 
 class ResultsError(VaebenchError):
     """The results directory or its tables are missing or malformed."""
@@ -100,7 +115,7 @@ def read_table(source) -> pd.DataFrame:
     as strings, empty where the CSV has nothing."""
     table = pd.read_csv(source, keep_default_na=True)
     notes = tuple(c for c in table.columns if c.endswith("_note"))
-    for column in ("note", "better", "tied_with") + notes:
+    for column in ("note", "better", "tied_with", "method") + notes:
         if column in table.columns:
             table[column] = table[column].astype("string").fillna("").astype(str)
     return table
@@ -116,6 +131,41 @@ def read_tables(results: Path) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame
         tables.append(read_table(path))
     metrics, summary, tests = tables
     return metrics, summary, tests
+
+
+def normalise_tests(tests: pd.DataFrame) -> pd.DataFrame:
+    """tests.csv in today's columns: one written before the hierarchical bootstrap gets p and p_holm from its
+    paired t-test (t_p, t_p_holm), n_a = n_b = its n_pairs, method METHOD_PAIRED_T where it ran a test, and no
+    image count or run-pair counts (NaN); a table of today's is returned as it is."""
+    if "p_holm" in tests.columns or "t_p_holm" not in tests.columns:
+        return tests
+    old = tests.rename(columns=OLD_TEST_COLUMNS)
+    old["n_a"] = old["n_b"] = old["n_pairs"]
+    old["method"] = np.where(old["p"].notna(), METHOD_PAIRED_T, "")
+    for column in ("n_images", "runs_ahead", "run_pairs", "gap_min", "gap_max"):
+        old[column] = math.nan
+    return old
+
+
+def read_per_image(source) -> pd.DataFrame:
+    """per_image.csv.gz (layout.PER_IMAGE_TABLE; a path or a text buffer): a row per test image, a column per
+    ok run and likelihood."""
+    return pd.read_csv(source, index_col=PER_IMAGE_INDEX)
+
+
+def per_image_runs(per_image: pd.DataFrame, ok: pd.DataFrame, metric: str, dim: int) -> dict[str, np.ndarray]:
+    """family -> [seeds, images] bits/dim of its ok runs (rows of `ok`) with a value of `metric` at `dim`, in
+    seed order, for each family whose every such run is in the per-image table (a run evaluated before runs
+    kept their per-image values leaves its family out: its mean would not be the table's)."""
+    if metric not in ok.columns:
+        return {}
+    runs = ok[(ok["latent_dim"] == dim) & pd.to_numeric(ok[metric], errors="coerce").notna()]
+    out = {}
+    for family, group in runs.groupby("family", sort=False):
+        columns = [per_image_column(metric, family, int(dim), int(seed)) for seed in sorted(group["seed"])]
+        if all(c in per_image.columns for c in columns):
+            out[family] = per_image[columns].to_numpy(dtype=float).T
+    return out
 
 
 def read_json_object(path: Path) -> dict | None:
@@ -165,6 +215,9 @@ class Study:
     baselines: dict | None = None  # baselines.json: models without a latent, scored on the same test images
     manifest: dict | None = None  # the dataset manifest: n_train, n_test (the split's), shape
     quality: dict | None = None  # picture-quality references: test_accuracy, fd_train_vs_test, ...
+
+    def __post_init__(self):
+        self.tests = normalise_tests(self.tests)
 
     @classmethod
     def load(cls, results: Path, manifest: Path | None = None, quality: Path | None = None) -> "Study":
@@ -229,8 +282,9 @@ class Study:
         return self.summary.set_index(["family", "latent_dim"])
 
     def stat(self, family: str, dim: int, metric: str) -> dict:
-        """mean / low / high / n / note of a metric over the ok seeds (summary.csv), and `se`, the test-set
-        standard error of that mean where the metric has one; NaN where none."""
+        """mean / low / high / n / note of a metric over the ok seeds (summary.csv), and `se`, the standard
+        error of that mean where the metric has one: over seeds and test images (the hierarchical bootstrap)
+        where the runs kept per-image values, else over the test images alone; NaN where none."""
         summary, key = self._summary_by_key, (family, dim)
         row = summary.loc[key] if key in summary.index else None
 
@@ -247,7 +301,9 @@ class Study:
         }
 
     def test(self, metric: str, dim: int, a: str, b: str) -> pd.Series | None:
-        """The tests.csv row comparing a and b (either order), turned so that diff_mean = a - b, or None."""
+        """The tests.csv row comparing a and b (either order), turned so that a is family_a (diff_mean is
+        a - b, runs_ahead a's), or None. Turned, runs_ahead is run_pairs minus the other's: exact unless two
+        runs score exactly the same."""
         t = self.tests
         pair = ((t["family_a"] == a) & (t["family_b"] == b)) | ((t["family_a"] == b) & (t["family_b"] == a))
         hit = t[(t["metric"] == metric) & (t["latent_dim"] == dim) & pair]
@@ -255,8 +311,26 @@ class Study:
             return None
         row = hit.iloc[0].copy()
         if row["family_a"] != a:
+            for first, second in (("family_a", "family_b"), ("n_a", "n_b"), ("mean_a", "mean_b")):
+                row[first], row[second] = row[second], row[first]
             row["diff_mean"] = -row["diff_mean"]
+            row["diff_ci95_low"], row["diff_ci95_high"] = -row["diff_ci95_high"], -row["diff_ci95_low"]
+            row["gap_min"], row["gap_max"] = -row["gap_max"], -row["gap_min"]
+            row["runs_ahead"] = row["run_pairs"] - row["runs_ahead"]
         return row
+
+    @cached_property
+    def per_image_table(self) -> pd.DataFrame | None:
+        """per_image.csv.gz (None where aggregate wrote none), read on first use."""
+        path = self.results / PER_IMAGE_TABLE
+        return read_per_image(path) if path.exists() else None
+
+    def per_image(self, metric: str, dim: int) -> dict[str, np.ndarray] | None:
+        """family -> [seeds, images] bits/dim of its ok runs at `dim` (`per_image_runs`), what the evidence
+        module resamples; None without per-image values there."""
+        if self.per_image_table is None:
+            return None
+        return per_image_runs(self.per_image_table, self.ok, metric, dim) or None
 
     def npz(self, run_dir: str) -> dict[str, np.ndarray] | None:
         """The arrays of a run's artifacts.npz (None if it has none), read once per study."""

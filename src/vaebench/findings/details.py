@@ -9,36 +9,48 @@ more. Which families a rule compares comes from the catalog's properties (`score
 
 from vaebench import analysis, catalog, stats
 from vaebench.analysis import against_references, evidence, has_measure, not_comparable, ranking
+from vaebench.evidence import METHOD_WELCH
 from vaebench.findings.finding import Finding, grouped
 from vaebench.findings.seed_claims import claims
-from vaebench.results import DIVERGED, MEASURES, METRIC_NAMES, OK, Study
+from vaebench.results import DIVERGED, MEASURES, METHOD_PAIRED_T, METRIC_NAMES, OK, Study
 from vaebench.utils import finite
 from vaebench.words import families, fmt, fmt_value, label, labels, seeds, value
 
 
 def sample_size(study: Study) -> list[Finding]:
-    n = study.n_seeds
-    if n < stats.MIN_PAIRS_T:
+    """How the pairs of families were tested, and what the number of seeds allows (docs/statistics.md)."""
+    n, methods, images = study.n_seeds, analysis.test_methods(study), analysis.images_resampled(study)
+    if not methods:
         text = (
-            f"At most {seeds(n)} per family and latent dimension: no test can tell a real difference "
-            f"from seed-to-seed variation (the paired t-test needs {stats.MIN_PAIRS_T} seeds), so a "
-            f"difference below counts only when it is larger than {stats.NOISE_SE} test-set standard "
-            "errors of the difference (the noise of the test images, the only noise one seed measures); "
-            "otherwise it is the order of the means only."
+            f"At most {seeds(n)} per family and latent dimension and no per-image values: no test can tell "
+            "a real difference from seed-to-seed variation, so a difference below counts only when it is "
+            f"larger than {stats.NOISE_SE} test-set standard errors of the difference (the noise of the test "
+            "images, the only noise one seed measures); otherwise it is the order of the means only."
         )
         return [Finding("sample_size", "Too few seeds for statistics.", text)]
-    if n < stats.MIN_PAIRS_WILCOXON:
-        text = (
-            f"Up to {n} seeds per family and latent dimension: paired t-tests only (the Wilcoxon "
-            f"signed-rank test cannot reach p < {stats.ALPHA} before {stats.MIN_PAIRS_WILCOXON} "
-            "seeds), and their normality assumption cannot be checked with so few differences."
+    how = []
+    if images is not None and n == 1:
+        how.append(
+            f"the likelihoods by a bootstrap over the {images:,} test images every family shares (with one "
+            "seed the variation from one training run to the next is not measured: a significant difference "
+            "is beyond the noise of the test images only)"
         )
-        return [Finding("sample_size", "", text)]
+    elif images is not None:
+        how.append(
+            f"the likelihoods by a hierarchical bootstrap over the seeds and the {images:,} test images "
+            "every family shares (paired image by image)"
+        )
+    if METHOD_WELCH in methods:
+        how.append(f"{'the other measures' if how else 'every measure'} by Welch's t-test across seeds")
+    elif n == 1:
+        how.append("the other measures not at all (one seed: the order of the means only)")
+    if METHOD_PAIRED_T in methods:
+        how.append("paired t-tests across seeds (tables written before the hierarchical bootstrap)")
     text = (
-        f"Up to {n} seeds per family and latent dimension: paired t-tests and Wilcoxon signed-rank "
-        "tests, Holm-corrected within each latent dimension."
+        f"Up to {seeds(n)} per family and latent dimension. Tests: {'; '.join(how)}; p-values "
+        "Holm-corrected over the pairs of each measure and latent dimension."
     )
-    return [Finding("sample_size", "", text)]
+    return [Finding("sample_size", "One seed per family:" if n == 1 else "", text)]
 
 
 def statuses(study: Study) -> list[Finding]:

@@ -83,10 +83,18 @@ def limit_subset(study: Study) -> list[Finding]:
 
 def limit_seeds(study: Study) -> list[Finding]:
     n = study.n_seeds
-    if n == 0 or n >= stats.MIN_PAIRS_T:
+    if n == 0 or n >= stats.MIN_SEEDS_T:
         return []
-    text = f"{seeds(n)} per family and latent size: the variation from one run to the next is not measured."
-    return [Finding("limit_seeds", "One training run each:" if n == 1 else "Too few seeds:", text)]
+    if n > 1:
+        text = f"{seeds(n)} per family and latent size: a new seed could still reorder close families."
+        return [Finding("limit_seeds", "Two training runs each:", text)]
+    how = (
+        "the likelihoods' tests resample the test images only"
+        if analysis.images_resampled(study) is not None
+        else f"a difference counts only beyond {stats.NOISE_SE} test-set standard errors"
+    )
+    text = f"seed-to-seed variation is not measured: {how}."
+    return [Finding("limit_seeds", "One training run each:", text)]
 
 
 def limit_selection(study: Study) -> list[Finding]:

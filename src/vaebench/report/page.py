@@ -9,13 +9,13 @@ from importlib import resources
 from pathlib import Path
 from string import Template
 
-from vaebench import captions, findings, stats
+from vaebench import analysis, captions, evidence, findings, stats
 from vaebench.report.answer import findings_section, hold_section, use
 from vaebench.report.html import MARK, Footnotes, caption_html, esc, findings_list
 from vaebench.report.runs import runs
 from vaebench.report.setup import fixed_options, setup, values
 from vaebench.report.tables import convergence, headline, measures, ranking
-from vaebench.results import Study
+from vaebench.results import METHOD_PAIRED_T, Study
 from vaebench.utils import atomic_write
 
 
@@ -27,6 +27,19 @@ def limits(study: Study, config: dict) -> str:
     if not found:
         return "<p>None of the limits checked here applies to this run.</p>"
     return findings_list(found)
+
+
+def older_tests(study: Study) -> str:
+    """A line of the conventions for a tests.csv written before the hierarchical bootstrap, else ""."""
+    if METHOD_PAIRED_T not in analysis.test_methods(study):
+        return ""
+    return (
+        "<li>This study's tests.csv was written before the hierarchical bootstrap: its pairs of families "
+        "were compared by paired t-tests across seeds (seed numbers paired, from 3 seeds), Holm-corrected "
+        "within each measure and latent dimension, and the standard errors of the likelihoods are those of "
+        "the test images alone. Aggregating its runs again gives the tests described above where they kept "
+        "each test image's likelihood.</li>"
+    )
 
 
 def caption(captions_dir: Path, name: str) -> tuple[str, str]:
@@ -93,8 +106,8 @@ def render(
         runs=runs(study),
         fixed_options=fixed_options(study),
         alpha=stats.ALPHA,
-        min_pairs_t=stats.MIN_PAIRS_T,
-        min_pairs_wilcoxon=stats.MIN_PAIRS_WILCOXON,
+        replicates=f"{evidence.REPLICATES:,}",
+        older_tests=older_tests(study),
         noise_se=stats.NOISE_SE,
     )
 

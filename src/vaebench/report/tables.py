@@ -77,10 +77,12 @@ def headline(study: Study, footnotes: Footnotes) -> str:
     legend = (
         "<p class='small'>The headline is the <b>discretized</b> column; the dequantized one is an "
         "upper bound on it, read second. <b>Bold</b>: the lowest mean in its column. "
-        "<sup>=</sup>: not significantly worse than the bold one (paired t-test over seeds, "
-        "Holm-corrected, p ≥ 0.05). ± is the 95% t-interval across ok seeds where there are two "
-        "or more; SE is the standard error over test images (the test-set noise), the only "
-        f"uncertainty one seed measures. <span class='worse-uniform'>Shaded</span>: worse than "
+        "<sup>=</sup>: not significantly worse than the bold one (the pair's test in tests.csv, "
+        "Holm-corrected, p ≥ 0.05: a bootstrap over seeds and test images where the runs kept each "
+        "image's likelihood). ± is the 95% t-interval across ok seeds where there are two or more. SE "
+        "is the standard error of the mean: over seeds and test images (the same bootstrap) where the "
+        "runs kept each image's likelihood, else over the test images alone (the test-set noise, the "
+        f"only uncertainty one seed measures). <span class='worse-uniform'>Shaded</span>: worse than "
         f"the uniform density ({UNIFORM_BPD:g} bits/dim). Reference rows: models without a latent, "
         "fitted on the training split and scored on the same test images (their two columns are "
         "equal: a density constant within each bin). Diverged, missing and unevaluated runs are "
@@ -291,7 +293,7 @@ def ranking(study: Study) -> str:
                 ]
                 row.append(", ".join(names) or "—")
         else:
-            how = "no pair could be tested (too few paired seeds): the order of the means only"
+            how = "no pair could be tested (one seed, no per-image values): the order of the means only"
         blocks.append(
             f"<div><b>latent dimension {dim}</b><br><span class='small'>{how}</span>"
             + table(header, rows)
