@@ -137,3 +137,11 @@ def test_the_bootstrap_keeps_a_clear_leader_and_loses_a_close_one(three_seeds):
     close = robustness.images_check(study, replicates(10.0))
     assert close.status == robustness.FRAGILE and close.values["leader"] < 0.6
     assert robustness.images_check(study, lambda dim: None).status == robustness.VOID
+
+
+def test_by_default_the_images_check_resamples_the_studys_own_per_image_values(three_seeds):
+    study = study_of(three_seeds)
+    assert study.per_image("bpd_disc", 8) is not None
+    check = robustness.checks(study)[-1]
+    assert check.name == "test images" and check.status != robustness.VOID
+    assert 0 <= check.values["leader"] <= 1 and check.values["pairs"] == len(FAMILIES) - 1

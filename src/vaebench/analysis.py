@@ -16,7 +16,7 @@ better comes from results.MEASURES.
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 
@@ -57,6 +57,7 @@ class Evidence:
     p: float = math.nan  # the test's p-value, before Holm
     p_holm: float = math.nan
     method: str = ""  # how the pair was tested (tests.csv's method); "" where no test ran
+    how: str = ""  # the same in a few words with its sample sizes (`tested_how`)
     runs_ahead: float = math.nan  # of the run_pairs pairs of runs (every run of a against every run of b),
     run_pairs: float = math.nan  # those with a's run ahead in the measure's direction
     gap_min: float = math.nan  # the smallest and largest run-against-run gap a - b
@@ -115,7 +116,8 @@ def judge(
         significant = p_holm < stats.ALPHA
         how = tested_how(test) if test is not None else f"across {seeds(n)}"
         verdict = "significant" if significant else "not significant"
-        return Evidence(diff, significant, f"{verdict} ({how}, {holm_p(p_holm)})", p_holm=p_holm, **detail)
+        words = f"{verdict} ({how}, {holm_p(p_holm)})"
+        return Evidence(diff, significant, words, p_holm=p_holm, how=how, **detail)
     beyond, ratio = stats.beyond_noise(diff, se_a, se_b)
     if beyond:
         words = f"larger than {stats.NOISE_SE} test-set standard errors, {seeds(n)}"
@@ -179,16 +181,36 @@ def against_references(
 
 
 def compare(study: Study, claimant: str, rivals: list[str], metrics) -> tuple[list, list, list]:
-    """Every (metric, dim, rival, Evidence) of claimant against each rival: (wins, losses, undecided)."""
+    """Every (metric, dim, rival, Evidence) of claimant against each rival: (wins, losses, undecided). A claim
+    stands on all its comparisons at once, so the tested ones are Holm-corrected across them (`across_claim`),
+    not within one measure as in tests.csv."""
+    found = [
+        (metric, dim, rival, ev)
+        for metric in (m for m in metrics if has_measure(study, m))
+        for dim in study.dims
+        for rival in rivals
+        if finite((ev := evidence(study, metric, dim, claimant, rival)).diff)
+    ]
     wins, losses, open_ = [], [], []
-    for metric in (m for m in metrics if has_measure(study, m)):
-        for dim in study.dims:
-            for rival in rivals:
-                ev = evidence(study, metric, dim, claimant, rival)
-                if finite(ev.diff):
-                    side = ev.better(metric)
-                    (wins if side > 0 else losses if side < 0 else open_).append((metric, dim, rival, ev))
+    for metric, dim, rival, ev in across_claim(found):
+        side = ev.better(metric)
+        (wins if side > 0 else losses if side < 0 else open_).append((metric, dim, rival, ev))
     return wins, losses, open_
+
+
+def across_claim(found: list[tuple]) -> list[tuple]:
+    """The comparisons with a test, judged again on their p-values Holm-corrected across all of them."""
+    tested = [i for i, (*_, ev) in enumerate(found) if finite(ev.p)]
+    out = list(found)
+    for i, p_claim in zip(tested, stats.holm([found[i][3].p for i in tested]), strict=True):
+        metric, dim, rival, ev = found[i]
+        significant = bool(p_claim < stats.ALPHA)
+        words = (
+            f"{'significant' if significant else 'not significant'} ({ev.how}, {holm_p(p_claim)} across the "
+            f"claim's {len(tested)} tested comparisons)"
+        )
+        out[i] = (metric, dim, rival, replace(ev, separated=significant, p_holm=p_claim, words=words))
+    return out
 
 
 def claim_verdict(wins: list, losses: list, open_: list) -> str:

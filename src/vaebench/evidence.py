@@ -31,7 +31,7 @@ from vaebench import stats
 from vaebench.layout import parse_per_image_column
 from vaebench.results import OK, per_image_runs
 
-REPLICATES = 2000  # bootstrap replicates: a p-value's resolution is 1/(REPLICATES + 1)
+REPLICATES = 20_000  # bootstrap replicates: a p-value's resolution is 1/(REPLICATES + 1)
 BOOTSTRAP_SEED = 20_250_917  # fixed, so the same runs give the same tables
 CHUNK = 250  # replicates whose image counts are held at once: [CHUNK, images] floats
 CONFIDENCE = 0.95  # of every interval here

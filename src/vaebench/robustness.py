@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sps
 
-from vaebench import analysis
+from vaebench import analysis, evidence
 from vaebench.results import Study
 from vaebench.utils import finite
 
@@ -204,6 +204,19 @@ def images_check(study: Study, replicates) -> Check:
     return Check("test images", HOLDS if leader >= KEEPS_ORDER else FRAGILE, values)
 
 
-def checks(study: Study, replicates) -> list[Check]:
-    """The four checks, in the order the page shows them."""
+def study_replicates(study: Study):
+    """dim -> the hierarchical bootstrap's replicates of every family's mean there (evidence.bootstrap on the
+    study's per-image values), or None where the study has none."""
+
+    def at(dim: int) -> dict[str, np.ndarray] | None:
+        runs = study.per_image(METRIC, dim)
+        return evidence.bootstrap(runs).replicates if runs else None
+
+    return at
+
+
+def checks(study: Study, replicates=None) -> list[Check]:
+    """The four checks, in the order the page shows them; `replicates` (dim -> {family: array}) defaults to
+    the study's own bootstrap."""
+    replicates = replicates or study_replicates(study)
     return [k_check(study), length_check(study), seeds_check(study), images_check(study, replicates)]

@@ -71,7 +71,7 @@ def images_line(study: Study, c: robustness.Check) -> str:
 LINES = {"K": k_line, "training length": length_line, "seeds": seeds_line, "test images": images_line}
 
 
-def hold(study: Study, replicates) -> list[Finding]:
+def hold(study: Study, replicates=None) -> list[Finding]:
     """One finding per check: its question as the title, its status as the verdict, the numbers as text."""
     found = []
     for check in robustness.checks(study, replicates):

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from vaebench import catalog
 from vaebench.analysis import against_references, best_by, evidence, has_measure, worse_than_uniform
 from vaebench.findings.finding import Finding
-from vaebench.results import Study
+from vaebench.results import MEASURES, Study
 from vaebench.words import label, labels
 
 PICTURES = ("fd_samples_mean", "fd_recon_mean", "sharpness_mean")  # the first a study has stands for "looks"
@@ -28,6 +28,9 @@ class Leader:
     lead: float
     words: str
     separated: bool
+    runs_ahead: float = float("nan")  # of the run_pairs pairs of runs (best's against the runner-up's),
+    run_pairs: float = float("nan")  # those with the best's run ahead
+    margins: tuple[float, float] = (float("nan"), float("nan"))  # the smallest and largest lead of a run pair
 
 
 def leader(study: Study, metric: str, dim: int) -> Leader | None:
@@ -38,7 +41,21 @@ def leader(study: Study, metric: str, dim: int) -> Leader | None:
     if len(order) == 1:
         return Leader(dim, metric, order[0], value, None, float("nan"), "the only family with a value", False)
     ev = evidence(study, metric, dim, order[0], order[1])
-    return Leader(dim, metric, order[0], value, order[1], abs(ev.diff), ev.words, ev.separated)
+    sign = 1 if MEASURES[metric].lower_is_better else -1  # a lead is positive in the measure's direction
+    margins = tuple(sorted((-sign * ev.gap_max, -sign * ev.gap_min)))
+    return Leader(
+        dim,
+        metric,
+        order[0],
+        value,
+        order[1],
+        abs(ev.diff),
+        ev.words,
+        ev.separated,
+        ev.runs_ahead,
+        ev.run_pairs,
+        margins,
+    )
 
 
 def picture_measure(study: Study) -> str | None:

@@ -8,6 +8,7 @@ from vaebench.findings.hold import hold
 from vaebench.findings.use import Leader, leaders_table, picture_measure
 from vaebench.report.html import esc, family_label, finding_html, findings_list, table
 from vaebench.results import MEASURES, Study
+from vaebench.utils import finite
 from vaebench.words import fmt_value
 
 VERDICT_CSS = {  # a verdict's or a check's cell colour class (templates/report.html)
@@ -31,6 +32,12 @@ def leader_cells(study: Study, lead: Leader | None) -> list[str]:
     if lead.runner_up is None:
         return [best, "", esc(lead.words)]
     ahead = f"{fmt_value(lead.metric, lead.lead)} ahead of {family_label(study, lead.runner_up)}"
+    if finite(lead.run_pairs):
+        low, high = (fmt_value(lead.metric, m) for m in lead.margins)
+        ahead += (
+            f"<br><span class='small'>ahead in {lead.runs_ahead:.0f} of {lead.run_pairs:.0f} pairs of runs, "
+            f"by {low} to {high}</span>"
+        )
     return [best, ahead, esc(lead.words)]
 
 
@@ -49,9 +56,9 @@ def use(study: Study) -> str:
     return findings_list(findings.verdict(study), "verdict") + table(header, rows, "id='leaders'")
 
 
-def hold_section(study: Study, replicates) -> str:
+def hold_section(study: Study) -> str:
     """One row per check: its question, holds / fragile / not possible here, and its numbers."""
-    rows = [[esc(f.title), verdict_cell(f.verdict), esc(f.text)] for f in hold(study, replicates)]
+    rows = [[esc(f.title), verdict_cell(f.verdict), esc(f.text)] for f in hold(study)]
     return table(["check", "result", "what it rests on"], rows, "id='hold'")
 
 

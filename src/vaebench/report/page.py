@@ -94,7 +94,7 @@ def render(
         mark=MARK.format(written=written),
         subtitle=esc(subtitle(study)),
         verdict=use(study),
-        hold=hold_section(study, lambda dim: None),
+        hold=hold_section(study),
         limits=limits(study, config),
         setup=setup(study, config),
         headline=table,
