@@ -111,7 +111,6 @@ def test_the_study_built_in_process_is_the_one_the_report_stage_reads(tmp_path):
 
 def test_findings_are_plain_text_in_page_order_and_show_no_missing_value(full, sparse, every_family):
     order = [
-        "sample_size",
         "status",
         "winner",
         "baselines",
@@ -199,11 +198,6 @@ def test_one_seed_the_test_images_separate_a_far_lead_and_not_a_near_one(one_see
     assert far.words.startswith("significant (1 seed: test images only, 300 images, Holm p")
     assert not near.separated and near.words.startswith("not significant (1 seed: test images only")
     assert (far.runs_ahead, far.run_pairs) == (1, 1)
-    (sample_size,) = details.sample_size(study)
-    assert (
-        sample_size.title == "One seed per family:"
-        and "bootstrap over the 300 test images" in sample_size.text
-    )
     (limit,) = trust.limit_seeds(study)
     assert "the likelihoods' tests resample the test images only" in limit.text
 
@@ -219,9 +213,16 @@ def test_one_seed_without_per_image_values_a_lead_far_beyond_the_test_set_noise_
     assert not near.separated
     assert near.words == f"order of means only: {0.01 / se_diff:.1f} test-set standard errors, 1 seed"
     (winner,) = details.winners(study)
-    assert winner.title == "Lowest discretized bits/dim:"
-    assert f"not separable from {label('logit_laplace')} +0.010 (order of means only" in winner.text
-    assert f"ahead of 1 family (larger than {stats.NOISE_SE} test-set standard errors, 1 seed)" in winner.text
+    assert winner.title == "Which family has the lowest discretized bits/dim?"
+    assert (winner.verdict, winner.measure, winner.evidence) == (
+        label("logit_normal"),
+        "bits/dim disc",
+        "ahead of 1 of 2",
+    )
+    assert winner.text == (
+        f"At every latent size, {label('logit_normal')} has the lowest mean, not separated from "
+        f"{label('logit_laplace')} by the evidence rule."
+    )
     (best,) = use.verdict_likelihood(study)
     assert best.text.startswith(
         f"use {label('logit_normal')} at every latent size; by the order of the means"
@@ -271,8 +272,8 @@ def test_three_seeds_significant_and_not(tmp_path):
     assert tie.runs_ahead < tie.run_pairs == 9  # a seed of logit-Laplace beats one of logit-normal
     assert win.separated and re.fullmatch(rf"significant \({how}, Holm p (= 0\.0\d\d|< 0\.001)\)", win.words)
     (winner,) = details.winners(study)
-    assert f"not separable from {label('logit_laplace')}" in winner.text
-    assert "not significant (hierarchical bootstrap" in winner.text
+    assert winner.verdict == label("logit_normal") and winner.evidence == "ahead of 1 of 2"
+    assert f"not separated from {label('logit_laplace')} by the evidence rule" in winner.text
 
 
 # -- the verdict -----------------------------------------------------------------------------------------
@@ -386,56 +387,104 @@ def test_settings_chosen_on_short_runs_or_at_a_grid_edge_are_a_limit(one_seed):
 
 
 # -- the rules -------------------------------------------------------------------------------------------
-def test_sample_size_and_statuses(full, sparse):
-    assert one(findings.findings(sparse), "sample_size").title == "One seed per family:"
-    text = one(findings.findings(full), "sample_size").text
-    assert "hierarchical bootstrap over the seeds and the 300 test images" in text
-    assert "the other measures by Welch's t-test across seeds" in text
-    assert one(findings.findings(sparse), "status").text == "All 3 runs finished and were evaluated."
+def details_of(study: Study) -> list[Finding]:
+    """The findings of `details` without the seed post's claims (seed_claims has its own tests)."""
+    return [f for f in findings.findings(study) if not f.key.startswith("claim_")]
+
+
+def test_details_are_questions_with_a_short_answer_and_no_numbers_in_their_text(full, sparse, every_family):
+    """Each a question with its answer, measure and evidence in short; the paragraph names families and
+    latent sizes, its numbers are in the tables, the verdict and the evidence."""
+    for study in (full, sparse, every_family):
+        for finding in details_of(study):
+            assert finding.title.endswith("?") and finding.verdict, finding
+            assert not re.search(r"\d\.\d|\bp [<=]", finding.text), finding
+            assert len(finding.text.split()) <= 90, finding  # one short paragraph, long family names and all
+    assert "sample_size" not in {f.key for f in findings.findings(sparse)}  # the limits box says it
+
+
+def test_statuses_answer_whether_every_run_finished(full, sparse):
+    done = one(findings.findings(sparse), "status")
+    assert (done.title, done.verdict, done.text) == (
+        "Did every run finish and get evaluated?",
+        "yes: 3 of 3",
+        "All 3 runs did.",
+    )
     status = one(findings.findings(full), "status")
-    assert status.title == "2 of 18 runs are not in the means and tests,"
+    assert (status.verdict, status.evidence) == ("no: 2 of 18 did not", "1 diverged, 1 missing")
+    assert status.text.startswith("Not in the means and tests, but counted in the tables: ")
     assert f"{label('gaussian')} z = 8 seed 2 (diverged)" in status.text
     assert f"{label('continuous_bernoulli')} z = 8 seed 1 (missing: expected by the config" in status.text
 
 
-def test_the_winner_merges_the_latent_sizes_into_one_paragraph(full):
+def test_the_winner_names_the_best_family_once_for_every_latent_size(full):
     (winner,) = details.winners(full)
-    at2, at8 = winner.text.split("; at z = 8")
-    assert at2.startswith(f"at z = 2, {label('gaussian')} ") and "ahead of every other family" in at2
-    assert "significant (hierarchical bootstrap, 3 seeds × 300 images" in at2
-    assert at8.startswith(f", {label('gaussian')} ")
+    assert winner.verdict == label("gaussian")  # the best at z = 2 and at z = 8
+    assert winner.evidence == "ahead of 2 of 2"  # a t-test at z = 2, the test-set noise at z = 8 (2 seeds)
     assert (
-        "significant (hierarchical bootstrap, 2 and 3 seeds × 300 images" in at8
-    )  # gaussian's diverged seed
+        winner.text
+        == f"At every latent size, {label('gaussian')} leads every other family by the evidence rule."
+    )
+    ranks = analysis.ranking(full)
+    assert set(ranks.loc[ranks["rank"] == 1, "family"]) == {"gaussian"}
 
 
-def test_baselines_name_the_families_that_beat_a_histogram_without_a_latent(every_family):
+def test_the_winner_names_each_latent_sizes_best_family(tmp_path):
+    """Two latent sizes, two winners: the verdict names each with its latent size."""
+    synthetic = write_synthetic_results(
+        tmp_path / "mnist5k", latent_dims=(2, 8), seeds=(0,), diverged=None, missing=None
+    )
+    set_values(synthetic, "bernoulli", 8, bpd_disc=1.0)  # far below gaussian's at z = 8 only
+    (winner,) = details.winners(study_of(synthetic))
+    assert winner.verdict == f"z = 2: {label('gaussian')}; z = 8: {label('bernoulli')}"
+    assert winner.evidence == "ahead of 2 of 2"  # the same answer at every latent size, once
+    assert winner.text == (
+        f"At z = 2, {label('gaussian')} leads every other family by the evidence rule. At z = 8, "
+        f"{label('bernoulli')} leads every other family by the evidence rule."
+    )
+
+
+def test_baselines_count_the_families_that_beat_a_histogram_without_a_latent(every_family):
     (finding,) = details.baselines(every_family)
-    beat = re.search(
-        rf"at z = 8, \d+ of {len(FAMILY_IDS) - 1} families beat it: (.*?); even the two-mass", finding.text
-    ).group(1)
-    assert "significant (one-sample t-test across 3 seeds" in beat
-    assert label("logit_normal") in beat and label("gaussian_fixed") not in beat
-    masses = re.search(r"even the two-mass model \(2\.200\) beats \d families: (.*)\.$", finding.text)
-    assert label("gaussian_fixed") in masses.group(1) and label("logit_normal") not in masses.group(1)
+    histogram, masses = (every_family.baseline(b) for b in ("histogram", "two_masses"))
+    beat = [
+        f
+        for f, ev in analysis.against_references(every_family, 8, histogram).items()
+        if ev.better("bpd_disc") > 0
+    ]
+    assert "logit_normal" in beat and "gaussian_fixed" not in beat
+    judged = len(FAMILY_IDS) - 1  # beta has no discretized value
+    assert (finding.verdict, finding.measure) == (f"{len(beat)} of {judged}", "bits/dim disc")
+    assert finding.evidence == f"0 not separated, {judged - len(beat)} worse"
+    loses_to, lost = re.fullmatch(
+        r"At every latent size, the per-pixel histogram loses to every family but (.*); even the two-mass "
+        r"model beats (.*)\.",
+        finding.text,
+    ).groups()
+    # "every family but" names the families that do not beat the histogram
+    assert label("gaussian_fixed") in loses_to and label("logit_normal") not in loses_to
+    assert label("gaussian_fixed") in lost and label("logit_normal") not in lost
+    ev = analysis.against_references(every_family, 8, masses)["gaussian_fixed"]
+    assert ev.better("bpd_disc") < 0 and ev.words.startswith("significant (one-sample t-test across 3 seeds")
 
 
 def test_bce_read_as_cb_against_cb_trained_on_its_own_likelihood(full, sparse):
     (entry,) = [e for e in catalog.CATALOG if e.scored_as]
     finding = one(findings.findings(full), "scored_as")
-    assert label(entry.scored_as) in finding.title and entry.everyday_loss in finding.title.lower()
-    parts = finding.text.split("; at z =")
-    assert len(parts) == 2
-    better = f"{label(entry.scored_as)} is better by"
-    assert (
-        better in parts[0]
-        and "(significant (hierarchical bootstrap, 3 seeds × 300 images, Holm p" in parts[0]
+    assert finding.title == (
+        f"Does training on {entry.everyday_loss} instead of the {label(entry.scored_as)} cost likelihood?"
     )
-    assert better in parts[1] and "hierarchical bootstrap, 3 and 2 seeds" in parts[1]  # a seed of CB missing
+    assert (finding.verdict, finding.measure) == ("yes", "bits/dim disc")
+    at2, at8 = finding.evidence.split("; ")
+    assert at2.startswith("z = 2: significant (hierarchical bootstrap, 3 seeds × 300 images, Holm p")
+    # a missing seed of CB: the bootstrap resamples 3 seeds of one family and 2 of the other
+    assert at8.startswith("z = 8: significant (hierarchical bootstrap, 3 and 2 seeds × 300 images, Holm p")
+    assert finding.text.endswith(
+        f"At every latent size, {label(entry.scored_as)} trained on its own likelihood is better."
+    )
     missing = one(findings.findings(sparse), "scored_as")
-    assert missing.title == "" and missing.text.endswith(
-        f"not compared here, the study lacks ok runs of {entry.scored_as}."
-    )
+    assert missing.verdict == analysis.NOT_TESTABLE
+    assert missing.text == f"Not compared here: the study lacks ok runs of {entry.scored_as}."
 
 
 def test_the_seed_claims_each_have_a_verdict_and_name_what_stands_for_their_words(every_family, full):
@@ -524,23 +573,28 @@ def test_squared_error_learned_scale_rescue(tmp_path):
 
 def test_likelihood_and_pictures_disagree_for_the_logit_families(every_family):
     (finding,) = details.likelihood_vs_pictures(every_family)
-    assert f"at z = 8, {label('logit_normal')} is 1 of {len(FAMILY_IDS) - 1} on likelihood" in finding.text
-    assert ", its median image " in finding.text and finding.text.count("flat grey") == 1
+    found = analysis.likelihood_vs_pictures(every_family)
+    assert [(d.family, d.likelihood_place) for d in found] == [("logit_normal", 1), ("logit_laplace", 2)]
+    assert (finding.verdict, finding.evidence) == ("no", f"2 of {found[0].of} families")
+    assert finding.measure == "bits/dim disc, FD of samples"
+    assert f": {label('logit_normal')} and {label('logit_laplace')} at every latent size." in finding.text
+    assert finding.text.count("flat grey") == 1  # their median images are measured
 
 
-def test_edge_bins_in_one_paragraph_name_the_continuous_real_line_families(full, every_family):
+def test_edge_bins_name_the_continuous_real_line_families_by_their_distribution(full, every_family):
     assert details.edge_bins(full) == []  # the synthetic columns agree: nothing to explain
     (finding,) = details.edge_bins(every_family)
+    assert (finding.verdict, finding.measure) == ("same leader, far apart", "bits/dim disc, bits/dim deq")
+    # the fixture adds 5 bits/dim to gaussian's dequantized column: its edge mass
+    assert re.fullmatch(r"widest gap 5\.\d{3} bits/dim", finding.evidence)
     assert finding.text.startswith(
-        f"at z = 8, both columns rank {label('logit_normal')} first; the widest gap is {label('gaussian')}'s"
+        f"At every latent size, both columns rank {label('logit_normal')} first. The gap is widest for "
+        f"{label('gaussian')}."
     )
-    named = re.search(r"A family on the whole real line \((.*?)\) gives the edge bins", finding.text).group(1)
-    expected = [e.id for e in catalog.CATALOG if e.real_line and not e.discrete]
-    assert named.split("; ") == [label(f) for f in expected]
-    assert (
-        f"For {label('discretized_logistic')}, scored on the 8-bit bins in both columns, the two columns "
-        "agree by construction."
-    ) in finding.text
+    real = [e for e in catalog.CATALOG if e.real_line and not e.discrete]
+    shapes = " and ".join(dict.fromkeys(e.distribution for e in real))
+    assert f"The edge bins v = 0 and 255 of the {shapes} families, on the whole real line" in finding.text
+    assert label("discretized_logistic") not in finding.text  # the conventions say why its columns agree
 
 
 def test_edge_bins_without_a_real_line_family(tmp_path):
@@ -555,17 +609,28 @@ def test_edge_bins_without_a_real_line_family(tmp_path):
     path = synthetic.run_dir("logit_normal", 8, 0) / "metrics.json"
     set_likelihood(path.parent, bpd_deq=json.loads(path.read_text())["bpd_deq"] + 2)
     (finding,) = details.edge_bins(study_of(synthetic))
+    assert finding.verdict == "no: another leader"
     assert "the dequantized column " + label("continuous_bernoulli") in finding.text
     assert "No family here is on the whole real line" in finding.text
 
 
 def test_calibration_is_named_a_reconstruction_calibration_and_comparability(full, every_family):
     (calibration,) = details.calibration(full)
-    assert calibration.title == "Reconstruction calibration:"
+    assert calibration.title == "Are the reconstructions calibrated?"
+    coverage = [full.stat(f, d, "coverage90")["mean"] for f in full.families for d in full.dims]
+    assert calibration.verdict == f"{min(coverage):.3f} to {max(coverage):.3f}"
+    assert re.fullmatch(r"ideal 0\.900, closest 0\.\d{3}, furthest 0\.\d{3}", calibration.evidence)
     assert "not a predictive calibration" in calibration.text
+    assert calibration.text.endswith(
+        f"Closest is {label('bernoulli')} at z = 2, furthest {label('gaussian')} at z = 2."
+    )
     assert details.comparability(full) == []
     (marked,) = details.comparability(every_family)
-    assert marked.title == "Not comparable (†):" and marked.text.startswith(f"{label('laplace_fixed')} were")
+    assert (marked.title, marked.verdict) == (
+        "Are all likelihoods on the same footing?",
+        "no: 1 family marked †",
+    )
+    assert f"as the seed post did: {label('laplace_fixed')}." in marked.text
     assert analysis.not_comparable(every_family) == ["laplace_fixed"]
 
 

@@ -57,13 +57,3 @@ def families(n: int) -> str:
 def setting(key: str, value: float) -> str:
     """'learning rate 0.001': a chosen training setting."""
     return f"{SETTING_NAMES.get(key, key)} {value:g}"
-
-
-def value(study: Study, family: str, dim: int, metric: str = "bpd_disc") -> str:
-    """'1.329 ± 0.012 bits/dim (3 seeds)': the mean over ok seeds with the half-width of its 95% interval, or
-    with fewer seeds its test-set standard error: '1.329 bits/dim (test-set SE 0.006, 1 seed)'."""
-    s = study.stat(family, dim, metric)
-    if finite(s["high"]):
-        return f"{fmt(s['mean'])} ± {fmt(s['high'] - s['mean'])} bits/dim ({seeds(s['n'])})"
-    se = f"test-set SE {fmt(s['se'])}, " if finite(s["se"]) else ""
-    return f"{fmt(s['mean'])} bits/dim ({se}{seeds(s['n'])})"

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from vaebench import catalog
 from vaebench.analysis import against_references, best_by, evidence, has_measure, worse_than_uniform
-from vaebench.findings.finding import Finding
+from vaebench.findings.finding import Finding, named, where
 from vaebench.results import MEASURES, Study
-from vaebench.words import label, labels
+from vaebench.words import label
 
 PICTURES = ("fd_samples_mean", "fd_recon_mean", "sharpness_mean")  # the first a study has stands for "looks"
 
@@ -71,10 +71,6 @@ def leaders_table(study: Study) -> list[tuple[Leader | None, Leader | None]]:
     ]
 
 
-def where(study: Study, dims: list[int]) -> str:
-    return "at every latent size" if dims == study.dims else f"at z = {', '.join(map(str, dims))}"
-
-
 def by_family(found: list[Leader]) -> dict[str, list[int]]:
     """The latent sizes each family leads at, in the order the families first lead."""
     led: dict[str, list[int]] = {}
@@ -121,15 +117,6 @@ def verdict_quality(study: Study) -> list[Finding]:
     other = " (not the likelihood's best)" if not set(led) <= likelihood else ""
     text = f"the best-looking {what}{other} are {named}; {sureness(found)}."
     return [Finding("use_quality", "For pictures:", text)]
-
-
-def named(study: Study, chosen: list[str]) -> str:
-    """The families chosen, by name while they are the fewer, else as every family but the rest."""
-    ordered = [f for f in study.families if f in chosen]
-    rest = [f for f in study.families if f not in chosen]
-    if len(ordered) > len(study.families) / 2:
-        return f"every family but {labels(study, rest, ' and ')}" if rest else "every family"
-    return labels(study, ordered)
 
 
 def verdict_avoid(study: Study) -> list[Finding]:

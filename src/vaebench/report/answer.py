@@ -4,6 +4,7 @@ come from `vaebench.findings`; here they become tables."""
 
 from vaebench import findings
 from vaebench.findings import Finding
+from vaebench.findings.finding import BETWEEN_SIZES
 from vaebench.findings.hold import hold
 from vaebench.findings.use import Leader, leaders_table, picture_measure
 from vaebench.report.html import esc, family_label, finding_html, findings_list, table
@@ -20,8 +21,13 @@ VERDICT_CSS = {  # a verdict's or a check's cell colour class (templates/report.
 }
 
 
+def per_line(text: str) -> str:
+    """A cell's answers per latent size, one per line, so the cell stays narrow."""
+    return "<br>".join(esc(part) for part in text.split(BETWEEN_SIZES)) if text else "–"
+
+
 def verdict_cell(word: str) -> tuple[str, str]:
-    return (esc(word) if word else "–", f"verdict {VERDICT_CSS.get(word, '')}".strip())
+    return per_line(word), f"verdict {VERDICT_CSS.get(word, '')}".strip()
 
 
 def leader_cells(study: Study, lead: Leader | None) -> list[str]:
@@ -70,7 +76,7 @@ def findings_table(items: list[Finding]) -> str:
             f"<a href='#{esc(f.key)}'>{esc(f.title)}</a>"
             + (f"<br><span class='small'>{esc(f.stands_for)}</span>" if f.stands_for else ""),
             esc(f.measure) or "–",
-            esc(f.evidence) or "–",
+            per_line(f.evidence),
             verdict_cell(f.verdict),
         ]
         for f in items
