@@ -175,7 +175,8 @@ def test_findings_follow_the_tests(full, sparse):
     assert "z = 2: significant (hierarchical bootstrap, 3 seeds" in text  # the evidence of BCE read as CB
     assert "z = 8: significant (hierarchical bootstrap, 3 and 2 seeds" in text  # CB's missing run
     assert f"At every latent size, {cb} trained on its own likelihood is better." in text
-    assert "Not testable here: the study lacks ok runs of squared_error" in text
+    squared = catalog.label("squared_error")
+    assert f"Not testable here: the study has no ok runs of {squared}" in text
 
     _, page, _ = sparse
     text = html.unescape(re.sub(r"<[^>]+>", "", section(page, "findings")))
@@ -183,7 +184,10 @@ def test_findings_follow_the_tests(full, sparse):
     assert "<p id='sample_size'>" not in page
     bernoulli = catalog.label("bernoulli")
     assert f"Which family has the lowest discretized bits/dim? At every latent size, {bernoulli} " in text
-    assert "Seed claim “squared error doesn't work at all”:" in text
+    table = re.search(r"<table id='findings-table'>.*?</table>", section(page, "findings"), re.S).group(0)
+    claims = re.findall(r"<tr><td><a href='#(claim_\w+)'>", table)
+    assert claims == ["claim_converges", "claim_latent", "claim_sharper", "claim_squared_error"]
+    assert "<td class='verdict'>not testable here</td>" in table
 
 
 def test_ranking_shows_a_shared_rank_where_no_test_separates(tmp_path):
