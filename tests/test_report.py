@@ -23,6 +23,7 @@ from synthetic_runs import (
 )
 
 from vaebench import captions, catalog, evidence, findings
+from vaebench.catalog import FAMILY_IDS
 from vaebench.cli import main
 from vaebench.report import page as report_page
 from vaebench.report import setup as report_setup
@@ -82,6 +83,22 @@ def full(tmp_path_factory):
     run_json.write_text(json.dumps({**json.loads(run_json.read_text()), "torch_version": "2.15.0"}))
     page, printed = build(study.results, study.expected, root / "report" / "index.html")
     assert "not drawn" not in printed  # this study has data for every figure
+    return study, page, root / "report" / "index.html"
+
+
+@pytest.fixture(scope="module")
+def quick_like(tmp_path_factory):
+    """The quick preset's shape: every family at latent dimensions 2 and 16, one seed."""
+    root = tmp_path_factory.mktemp("quick_like")
+    study = write_synthetic_results(
+        root / "results" / "quick",
+        latent_dims=(2, 16),
+        seeds=(0,),
+        families=FAMILY_IDS,
+        diverged=None,
+        missing=None,
+    )
+    page, _ = build(study.results, study.expected, root / "report" / "index.html")
     return study, page, root / "report" / "index.html"
 
 
@@ -366,11 +383,13 @@ def test_report_opens_in_a_real_browser(full, browser):
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
 
 
-def test_report_fits_the_screen_and_folds_the_details(full, browser):
+@pytest.mark.parametrize("shape", ["full", "quick_like"])
+def test_report_fits_the_screen_and_folds_the_details(shape, browser, request):
     """At 1,280 px every table fits the page; on a phone (412 px) a wide table scrolls inside its own box,
     so the page never scrolls sideways, even with every folded detail open. The details (every run, every
-    pairwise test, the conventions) are folded behind a summary, and a link into them unfolds them."""
-    _, html_page, path = full
+    pairwise test, the conventions) are folded behind a summary, and a link into them unfolds them. On three
+    families over three seeds, and on the quick preset's thirteen families."""
+    study, html_page, path = request.getfixturevalue(shape)
     assert html_page.count("<table") == html_page.count("<div class='scroll'><table")
     widths = {}
     for width in (1280, 412):
@@ -395,7 +414,7 @@ def test_report_fits_the_screen_and_folds_the_details(full, browser):
         "Every run",
         "Every pairwise test of the bits/dim",
     ]
-    assert folded[1].startswith("Every run (18 rows)")
+    assert folded[1].startswith(f"Every run ({len(study.expected)} rows)")
     page = browser.new_page()
     page.goto(path.as_uri() + "#likelihoods", wait_until="load")
     assert page.evaluate("document.querySelector('#conventions details').open")
