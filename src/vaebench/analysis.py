@@ -6,7 +6,7 @@ test images only; Welch's t-test across seeds for the measures without per-image
 test-set noise (stats.NOISE_SE standard errors of the difference); else the order of the means only.
 Which family leads a column (`ranking`, `leaders`),
 which are worse than the uniform density, where likelihood and picture quality disagree,
-which runs were still improving (`still_rising`, `estimate_still_rising`), whether K, the test subset,
+which runs were still improving (`still_rising`), whether K, the test subset,
 the training set or the architecture fall short of the protocol, which chosen settings sit at the
 edge of their grid and whether a claim of the seed post holds (`compare`, `claim_verdict`) are decided
 here too. The findings (`vaebench.findings`) put these into sentences
@@ -31,7 +31,6 @@ from vaebench.words import holm_p, seeds
 PAPER_K = 5000  # Burda et al.'s protocol: importance samples per test image
 SEED_ARCH = "conv"  # the seed post's network (16/32/128 channels); the mlp is a smaller, different model
 RISING_SHARE = 0.01  # a learning curve still rises when its last epoch added at least this share of its gain
-RISE_SE = 2  # the estimate still rises when it grew from K/4 to K by more than this many standard errors
 SMALL_TRAIN = 10_000  # fewer training images than this is a small training set (MNIST has 60,000)
 # a claim's verdict: every comparison decided in its favour; against it only; decided both ways; not every
 # comparison decided; or a design that cannot tell (a measure the study lacks or truncates)
@@ -352,47 +351,6 @@ def lead(study: Study, metric: str = "bpd_disc") -> tuple[int, float] | None:
         if len(means) >= 2:
             gaps.append((dim, means[1] - means[0]))
     return min(gaps, key=lambda g: g[1]) if gaps else None
-
-
-@dataclass(frozen=True)
-class RisingEstimate:
-    """An ok run whose likelihood estimate (`kind`: disc or deq) still rose from K/4 to K by more than RISE_SE
-    standard errors of that rise."""
-
-    family: str
-    latent_dim: int
-    seed: int
-    run_dir: str
-    kind: str
-    rise_nats: float
-    se_nats: float
-    dims: float
-
-    @property
-    def rise_bpd(self) -> float:
-        return nats_to_bpd(self.rise_nats, self.dims)
-
-
-def estimate_still_rising(study: Study) -> list[RisingEstimate]:
-    """Every (run, likelihood) whose estimate had not converged at K, in the order of the runs."""
-    flagged = []
-    for _, run in study.ok.iterrows():
-        for kind in ("disc", "deq"):
-            rise, se = run.get(f"ll_{kind}_rise_nats"), run.get(f"ll_{kind}_rise_se")
-            if finite(rise) and finite(se) and rise > RISE_SE * se:
-                flagged.append(
-                    RisingEstimate(
-                        run["family"],
-                        run["latent_dim"],
-                        run["seed"],
-                        run["run_dir"],
-                        kind,
-                        rise,
-                        se,
-                        run["dims"],
-                    )
-                )
-    return flagged
 
 
 def estimate_trend(study: Study, family: str, dim: int) -> list[float | None] | None:
