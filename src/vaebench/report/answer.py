@@ -38,7 +38,7 @@ def leader_cells(study: Study, lead: Leader | None) -> list[str]:
     if lead.runner_up is None:
         return [best, "", esc(lead.words)]
     ahead = f"{fmt_value(lead.metric, lead.lead)} ahead of {family_label(study, lead.runner_up)}"
-    if finite(lead.run_pairs):
+    if finite(lead.run_pairs) and lead.run_pairs > 1:  # one run each: the lead itself
         low, high = (fmt_value(lead.metric, m) for m in lead.margins)
         ahead += (
             f"<br><span class='small'>ahead in {lead.runs_ahead:.0f} of {lead.run_pairs:.0f} pairs of runs, "
