@@ -9,7 +9,7 @@ here; "quicker", "nicer", "sharper" and "at all" are each the measures of CLAIMS
 from dataclasses import dataclass
 
 from vaebench import catalog
-from vaebench.analysis import NOT_TESTABLE, claim_verdict, compare, has_measure
+from vaebench.analysis import NOT_TESTABLE, claim_verdict, compare, has_measure, stops
 from vaebench.findings.finding import Finding
 from vaebench.results import DIVERGED, MEASURES, Study
 from vaebench.stats import count
@@ -77,10 +77,11 @@ def untestable(study: Study, claimant: str, rivals: list[str], claim: Claim) -> 
         return f"the study has no ok runs of {labels(study, lacking, ' or ')}"
     if not any(has_measure(study, m) for m in claim.measures):
         return f"{' and '.join(MEASURES[m].name for m in claim.measures)}: not measured in these runs"
-    if claim.key == "claim_converges" and not (converged(study, claimant) and rivals):
-        if "stop_reason" not in study.ok.columns or study.ok["stop_reason"].isna().all():
+    claimant_converged = converged(study, claimant)
+    if claim.key == "claim_converges" and not (claimant_converged and rivals):
+        if stops(study) is None:  # tables from before the stopping rule
             return "these runs trained a fixed number of epochs, which truncates the count of epochs"
-        who = "no other family's" if converged(study, claimant) else f"not all of {label(study, claimant)}'s"
+        who = "no other family's" if claimant_converged else f"not all of {label(study, claimant)}'s"
         return f"{who} runs stopped by the rule: a run its epoch cap stopped cannot say how fast it converged"
     return ""
 
@@ -99,7 +100,8 @@ def rivals_of(study: Study, claim: Claim, claimant: str) -> tuple[list[str], lis
     others = [f for f in study.families if f != claimant]
     if claim.key != "claim_converges":
         return others, []
-    return [f for f in others if converged(study, f)], [f for f in others if not converged(study, f)]
+    ended = {f: converged(study, f) for f in others}
+    return [f for f in others if ended[f]], [f for f in others if not ended[f]]
 
 
 def summary(outcomes: dict[str, list]) -> str:
