@@ -45,6 +45,7 @@ STAGES = {
     "baselines": "score models without a latent (uniform, two masses, per-pixel histogram)",
     "figures": "draw the comparison figures",
     "report": "write the self-contained HTML report",
+    "compare": "what changed between two studies: bits/dim, the ranking, the seed post's claims",
 }
 
 
@@ -480,6 +481,11 @@ def _reference_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _compare_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--before", required=True, type=Path, help="the earlier study's results, e.g. results/OLD")
+    p.add_argument("--after", required=True, type=Path, help="the later study's results, e.g. results/STUDY")
+
+
 # every stage's arguments, defined here torch-free, so that parsing (and --help) imports no stage module
 ARGUMENTS = {
     "data": _data_arguments,
@@ -492,6 +498,7 @@ ARGUMENTS = {
     "baselines": _baselines_arguments,
     "figures": _figures_arguments,
     "report": _report_arguments,
+    "compare": _compare_arguments,
 }
 
 

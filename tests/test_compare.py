@@ -1,0 +1,40 @@
+"""`vaebench compare` on two synthetic studies: the values and changes, the rankings' tau, the claims."""
+
+import pytest
+from synthetic_runs import aggregate_cli, set_likelihood, study_of, write_synthetic_results
+
+from vaebench import compare
+from vaebench.cli import main
+
+FAMILIES = ("bernoulli", "gaussian", "logit_normal")
+
+
+def test_compare_gives_each_familys_change_the_rankings_tau_and_the_claims(tmp_path, capsys):
+    before = write_synthetic_results(
+        tmp_path / "before", families=FAMILIES, latent_dims=(8,), diverged=None, missing=None
+    )
+    after = write_synthetic_results(
+        tmp_path / "after",
+        families=(*FAMILIES, "squared_error"),
+        latent_dims=(8,),
+        diverged=None,
+        missing=None,
+    )
+    for seed in after.seeds:  # the worst family before is the best after: the ranking's order turns
+        set_likelihood(after.run_dir("bernoulli", 8, seed), bpd_disc=0.5)
+    found = compare.changes(study_of(before), study_of(after))
+    values = found.values.set_index("family")
+    old = study_of(before).stat("bernoulli", 8, "bpd_disc")["mean"]
+    assert values.loc["bernoulli", "before"] == pytest.approx(old)
+    assert values.loc["bernoulli", "change"] == pytest.approx(0.5 - old)
+    assert values.loc["squared_error", "after"] > 0 and values["before"].isna().sum() == 1  # new in after
+    assert set(found.taus) == {8} and found.taus[8] < 1  # bernoulli moved from last to first
+    verdicts = found.verdicts.set_index("claim")
+    # the literal squared error was not run before: its claims were not testable, and now they are
+    assert verdicts.loc["BCE gives a nicer latent space", "before"] == "not testable here"
+    assert verdicts.loc["BCE gives a nicer latent space", "after"] != "not testable here"
+    aggregate_cli(before), aggregate_cli(after)
+    assert main(["compare", "--before", str(before.results), "--after", str(after.results)]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith("| family | z = 8: before → after (change) |")
+    assert "Kendall's tau of the two rankings" in printed and "| BCE converges quicker |" in printed
