@@ -46,6 +46,8 @@ STAGES = {
     "figures": "draw the comparison figures",
     "report": "write the self-contained HTML report",
     "compare": "what changed between two studies: bits/dim, the ranking, the seed post's claims",
+    "readme": "a study's results as Markdown for a README: the headline table, the verdict, the checks, the "
+    "seed post's claims, the limits and the job time per stage",
 }
 
 
@@ -481,6 +483,23 @@ def _reference_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _readme_arguments(p: argparse.ArgumentParser) -> None:
+    _results_argument(p, "after `vaebench aggregate`")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="the study config (YAML) whose budget the limits quote (default: RESULTS/study.yaml if present)",
+    )
+    p.add_argument(
+        "--benchmarks",
+        type=Path,
+        default=None,
+        help="the study's Snakemake benchmarks folder (benchmarks/), to add the job time per stage",
+    )
+    _reference_arguments(p)
+
+
 def _compare_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--before", required=True, type=Path, help="the earlier study's results, e.g. results/OLD")
     p.add_argument("--after", required=True, type=Path, help="the later study's results, e.g. results/STUDY")
@@ -499,6 +518,7 @@ ARGUMENTS = {
     "figures": _figures_arguments,
     "report": _report_arguments,
     "compare": _compare_arguments,
+    "readme": _readme_arguments,
 }
 
 

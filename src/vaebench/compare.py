@@ -11,6 +11,7 @@ import pandas as pd
 from scipy import stats as sps
 
 from vaebench.findings.seed_claims import claims
+from vaebench.readme import markdown_table
 from vaebench.results import Study
 from vaebench.utils import finite
 from vaebench.words import fmt, label
@@ -69,29 +70,30 @@ def changes(before: Study, after: Study, metric: str = METRIC) -> Changes:
 def markdown(before: Study, after: Study, found: Changes) -> str:
     """The three tables, as Markdown."""
     dims = sorted(found.values["latent_dim"].unique())
-    head = "| family | " + " | ".join(f"z = {d}: before → after (change)" for d in dims) + " |"
-    lines = [head, "|---|" + "---:|" * len(dims)]
-    for family, rows in found.values.groupby("family", sort=False):
+    rows = []
+    for family, at in found.values.groupby("family", sort=False):
         cells = []
         for dim in dims:
-            row = rows[rows["latent_dim"] == dim]
+            row = at[at["latent_dim"] == dim]
             if row.empty:
                 cells.append("")
                 continue
             r = row.iloc[0]
             change = f" ({r['change']:+.3f})" if finite(r["change"]) else ""
             cells.append(f"{fmt(r['before'])} → {fmt(r['after'])}{change}")
-        lines.append(
-            f"| {label(after if family in after.families else before, family)} | " + " | ".join(cells) + " |"
-        )
+        rows.append([label(after if family in after.families else before, family), *cells])
+    header = ["family", *(f"z = {d}: before → after (change)" for d in dims)]
     taus = "; ".join(f"z = {d}: {t:.2f}" for d, t in found.taus.items()) or "no latent size in both"
-    lines += ["", f"Kendall's tau of the two rankings, families in both: {taus}.", ""]
-    lines += ["| claim | before | after | evidence after |", "|---|---|---|---|"]
-    lines += [
-        f"| {r.claim} | {r.before or '–'} | {r.after} | {r.evidence_after or '–'} |"
-        for r in found.verdicts.itertuples()
+    claims_rows = [
+        [r.claim, r.before or "–", r.after, r.evidence_after or "–"] for r in found.verdicts.itertuples()
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(
+        [
+            markdown_table(header, rows),
+            f"Kendall's tau of the two rankings, families in both: {taus}.\n",
+            markdown_table(["claim", "before", "after", "evidence after"], claims_rows, numeric=False),
+        ]
+    )
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from vaebench import catalog
 from vaebench.analysis import against_references, best_by, evidence, has_measure, worse_than_uniform
-from vaebench.findings.finding import Finding, named, where
+from vaebench.findings.finding import Finding, named, sentence, where
 from vaebench.results import MEASURES, Study
 from vaebench.words import label
 
@@ -121,7 +121,8 @@ def verdict_quality(study: Study) -> list[Finding]:
 
 def verdict_avoid(study: Study) -> list[Finding]:
     """What not to use: a loss that is no density (catalog `scored_as`), a density worse than uniform noise,
-    families a per-pixel histogram without a latent beats."""
+    families a per-pixel histogram without a latent beats; a sentence each, so labels with commas stay
+    apart."""
     parts = []
     have = set(study.ok["family"])
     for entry in (e for e in catalog.CATALOG if e.scored_as and e.id in have):
@@ -138,11 +139,12 @@ def verdict_avoid(study: Study) -> list[Finding]:
             for f, ev in against_references(study, dim, histogram).items()
             if ev.better("bpd_disc") < 0
         }
+        beaten -= set(uniform)  # said already: worse than uniform, a histogram beats them too
         if beaten:
             parts.append(f"{named(study, list(beaten))} (a per-pixel histogram without a latent beats them)")
     if not parts:
         return []
-    return [Finding("use_avoid", "Avoid:", "; ".join(parts) + ".")]
+    return [Finding("use_avoid", "Avoid:", " ".join(sentence(part) for part in parts))]
 
 
 def verdict(study: Study) -> list[Finding]:

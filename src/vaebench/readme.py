@@ -1,0 +1,132 @@
+"""`vaebench readme`: a study's results as Markdown, for a README or a note. The headline table (each family's
+discretized bits/dim per latent size, with the models without a latent), What to use, Does the verdict
+hold?, the seed post's claims and the limits, all in the report's own words (`vaebench.findings`), so the
+README says what the report says; and, given the study's benchmarks folder, the job time of each stage."""
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from vaebench import analysis
+from vaebench.errors import VaebenchError
+from vaebench.findings import Finding, limits, verdict
+from vaebench.findings.hold import hold
+from vaebench.findings.seed_claims import claims
+from vaebench.layout import STUDY_CONFIG
+from vaebench.report import load_config
+from vaebench.report.tables import status_counts
+from vaebench.results import Study
+from vaebench.utils import finite
+from vaebench.words import fmt, label
+
+METRIC = "bpd_disc"  # the headline's measure
+
+
+def markdown_table(header: list[str], rows: list[list[str]], numeric: bool = True) -> str:
+    """A Markdown table; with `numeric`, every column but the first is right-aligned."""
+    rule = "|---|" + ("---:|" if numeric else "---|") * (len(header) - 1)
+    return "\n".join([markdown_row(header), rule, *(markdown_row(r) for r in rows)]) + "\n"
+
+
+def markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
+def headline_cell(study: Study, family: str, dim: int, best: str | None, tied: set) -> str:
+    """'mean ± the 95% t-interval across seeds' (or ± the test-set SE with one seed), bold for the best, '='
+    where the pair's test cannot tell it from the best, and the runs that are not ok."""
+    s = study.stat(family, dim, METRIC)
+    counts = status_counts(study, family, dim)
+    if not finite(s["mean"]):
+        return f"n/a ({counts})" if counts else "n/a"
+    half = s["high"] - s["mean"] if finite(s["high"]) else s["se"]
+    shown = f"{fmt(s['mean'])} ± {fmt(half)}" if finite(half) else fmt(s["mean"])
+    shown = f"**{shown}**" if family == best else shown + (" =" if family in tied else "")
+    return f"{shown} ({counts})" if counts else shown
+
+
+def headline(study: Study) -> str:
+    leaders = analysis.leaders(study, METRIC)
+    rows = [
+        [label(study, family)]
+        + [headline_cell(study, family, dim, *leaders.get(dim, (None, set()))) for dim in study.dims]
+        for family in study.families
+    ]
+    rows += [
+        [f"*{row.get('label', row.get('id'))}*"] + [fmt(row.get(METRIC))] * len(study.dims)
+        for row in study.baseline_rows
+    ]
+    legend = (
+        "Discretized bits/dim of the test images (lower is better): the mean over the ok seeds ± the 95% "
+        "t-interval across them (± the test-set standard error where there is one seed); the best in bold, "
+        "'=' where the pair's test (a bootstrap over seeds and test images, Holm-corrected) cannot tell it "
+        "from the best. In italics, models without a latent, fitted on the training split and scored on the "
+        "same test images.\n"
+    )
+    return markdown_table(["family", *(f"z = {d}" for d in study.dims)], rows) + "\n" + legend
+
+
+def bullets(found: list[Finding]) -> str:
+    return "".join(f"- **{f.title}** {f.text}\n" if f.title else f"- {f.text}\n" for f in found)
+
+
+def checks(study: Study) -> str:
+    return "".join(f"- {f.title} **{f.verdict}**: {f.text}\n" for f in hold(study))
+
+
+def claims_table(study: Study) -> str:
+    rows = [[f.title, f.stands_for or "–", f.verdict, f.evidence or "–"] for f in claims(study)]
+    return markdown_table(["claim", "what stands for its words", "verdict", "evidence"], rows, numeric=False)
+
+
+def stage_times(benchmarks: Path) -> str:
+    """Per rule with benchmark files (Snakemake's TSVs under benchmarks/RULE/): its jobs, their summed wall
+    time, the longest job and the largest peak memory."""
+    found = sorted(benchmarks.glob("*/**/*.tsv"))
+    if not found:
+        raise VaebenchError(f"no benchmark files (*.tsv) under {benchmarks}")
+    frames = []
+    for path in found:
+        try:
+            table = pd.read_csv(path, sep="\t")
+            frames.append(table.assign(rule=path.relative_to(benchmarks).parts[0])[["rule", "s", "max_rss"]])
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, KeyError) as err:
+            raise VaebenchError(f"benchmark file {path} is not a Snakemake benchmark ({err})") from None
+    jobs = pd.concat(frames)
+    jobs["max_rss"] = pd.to_numeric(jobs["max_rss"], errors="coerce")
+    rows = [
+        [
+            rule,
+            str(len(at)),
+            f"{at['s'].sum() / 3600:.2f}",
+            f"{at['s'].max() / 60:.1f}",
+            fmt(at["max_rss"].max(), 0),
+        ]
+        for rule, at in jobs.groupby("rule", sort=False)
+    ]
+    total = ["all of them", str(len(jobs)), fmt(jobs["s"].sum() / 3600, 2), "", ""]
+    header = ["rule", "jobs", "job-hours", "longest job (min)", "peak memory (MB)"]
+    return markdown_table(header, [*rows, total])
+
+
+def markdown(study: Study, config: dict | None, benchmarks: Path | None = None) -> str:
+    budget = (config or {}).get("budget")
+    said = [Finding("limit_budget", "What the budget forced:", str(budget))] if budget else []
+    parts = [
+        headline(study),
+        "**What to use**\n\n" + bullets(verdict(study)),
+        "**Does the verdict hold?**\n\n" + checks(study),
+        "**The seed post's claims**\n\n" + claims_table(study),
+        "**Limits**\n\n" + (bullets(said + limits(study)) or "- none of the limits checked applies\n"),
+    ]
+    if benchmarks is not None:
+        parts.append("**Job time per stage**\n\n" + stage_times(benchmarks))
+    return "\n".join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    study = Study.load(args.results, args.manifest, args.quality)
+    config = args.config or args.results / STUDY_CONFIG
+    print(markdown(study, load_config(config) if config.exists() else None, args.benchmarks), end="")
+    return 0
