@@ -186,6 +186,11 @@ def per_image_ll(family: str, dim: int, seed: int, n_test: int, mean: float, se:
     return mean + se * math.sqrt(n_test) * (mixed - mixed.mean()) / mixed.std(ddof=1)
 
 
+def edit_json(path: Path, **changes) -> None:
+    """Change some fields of a run's JSON record in place."""
+    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
+
+
 def set_likelihood(run_dir: Path, **bpd: float) -> None:
     """Move a run's bits/dim (bpd_disc=..., bpd_deq=...) to these values: in metrics.json its bits/dim and
     log-likelihood, in artifacts.npz each test image's log-likelihood by the same shift, so the tables and the

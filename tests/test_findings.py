@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from synthetic_runs import (
     aggregate_cli,
+    edit_json,
     set_likelihood,
     study_of,
     write_manifest,
@@ -25,10 +26,6 @@ from vaebench.results import METHOD_PAIRED_T, Study
 
 def label(family: str) -> str:
     return catalog.label(family)
-
-
-def edit_json(path, **changes) -> None:
-    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
 def one(items: list[Finding], key: str) -> Finding:

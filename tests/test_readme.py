@@ -5,7 +5,7 @@ import re
 
 import pytest
 import yaml
-from synthetic_runs import DIVERGED, aggregate_cli, write_synthetic_results
+from synthetic_runs import DIVERGED, aggregate_cli, study_of, write_synthetic_results
 
 from vaebench import findings, readme
 from vaebench.cli import main
@@ -68,6 +68,16 @@ def test_the_words_are_the_reports(study):
     limits = text[text.index("**Limits**") :].splitlines()[2:]
     assert limits[0] == "- **What the budget forced:** two cores, one afternoon"  # first, as on the page
     assert len(limits) == 1 + len(findings.limits(study))
+
+
+def test_how_the_runs_ended_only_where_the_runs_recorded_it(study, tmp_path):
+    assert "How the runs ended" not in readme.markdown(study, None)  # written before the stopping rule
+    ruled = write_synthetic_results(
+        tmp_path / "mnist5k", latent_dims=(8,), diverged=None, missing=None, stop_reason="converged", epochs=4
+    )
+    text = readme.markdown(study_of(ruled), None)
+    rows = table_rows(text[text.index("**How the runs ended**") :], "family")
+    assert rows == [[label(study, f), "8", "3 converged", "4", "4", "0", "n/a"] for f in ruled.families]
 
 
 def test_a_cell_with_a_bar_stays_one_cell():

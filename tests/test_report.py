@@ -17,8 +17,11 @@ import pytest
 from synthetic_runs import (
     DIVERGED,
     MISSING,
+    edit_json,
     set_likelihood,
+    study_of,
     write_manifest,
+    write_run,
     write_selection,
     write_synthetic_results,
 )
@@ -27,6 +30,7 @@ from vaebench import captions, catalog, evidence, findings
 from vaebench.catalog import FAMILY_IDS
 from vaebench.cli import main
 from vaebench.report import page as report_page
+from vaebench.report import runs as report_runs
 from vaebench.report import setup as report_setup
 from vaebench.report import tables as report_tables
 from vaebench.report.html import Footnotes, finding_html
@@ -538,6 +542,39 @@ def test_the_setup_says_what_was_chosen_on_the_validation_split(sparse, tmp_path
         and "The test images play no part" in setup
     )
     assert "with at most 1 such extension(s)" in setup
+
+
+def test_the_setup_says_how_each_familys_runs_ended_and_every_run_how_it_trained(tmp_path):
+    """Per family and latent size: the stop reasons, the epochs done and kept as ranges over the seeds, the
+    decays and the largest drift; each run's own in the every-run tables. Tables before the rule: none."""
+    synthetic = write_synthetic_results(
+        tmp_path / "mnist5k", families=("bernoulli", "beta"), latent_dims=(8,), diverged=None, missing=None
+    )
+    for seed in synthetic.seeds:
+        drift = 0.001 * seed
+        write_run(synthetic, "beta", 8, seed, epochs=5 + seed, stop_reason="converged", drift_bpd=drift)
+        write_run(synthetic, "bernoulli", 8, seed, epochs=9, stop_reason="converged", drift_bpd=0.0)
+    capped = synthetic.run_dir("bernoulli", 8, 2)
+    edit_json(capped / "run.json", stop_reason="epoch_cap", best_epoch=7)
+    edit_json(capped / "metrics.json", best_epoch=7)  # as evaluate copies it
+    study = study_of(synthetic)
+    setup = report_setup.setup(study, {})
+    body = re.search(r"<table id='endings-table'>.*?<tbody>(.*?)</tbody>", setup, re.S)
+    rows = [
+        [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", tr)]
+        for tr in body.group(1).split("</tr>")[:-1]
+    ]
+    bce, beta = catalog.label("bernoulli"), catalog.label("beta")
+    assert rows == [
+        [bce, "8", "2 converged, 1 epoch cap", "9", "7–9", "0", "0.0000"],
+        [beta, "8", "3 converged", "5–7", "5–7", "0", "0.0020"],
+    ]
+    every_run = report_runs.runs(study)
+    training = re.search(r"<table id='runs-training'>.*?<tbody>(.*?)</tbody>", every_run, re.S).group(1)
+    first = [html.unescape(c) for c in re.findall(r"<td[^>]*>(.*?)</td>", training.split("</tr>")[0])]
+    assert first[:3] == [bce, "8", "0"] and first[3:7] == ["converged", "9", "9", "0.001"]
+    before_the_rule = write_synthetic_results(tmp_path / "older", families=("bernoulli",), latent_dims=(8,))
+    assert "endings-table" not in report_setup.setup(study_of(before_the_rule), {})
 
 
 def test_the_limits_box_quotes_what_the_budget_forced_first(sparse, tmp_path):

@@ -7,17 +7,13 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_runs import study_of, write_synthetic_results
+from synthetic_runs import edit_json, study_of, write_synthetic_results
 
 from vaebench import robustness
 from vaebench.findings.hold import hold
 from vaebench.units import LN2
 
 FAMILIES = ("gaussian", "logit_normal", "logit_laplace")  # logit_laplace leads, logit_normal second
-
-
-def edit_json(path, **changes) -> None:
-    path.write_text(json.dumps({**json.loads(path.read_text()), **changes}))
 
 
 @pytest.fixture

@@ -340,6 +340,43 @@ def stops(study: Study) -> Stops | None:
     return Stops(counts, capped.reset_index(drop=True), drift.reset_index(drop=True))
 
 
+def numeric_column(runs: pd.DataFrame, name: str) -> pd.Series:
+    """A column of the runs as numbers (NaN where a run has none); all NaN where no run recorded it."""
+    return pd.to_numeric(runs.get(name, pd.Series(math.nan, index=runs.index)), errors="coerce")
+
+
+def endings(study: Study) -> pd.DataFrame | None:
+    """Per family and latent size, how its ok runs ended: `runs`, the stop reasons (`stopped_by`, counts by
+    reason, most first), the epochs trained and the epoch kept (`epochs_min`/`_max`, `kept_min`/`_max`), the
+    most learning-rate decays a run used and the largest drift (bits/dim); None before runs recorded a stop
+    reason."""
+    if stops(study) is None:
+        return None
+    runs = study.ok
+    rows = []
+    for family in study.families:
+        for dim in study.dims:
+            at = runs[(runs["family"] == family) & (runs["latent_dim"] == dim)]
+            if at.empty:
+                continue
+            reasons = at["stop_reason"].fillna("unknown").value_counts()
+            rows.append(
+                {
+                    "family": family,
+                    "latent_dim": dim,
+                    "runs": len(at),
+                    "stopped_by": ", ".join(f"{n} {r.replace('_', ' ')}" for r, n in reasons.items()),
+                    "epochs_min": numeric_column(at, "epochs_completed").min(),
+                    "epochs_max": numeric_column(at, "epochs_completed").max(),
+                    "kept_min": numeric_column(at, "best_epoch").min(),
+                    "kept_max": numeric_column(at, "best_epoch").max(),
+                    "decays_max": numeric_column(at, "lr_decays").max(),
+                    "drift_max": numeric_column(at, "drift_bpd").max(),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def lead(study: Study, metric: str = "bpd_disc") -> tuple[int, float] | None:
     """(latent size, gap): the smallest lead of the best family's mean over the runner-up's, across latent
     sizes: the gap the verdict on the best family rests on; None with fewer than two families."""

@@ -1,7 +1,8 @@
 """`vaebench readme`: a study's results as Markdown, for a README or a note. The headline table (each family's
 discretized bits/dim per latent size, with the models without a latent), What to use, Does the verdict
-hold?, the seed post's claims and the limits, all in the report's own words (`vaebench.findings`), so the
-README says what the report says; and, given the study's benchmarks folder, the job time of each stage."""
+hold?, the seed post's claims, the limits and how the runs ended, all in the report's own words
+(`vaebench.findings`, `vaebench.report`), so the README says what the report says; and, given the study's
+benchmarks folder, the job time of each stage."""
 
 import argparse
 from pathlib import Path
@@ -15,6 +16,7 @@ from vaebench.findings.hold import hold
 from vaebench.findings.seed_claims import claims
 from vaebench.layout import STUDY_CONFIG
 from vaebench.report import load_config
+from vaebench.report.setup import ENDINGS_HEADER, ending_cells
 from vaebench.report.tables import status_counts
 from vaebench.results import Study
 from vaebench.utils import finite
@@ -80,6 +82,14 @@ def claims_table(study: Study) -> str:
     return markdown_table(["claim", "what stands for its words", "verdict", "evidence"], rows, numeric=False)
 
 
+def endings(study: Study) -> str:
+    found = analysis.endings(study)
+    if found is None or found.empty:
+        return ""
+    rows = [ending_cells(study, e) for e in found.itertuples()]
+    return "**How the runs ended**\n\n" + markdown_table(ENDINGS_HEADER, rows)
+
+
 def stage_times(benchmarks: Path) -> str:
     """Per rule with benchmark files (Snakemake's TSVs under benchmarks/RULE/): its jobs, their summed wall
     time, the longest job and the largest peak memory."""
@@ -120,6 +130,7 @@ def markdown(study: Study, config: dict | None, benchmarks: Path | None = None) 
         "**The seed post's claims**\n\n" + claims_table(study),
         "**Limits**\n\n" + (bullets(said + limits(study)) or "- none of the limits checked applies\n"),
     ]
+    parts += [ended] if (ended := endings(study)) else []
     if benchmarks is not None:
         parts.append("**Job time per stage**\n\n" + stage_times(benchmarks))
     return "\n".join(parts)

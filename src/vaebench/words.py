@@ -14,6 +14,14 @@ def fmt(x, digits: int = 3) -> str:
     return f"{x:.{digits}f}" if finite(x) else "n/a"
 
 
+def fmt_range(low, high, digits: int = 0) -> str:
+    """'31–34', or '31' where both ends are the same; 'n/a' without values."""
+    if not finite(low):
+        return "n/a"
+    low_text, high_text = fmt(low, digits), fmt(high, digits)
+    return low_text if low_text == high_text else f"{low_text}–{high_text}"
+
+
 def fmt_p(p) -> str:
     if not finite(p):
         return "not tested"

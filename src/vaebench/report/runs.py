@@ -7,7 +7,17 @@ from vaebench.results import METRIC_NAMES, OK, Study
 from vaebench.utils import finite
 from vaebench.words import fmt, fmt_p, fmt_value
 
-INTEGER_COLUMNS = ("latent_dim", "seed", "k", "n_test", "epochs_completed", "active_units", "epochs_to_95")
+INTEGER_COLUMNS = (
+    "latent_dim",
+    "seed",
+    "k",
+    "n_test",
+    "epochs_completed",
+    "best_epoch",
+    "lr_decays",
+    "active_units",
+    "epochs_to_95",
+)
 # the every-run tables, split so each fits the page: (id, what it shows, ((column, header), ...))
 RUN_TABLES = (
     (
@@ -43,10 +53,23 @@ RUN_TABLES = (
         ),
     ),
     (
+        "runs-training",
+        "training",
+        (
+            ("stop_reason", "stopped by"),
+            ("epochs_completed", "epochs done"),
+            ("best_epoch", "epoch kept"),
+            ("lr", "learning rate"),
+            ("lr_decays", "lr decays"),
+            ("lr_final", "final learning rate"),
+            ("drift_bpd", "drift, bits/dim"),
+            ("seconds_per_epoch", "s per epoch"),
+        ),
+    ),
+    (
         "runs-provenance",
         "cost and provenance",
         (
-            ("epochs_completed", "epochs done"),
             ("train_seconds", "train s"),
             ("eval_seconds", "eval s"),
             ("device", "device"),
@@ -57,7 +80,14 @@ RUN_TABLES = (
     ),
 )
 # the text columns of those tables -> how many characters are shown (None: all)
-TEXT_COLUMNS = {"note": None, "device": None, "git_commit": 10, "started_at": None, "run_dir": None}
+TEXT_COLUMNS = {
+    "note": None,
+    "stop_reason": None,
+    "device": None,
+    "git_commit": 10,
+    "started_at": None,
+    "run_dir": None,
+}
 TEST_HEADER = [
     "metric",
     "z",
@@ -77,14 +107,17 @@ TEST_HEADER = [
 
 
 def number(column: str, value) -> str:
-    """A cell of the every-run table: counts as integers, bits/dim and MSE to 4 decimals, the rest 2."""
+    """A cell of the every-run table: counts as integers, learning rates to 3 significant digits, bits/dim and
+    MSE to 4 decimals, the rest 2."""
     if not finite(value):
         return ""
     if column in INTEGER_COLUMNS and float(value).is_integer():
         return str(int(value))
+    if column in ("lr", "lr_final"):
+        return f"{value:.3g}"
     if column.startswith(("fd_", "sharpness_")):
         return fmt_value(column, value)
-    return fmt(value, 4 if column in ("bpd_disc", "bpd_deq", "recon_mse") else 2)
+    return fmt(value, 4 if column in ("bpd_disc", "bpd_deq", "recon_mse", "drift_bpd") else 2)
 
 
 def cell(column: str, r: pd.Series) -> tuple[str, str]:
@@ -115,7 +148,7 @@ def runs(study: Study) -> str:
         blocks.append(f"<h4>{what}</h4>" + table(header, rows, f"id='{table_id}'"))
     return (
         f"<details class='runs'><summary>Every run ({len(m)} rows): status and likelihoods, other measures, "
-        "cost and provenance</summary>" + "".join(blocks) + "</details>" + tests(study)
+        "training, cost and provenance</summary>" + "".join(blocks) + "</details>" + tests(study)
     )
 
 

@@ -11,7 +11,7 @@ from vaebench.analysis import PAPER_K
 from vaebench.layout import METRICS, RUN_RECORD
 from vaebench.report.html import esc, family_label, table
 from vaebench.results import Study
-from vaebench.words import SETTING_NAMES, fmt, setting
+from vaebench.words import SETTING_NAMES, fmt, fmt_range, label, setting
 
 
 def setup(study: Study, config: dict) -> str:
@@ -74,6 +74,7 @@ def setup(study: Study, config: dict) -> str:
             f"of run records ({RUN_RECORD} and {METRICS} each count) that have it.</p>"
         )
         + choices(study)
+        + endings(study)
     )
 
 
@@ -227,6 +228,46 @@ def choices(study: Study) -> str:
             "for every seed and latent size. The test images play no part. gaussian_shared's sigma is not "
             "chosen: after each epoch it is set to the root-mean-square residual over the whole training "
             "split." + extension_note(first) + "</p>"
+        )
+    )
+
+
+ENDINGS_HEADER = ["family", "z", "stopped by", "epochs done", "epoch kept", "most lr decays", "largest drift"]
+
+
+def ending_cells(study: Study, e) -> list[str]:
+    """A row of analysis.endings as text, in ENDINGS_HEADER's order."""
+    return [
+        label(study, e.family),
+        str(e.latent_dim),
+        e.stopped_by,
+        fmt_range(e.epochs_min, e.epochs_max),
+        fmt_range(e.kept_min, e.kept_max),
+        fmt(e.decays_max, 0),
+        fmt(e.drift_max, 4),
+    ]
+
+
+def endings(study: Study) -> str:
+    """Per family and latent size, how its ok runs ended (analysis.endings): the stop reasons, the epochs
+    trained and kept, the learning-rate decays and the drift left at the stop."""
+    found = analysis.endings(study)
+    if found is None or found.empty:
+        return ""
+    rows = []
+    for e in found.itertuples():
+        _, dim, stopped_by, *numbers = ending_cells(study, e)
+        numbers = [(n, "num") for n in numbers]
+        rows.append([family_label(study, e.family), esc(dim), esc(stopped_by), *numbers])
+    return (
+        "<h3 id='endings'>How the runs ended</h3>"
+        + table(ENDINGS_HEADER, rows, "id='endings-table'")
+        + (
+            "<p class='small'>The ok runs of each family and latent size: why each stopped (converged: the "
+            "stopping rule ended it; epoch cap: the cap came first), the epochs trained and the epoch kept "
+            "(best validation ELBO) over the seeds, the most times a run's learning rate was cut, and the "
+            "largest drift: how much the best validation ELBO still rose, in bits/dim, over the last "
+            "patience epochs before the stop, what the run was still gaining.</p>"
         )
     )
 
