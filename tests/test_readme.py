@@ -95,9 +95,12 @@ def write_benchmark(path, seconds: float, max_rss: float) -> None:
 
 def test_the_cli_adds_the_job_time_per_stage_from_the_benchmarks(study, tmp_path, capsys):
     bench = tmp_path / "benchmarks"
-    write_benchmark(bench / "train" / "s" / "bernoulli" / "z2" / "seed0.tsv", 1800, 900.5)
-    write_benchmark(bench / "train" / "s" / "bernoulli" / "z2" / "seed1.tsv", 3600, 1000.0)
-    write_benchmark(bench / "evaluate" / "s" / "bernoulli" / "z2" / "seed0.tsv", 720, 1500.0)
+    name = study.results.name  # the study's name, here also its dataset's
+    write_benchmark(bench / "train" / name / "bernoulli" / "z2" / "seed0.tsv", 1800, 900.5)
+    write_benchmark(bench / "train" / name / "bernoulli" / "z2" / "seed1.tsv", 3600, 1000.0)
+    write_benchmark(bench / "evaluate" / name / "bernoulli" / "z2" / "seed0.tsv", 720, 1500.0)
+    write_benchmark(bench / "aggregate" / f"{name}.tsv", 36, 200.0)
+    write_benchmark(bench / "train" / "another" / "bernoulli" / "z2" / "seed0.tsv", 7200, 5000.0)  # not ours
     config = tmp_path / "study.yaml"
     config.write_text(yaml.safe_dump({"budget": "a day"}))
     argv = ["readme", "--results", str(study.results), "--benchmarks", str(bench), "--config", str(config)]
@@ -107,18 +110,17 @@ def test_the_cli_adds_the_job_time_per_stage_from_the_benchmarks(study, tmp_path
     times = {row[0]: row[1:] for row in table_rows(printed, "rule")}
     assert times["train"] == ["2", "1.50", "60.0", "1000"]
     assert times["evaluate"] == ["1", "0.20", "12.0", "1500"]
-    assert times["all of them"][:2] == ["3", "1.70"]
+    assert times["aggregate"] == ["1", "0.01", "0.6", "200"]
+    assert times["all of them"][:2] == ["4", "1.71"]
 
 
 def test_benchmarks_that_are_not_there_or_not_benchmarks_are_one_line(study, tmp_path, capsys):
     argv = ["readme", "--results", str(study.results), "--benchmarks", str(tmp_path)]
     assert main(argv) != 0
-    assert (
-        capsys.readouterr().err.strip()
-        == f"vaebench readme: error: no benchmark files (*.tsv) under {tmp_path}"
-    )
+    said, name = capsys.readouterr().err.strip(), study.results.name
+    assert said == f"vaebench readme: error: no benchmark files (*.tsv) of {name} under {tmp_path}"
     (tmp_path / "train").mkdir()
-    (tmp_path / "train" / "x.tsv").write_text("seconds\n1\n")
+    (tmp_path / "train" / f"{name}.tsv").write_text("seconds\n1\n")
     assert main(argv) != 0
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "is not a Snakemake benchmark" in err

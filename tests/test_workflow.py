@@ -4,6 +4,8 @@ Each test works on a copy of the workflow in a temporary directory, so the repos
 results/ are never touched and a family's code can be edited without touching the package.
 """
 
+import contextlib
+import io
 import json
 import re
 from pathlib import Path
@@ -13,6 +15,7 @@ from workflow_copy import copy_workflow, planned_jobs, snakemake
 
 from vaebench import layout
 from vaebench.catalog import FAMILY_IDS
+from vaebench.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / ".test" / "config" / "config.yaml"
@@ -132,6 +135,13 @@ def test_tiny_study_end_to_end_and_partial_reruns(workdir):
     assert hold.count("<tr>") == 5  # the header and the four checks
     assert "One seed per family: nothing to leave out." in hold
     assert "<td class='verdict'>not testable here</td>" in page  # "quicker": every run ended at the cap
+    # every stage that runs a vaebench command leaves its benchmark, and the README's stage times read them
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        assert main(["readme", "--results", str(results), "--benchmarks", str(workdir / "benchmarks")]) == 0
+    timed = re.findall(r"^\| ([a-z_]+) \| \d+ \|", said.getvalue(), re.M)
+    stages = {"data", "classifier", "train", "evaluate", "baselines", "aggregate", "figures", "report"}
+    assert set(timed) == stages
     snakemake(workdir, *tiny, "--report", str(workdir / "report" / "snakemake-report.html"))
     assert (workdir / "report" / "snakemake-report.html").exists()
 

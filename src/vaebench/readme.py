@@ -90,12 +90,17 @@ def endings(study: Study) -> str:
     return "**How the runs ended**\n\n" + markdown_table(ENDINGS_HEADER, rows)
 
 
-def stage_times(benchmarks: Path) -> str:
-    """Per rule with benchmark files (Snakemake's TSVs under benchmarks/RULE/): its jobs, their summed wall
-    time, the longest job and the largest peak memory."""
-    found = sorted(benchmarks.glob("*/**/*.tsv"))
+def stage_times(benchmarks: Path, names: set[str]) -> str:
+    """Per rule, the jobs of this study: their number, summed wall time, the longest and the largest peak
+    memory, from Snakemake's TSVs benchmarks/RULE/NAME/... or benchmarks/RULE/NAME.tsv, where NAME is the
+    study's or its dataset's."""
+    found = [
+        path
+        for path in sorted(benchmarks.glob("*/**/*.tsv"))
+        if (part := path.relative_to(benchmarks).parts[1]) in names or part.removesuffix(".tsv") in names
+    ]
     if not found:
-        raise VaebenchError(f"no benchmark files (*.tsv) under {benchmarks}")
+        raise VaebenchError(f"no benchmark files (*.tsv) of {' or '.join(sorted(names))} under {benchmarks}")
     frames = []
     for path in found:
         try:
@@ -109,8 +114,8 @@ def stage_times(benchmarks: Path) -> str:
         [
             rule,
             str(len(at)),
-            f"{at['s'].sum() / 3600:.2f}",
-            f"{at['s'].max() / 60:.1f}",
+            fmt(at["s"].sum() / 3600, 2),
+            fmt(at["s"].max() / 60, 1),
             fmt(at["max_rss"].max(), 0),
         ]
         for rule, at in jobs.groupby("rule", sort=False)
@@ -132,7 +137,8 @@ def markdown(study: Study, config: dict | None, benchmarks: Path | None = None) 
     ]
     parts += [ended] if (ended := endings(study)) else []
     if benchmarks is not None:
-        parts.append("**Job time per stage**\n\n" + stage_times(benchmarks))
+        names = {study.results.name, *study.metrics["dataset"].dropna().astype(str)}
+        parts.append("**Job time per stage**\n\n" + stage_times(benchmarks, names))
     return "\n".join(parts)
 
 

@@ -26,6 +26,8 @@ rule aggregate:
         tests=report(TESTS_TABLE, caption="../report/tests.rst", category="Tables"),
     log:
         "logs/aggregate/{study}.log",
+    benchmark:
+        "benchmarks/aggregate/{study}.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -43,6 +45,8 @@ rule baselines:
         f"{RESULTS}/{layout.BASELINES}",
     log:
         "logs/baselines/{study}.log",
+    benchmark:
+        "benchmarks/baselines/{study}.tsv"
     conda:
         "../../environment.yml"
     params:

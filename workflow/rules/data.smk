@@ -7,6 +7,8 @@ rule data:
         layout.MANIFEST,
     log:
         "logs/data/{dataset}.log",
+    benchmark:
+        "benchmarks/data/{dataset}.tsv"
     conda:
         "../../environment.yml"
     params:

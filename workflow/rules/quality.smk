@@ -11,6 +11,8 @@ rule classifier:
         summary=layout.QUALITY,
     log:
         "logs/classifier/{dataset}.log",
+    benchmark:
+        "benchmarks/classifier/{dataset}.tsv"
     conda:
         "../../environment.yml"
     threads: job_resource("train", "threads", 1)

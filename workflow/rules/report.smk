@@ -39,6 +39,8 @@ rule figures:
         svg=[f"{FIGURES_DIR}/{name}.svg" for name in FIGURES],
     log:
         "logs/figures/{study}.log",
+    benchmark:
+        "benchmarks/figures/{study}.tsv"
     conda:
         "../../environment.yml"
     params:
@@ -63,6 +65,8 @@ rule report:
         index=layout.REPORT_INDEX,
     log:
         f"logs/report/{STUDY}.log",
+    benchmark:
+        f"benchmarks/report/{STUDY}.tsv"
     conda:
         "../../environment.yml"
     params:
