@@ -1,6 +1,7 @@
 """`vaebench compare` on two synthetic studies: the values and changes, the rankings' tau, the claims."""
 
 import pytest
+import yaml
 from synthetic_runs import aggregate_cli, set_likelihood, study_of, write_synthetic_results
 
 from vaebench import compare
@@ -22,7 +23,18 @@ def test_compare_gives_each_familys_change_the_rankings_tau_and_the_claims(tmp_p
     )
     for seed in after.seeds:  # the worst family before is the best after: the ranking's order turns
         set_likelihood(after.run_dir("bernoulli", 8, seed), bpd_disc=0.5)
+    design = {"losses": list(FAMILIES), "train": {"epochs": 6, "batch_size": 128}, "evaluate": {"k": 100}}
+    (before.results / "study.yaml").write_text(yaml.safe_dump({**design, "budget": "an hour"}))
+    later = {**design, "losses": [*FAMILIES, "squared_error"], "train": {"epochs": 150, "batch_size": 128}}
+    later["selection"] = {"epochs": 30}
+    (after.results / "study.yaml").write_text(yaml.safe_dump({**later, "budget": "a day"}))
     found = compare.changes(study_of(before), study_of(after))
+    # the settings the designs differ in, and nothing the machine chose (the budget)
+    assert found.setup == [
+        ("losses", "3 families", "4 families (added squared_error)"),
+        ("selection.epochs", "–", "30"),
+        ("train.epochs", "6", "150"),
+    ]
     values = found.values.set_index("family")
     old = study_of(before).stat("bernoulli", 8, "bpd_disc")["mean"]
     assert values.loc["bernoulli", "before"] == pytest.approx(old)
@@ -36,5 +48,6 @@ def test_compare_gives_each_familys_change_the_rankings_tau_and_the_claims(tmp_p
     aggregate_cli(before), aggregate_cli(after)
     assert main(["compare", "--before", str(before.results), "--after", str(after.results)]) == 0
     printed = capsys.readouterr().out
-    assert printed.startswith("| family | z = 8: before → after (change) |")
+    assert printed.startswith("| setting | before | after |\n|---|---|---|\n| losses | 3 families |")
+    assert "| family | z = 8: before → after (change) |" in printed
     assert "Kendall's tau of the two rankings" in printed and "| BCE converges quicker |" in printed

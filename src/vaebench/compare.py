@@ -1,7 +1,8 @@
 """`vaebench compare`: what changed between two studies of the same question (an earlier and a later one,
-say the 6-epoch Fashion-MNIST study and its converged rerun): each family's bits/dim before and after, the
-ranking's agreement (Kendall's tau per latent size) and the verdict on each of the seed post's claims
-before and after, as Markdown tables for a README or a note. It reads both studies' tables only."""
+say the 6-epoch Fashion-MNIST study and its converged rerun): the settings their configs differ in (the
+reasons), each family's bits/dim before and after, the ranking's agreement (Kendall's tau per latent size)
+and the verdict on each of the seed post's claims before and after, as Markdown tables for a README or a
+note. It reads both studies' tables and their validated configs (study.yaml) only."""
 
 import argparse
 import math
@@ -10,23 +11,72 @@ from dataclasses import dataclass
 import pandas as pd
 from scipy import stats as sps
 
+from vaebench import analysis
 from vaebench.findings.seed_claims import claims
 from vaebench.readme import markdown_table
+from vaebench.report import saved_config
 from vaebench.results import Study
 from vaebench.utils import finite
 from vaebench.words import fmt, label
 
 METRIC = "bpd_disc"  # the verdict's measure
+# config keys that say how the study was run on its machine, not what it measured
+NOT_THE_DESIGN = (
+    "budget",
+    "resources",
+    "study",
+    "data_dir",
+    "device",
+    "evaluate.compile",
+    "evaluate.compile_cache",
+    "evaluate.batch",
+    "evaluate.chunk",
+)
 
 
 @dataclass(frozen=True)
 class Changes:
-    """Per family and latent size the two means (`values`: family, latent_dim, before, after, change), the
-    rankings' Kendall's tau per latent size both studies have, and each claim's two verdicts."""
+    """The design settings the two configs differ in (`setup`: setting, before, after), per family and latent
+    size the two means (`values`: family, latent_dim, before, after, change), the rankings' Kendall's tau per
+    latent size both studies have, and each claim's two verdicts."""
 
+    setup: list[tuple[str, str, str]]
     values: pd.DataFrame
     taus: dict[int, float]
     verdicts: pd.DataFrame  # claim, before, after, evidence_before, evidence_after
+
+
+def flat(config: dict, prefix: str = "") -> dict[str, object]:
+    """A nested config as dotted keys (train.epochs)."""
+    out = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        out.update(flat(value, f"{name}.") if isinstance(value, dict) else {name: value})
+    return out
+
+
+def shown(value) -> str:
+    if value is None:
+        return "–"
+    return ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
+def setup_changes(before: dict, after: dict) -> list[tuple[str, str, str]]:
+    """(setting, before, after) for each design setting the two validated configs differ in; the families
+    (`losses`) as those added and dropped."""
+    a, b = flat(before), flat(after)
+    rows = []
+    for key in sorted(set(a) | set(b)):
+        if key in NOT_THE_DESIGN or key.split(".")[0] in NOT_THE_DESIGN or a.get(key) == b.get(key):
+            continue
+        old, new = a.get(key), b.get(key)
+        if key == "losses" and isinstance(old, list) and isinstance(new, list):
+            added, dropped = [f for f in new if f not in old], [f for f in old if f not in new]
+            change = [f"added {shown(added)}"] * bool(added) + [f"dropped {shown(dropped)}"] * bool(dropped)
+            rows.append((key, f"{len(old)} families", f"{len(new)} families ({'; '.join(change)})"))
+        else:
+            rows.append((key, shown(old), shown(new)))
+    return rows
 
 
 def means(study: Study, metric: str = METRIC) -> pd.Series:
@@ -40,7 +90,20 @@ def means(study: Study, metric: str = METRIC) -> pd.Series:
     return pd.Series(found, dtype=float)
 
 
+def recorded(study: Study) -> dict[str, str]:
+    """What the tables record of how the study was made beyond its config: the code its runs were trained
+    with and how its pairs of families were tested."""
+    commits = study.metrics.get("git_commit", pd.Series(dtype=str)).dropna().astype(str).str[:7]
+    return {
+        "code (the runs' git commit)": ", ".join(sorted(set(commits))) or "not recorded",
+        "pairwise tests": ", ".join(sorted(analysis.test_methods(study))) or "none",
+    }
+
+
 def changes(before: Study, after: Study, metric: str = METRIC) -> Changes:
+    setup = setup_changes(saved_config(before.results) or {}, saved_config(after.results) or {})
+    a, b = recorded(before), recorded(after)
+    setup += [(key, a[key], b[key]) for key in a if a[key] != b[key]]
     a, b = means(before, metric), means(after, metric)
     keys = sorted(set(a.index) | set(b.index), key=lambda k: (after.families + before.families).index(k[0]))
     values = pd.DataFrame(
@@ -64,11 +127,11 @@ def changes(before: Study, after: Study, metric: str = METRIC) -> Changes:
         for f in claims(after)
     ]
     verdicts = pd.DataFrame(rows, columns=["claim", "before", "after", "evidence_before", "evidence_after"])
-    return Changes(values, taus, verdicts)
+    return Changes(setup, values, taus, verdicts)
 
 
 def markdown(before: Study, after: Study, found: Changes) -> str:
-    """The three tables, as Markdown."""
+    """The four tables, as Markdown."""
     dims = sorted(found.values["latent_dim"].unique())
     rows = []
     for family, at in found.values.groupby("family", sort=False):
@@ -87,8 +150,14 @@ def markdown(before: Study, after: Study, found: Changes) -> str:
     claims_rows = [
         [r.claim, r.before or "–", r.after, r.evidence_after or "–"] for r in found.verdicts.itertuples()
     ]
+    settings = (
+        markdown_table(["setting", "before", "after"], [list(r) for r in found.setup], numeric=False)
+        if found.setup
+        else "The two studies' configs do not differ in their design, or one has none (study.yaml).\n"
+    )
     return "\n".join(
         [
+            settings,
             markdown_table(header, rows),
             f"Kendall's tau of the two rankings, families in both: {taus}.\n",
             markdown_table(["claim", "before", "after", "evidence after"], claims_rows, numeric=False),

@@ -14,8 +14,7 @@ from vaebench.errors import VaebenchError
 from vaebench.findings import Finding, limits, verdict
 from vaebench.findings.hold import hold
 from vaebench.findings.seed_claims import claims
-from vaebench.layout import STUDY_CONFIG
-from vaebench.report import load_config
+from vaebench.report import load_config, saved_config
 from vaebench.report.setup import ENDINGS_HEADER, ending_cells
 from vaebench.report.tables import status_counts
 from vaebench.results import Study
@@ -144,6 +143,6 @@ def markdown(study: Study, config: dict | None, benchmarks: Path | None = None) 
 
 def run(args: argparse.Namespace) -> int:
     study = Study.load(args.results, args.manifest, args.quality)
-    config = args.config or args.results / STUDY_CONFIG
-    print(markdown(study, load_config(config) if config.exists() else None, args.benchmarks), end="")
+    config = load_config(args.config) if args.config else saved_config(args.results)
+    print(markdown(study, config, args.benchmarks), end="")
     return 0

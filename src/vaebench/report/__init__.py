@@ -13,6 +13,7 @@ from pathlib import Path
 
 import yaml
 
+from vaebench.layout import STUDY_CONFIG
 from vaebench.report.page import render, write_index
 from vaebench.results import ResultsError, Study
 from vaebench.utils import atomic_write
@@ -28,6 +29,12 @@ def load_config(path: Path | None) -> dict | None:
     except yaml.YAMLError as err:
         raise ResultsError(f"config {path} is not valid YAML ({type(err).__name__})") from None
     return config if isinstance(config, dict) else None
+
+
+def saved_config(results: Path) -> dict | None:
+    """The study's validated config beside its tables (layout.STUDY_CONFIG); None where there is none."""
+    path = results / STUDY_CONFIG
+    return load_config(path) if path.exists() else None
 
 
 def run(args: argparse.Namespace) -> int:
