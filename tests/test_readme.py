@@ -76,7 +76,8 @@ def test_how_the_runs_ended_only_where_the_runs_recorded_it(study, tmp_path):
         tmp_path / "mnist5k", latent_dims=(8,), diverged=None, missing=None, stop_reason="converged", epochs=4
     )
     text = readme.markdown(study_of(ruled), None)
-    rows = table_rows(text[text.index("**How the runs ended**") :], "family")
+    folded = text[text.index("<details><summary><b>How the runs ended</b>") : text.index("</details>")]
+    rows = table_rows(folded, "family")
     assert rows == [[label(study, f), "8", "3 converged", "4", "4", "0", "n/a"] for f in ruled.families]
 
 

@@ -86,7 +86,8 @@ def endings(study: Study) -> str:
     if found is None or found.empty:
         return ""
     rows = [ending_cells(study, e) for e in found.itertuples()]
-    return "**How the runs ended**\n\n" + markdown_table(ENDINGS_HEADER, rows)
+    folded = f"<details><summary><b>How the runs ended</b> ({len(rows)} rows)</summary>\n\n"
+    return folded + markdown_table(ENDINGS_HEADER, rows) + "\n</details>\n"
 
 
 def stage_times(benchmarks: Path, names: set[str]) -> str:
