@@ -6,6 +6,7 @@ from synthetic_runs import aggregate_cli, set_likelihood, study_of, write_synthe
 
 from vaebench import compare
 from vaebench.cli import main
+from vaebench.words import label
 
 FAMILIES = ("bernoulli", "gaussian", "logit_normal")
 
@@ -40,7 +41,8 @@ def test_compare_gives_each_familys_change_the_rankings_tau_and_the_claims(tmp_p
     assert values.loc["bernoulli", "before"] == pytest.approx(old)
     assert values.loc["bernoulli", "change"] == pytest.approx(0.5 - old)
     assert values.loc["squared_error", "after"] > 0 and values["before"].isna().sum() == 1  # new in after
-    assert set(found.taus) == {8} and found.taus[8] < 1  # bernoulli moved from last to first
+    # bernoulli moved from last to first, the other two kept their order: 1 concordant pair of 3
+    assert set(found.taus) == {8} and found.taus[8] == pytest.approx(-1 / 3)
     verdicts = found.verdicts.set_index("claim")
     # the literal squared error was not run before: its claims were not testable, and now they are
     assert verdicts.loc["BCE gives a nicer latent space", "before"] == "not testable here"
@@ -50,4 +52,16 @@ def test_compare_gives_each_familys_change_the_rankings_tau_and_the_claims(tmp_p
     printed = capsys.readouterr().out
     assert printed.startswith("| setting | before | after |\n|---|---|---|\n| losses | 3 families |")
     assert "| family | z = 8: before → after (change) |" in printed
+    assert f"| {label(study_of(after), 'bernoulli')} | {old:.3f} → 0.500 ({0.5 - old:+.3f}) |" in printed
     assert "Kendall's tau of the two rankings" in printed and "| BCE converges quicker |" in printed
+
+
+def test_a_study_without_its_config_is_said_not_compared(tmp_path):
+    before = write_synthetic_results(tmp_path / "before", families=FAMILIES, latent_dims=(8,))
+    after = write_synthetic_results(tmp_path / "after", families=FAMILIES, latent_dims=(8,))
+    config = {"losses": list(FAMILIES), "train": {"epochs": 9}}
+    (after.results / "study.yaml").write_text(yaml.safe_dump(config))
+    found = compare.changes(study_of(before), study_of(after))
+    assert found.setup == [] and found.unsaved == [str(before.results)]  # not every key "changed from –"
+    printed = compare.markdown(study_of(before), study_of(after), found)
+    assert printed.startswith(f"Not compared: the settings of {before.results}, which has no study.yaml.")

@@ -5,7 +5,7 @@ import re
 
 import pytest
 import yaml
-from synthetic_runs import DIVERGED, aggregate_cli, study_of, write_synthetic_results
+from synthetic_runs import DIVERGED, aggregate_cli, set_likelihood, study_of, write_synthetic_results
 
 from vaebench import findings, readme
 from vaebench.cli import main
@@ -52,6 +52,25 @@ def test_the_headline_gives_each_familys_mean_and_interval_and_bolds_the_best(st
     assert len(references) == len(study.baseline_rows) > 0  # the models without a latent, in italics
     uniform = next(cells for name, cells in rows.items() if "uniform" in name)
     assert uniform == ["8.000"] * len(study.dims)
+
+
+def test_a_tie_with_the_best_is_marked_and_one_seed_shows_its_test_set_se(tmp_path):
+    tied = write_synthetic_results(
+        tmp_path / "tied", families=("logit_normal", "logit_laplace", "gaussian"), latent_dims=(8,)
+    )
+    for seed in tied.seeds:  # the two apart by a thousandth of a bit, far less than the seeds' spread
+        set_likelihood(tied.run_dir("logit_normal", 8, seed), bpd_disc=1.5 + 0.02 * seed)
+        set_likelihood(tied.run_dir("logit_laplace", 8, seed), bpd_disc=1.501 + 0.02 * (2 - seed))
+        set_likelihood(tied.run_dir("gaussian", 8, seed), bpd_disc=3.0 + 0.01 * seed)
+    both = study_of(tied)
+    rows = {row[0]: row[1] for row in table_rows(readme.markdown(both, None), "family")}
+    assert rows[label(both, "logit_normal")].startswith("**1.520 ± ")
+    assert rows[label(both, "logit_laplace")].endswith(" =") and "**" not in rows[label(both, "gaussian")]
+    one = write_synthetic_results(tmp_path / "one", families=("gaussian",), latent_dims=(8,), seeds=(0,))
+    single = study_of(one)
+    s = single.stat("gaussian", 8, "bpd_disc")
+    rows = {row[0]: row[1] for row in table_rows(readme.markdown(single, None), "family")}
+    assert rows[label(single, "gaussian")] == f"**{s['mean']:.3f} ± {s['se']:.3f}**"
 
 
 def test_the_words_are_the_reports(study):
@@ -101,6 +120,7 @@ def test_the_cli_adds_the_job_time_per_stage_from_the_benchmarks(study, tmp_path
     write_benchmark(bench / "train" / name / "bernoulli" / "z2" / "seed1.tsv", 3600, 1000.0)
     write_benchmark(bench / "evaluate" / name / "bernoulli" / "z2" / "seed0.tsv", 720, 1500.0)
     write_benchmark(bench / "aggregate" / f"{name}.tsv", 36, 200.0)
+    write_benchmark(bench / "data" / f"{name}.tsv", 3, 100.0)  # its dataset's (named as the study here)
     write_benchmark(bench / "train" / "another" / "bernoulli" / "z2" / "seed0.tsv", 7200, 5000.0)  # not ours
     config = tmp_path / "study.yaml"
     config.write_text(yaml.safe_dump({"budget": "a day"}))
@@ -112,14 +132,27 @@ def test_the_cli_adds_the_job_time_per_stage_from_the_benchmarks(study, tmp_path
     assert times["train"] == ["2", "1.50", "60.0", "1000"]
     assert times["evaluate"] == ["1", "0.20", "12.0", "1500"]
     assert times["aggregate"] == ["1", "0.01", "0.6", "200"]
-    assert times["all of them"][:2] == ["4", "1.71"]
+    assert times["data"] == ["1", "0.00", "0.1", "100"]
+    assert times["all of them"][:2] == ["5", "1.71"]
+
+
+def test_the_job_times_are_the_studys_own_and_its_datasets_data(tmp_path):
+    """A study named apart from its dataset: another study named after that dataset is not counted, the
+    dataset's own jobs (data, classifier) are."""
+    write_benchmark(tmp_path / "train" / "long" / "beta" / "z2" / "seed0.tsv", 60, 1.0)
+    write_benchmark(tmp_path / "classifier" / "mnist5k.tsv", 120, 1.0)
+    write_benchmark(tmp_path / "train" / "mnist5k" / "beta" / "z2" / "seed0.tsv", 7200, 1.0)
+    write_benchmark(tmp_path / "aggregate" / "mnist5k.tsv", 7200, 1.0)
+    table = readme.stage_times(tmp_path, "long", {"mnist5k"})
+    times = {row[0]: row[1:3] for row in table_rows(table, "rule")}
+    assert times == {"classifier": ["1", "0.03"], "train": ["1", "0.02"], "all of them": ["2", "0.05"]}
 
 
 def test_benchmarks_that_are_not_there_or_not_benchmarks_are_one_line(study, tmp_path, capsys):
     argv = ["readme", "--results", str(study.results), "--benchmarks", str(tmp_path)]
     assert main(argv) != 0
     said, name = capsys.readouterr().err.strip(), study.results.name
-    assert said == f"vaebench readme: error: no benchmark files (*.tsv) of {name} under {tmp_path}"
+    assert said == f"vaebench readme: error: no benchmark files (*.tsv) of study {name} under {tmp_path}"
     (tmp_path / "train").mkdir()
     (tmp_path / "train" / f"{name}.tsv").write_text("seconds\n1\n")
     assert main(argv) != 0

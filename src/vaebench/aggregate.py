@@ -28,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
 
 from vaebench import catalog, evidence, layout, stats
 from vaebench.layout import (
@@ -58,6 +57,7 @@ from vaebench.results import (
     note_column,
     read_json_object,
     read_per_image,
+    saved_config,
 )
 from vaebench.units import BPD, nats_to_bpd
 from vaebench.utils import NUMERIC_FLAGS, atomic_write, finite
@@ -197,12 +197,8 @@ def _status(run: dict | None, metrics: dict | None) -> tuple[str, str]:
 def study_dataset(results: Path) -> str:
     """The dataset of the study in `results`: its validated config's (layout.STUDY_CONFIG), or, for results
     written before a study had a directory of its own (results/DATASET), the directory's name."""
-    config = results / layout.STUDY_CONFIG
-    if config.exists():
-        dataset = yaml.safe_load(config.read_text()).get("dataset")
-        if dataset:
-            return str(dataset)
-    return results.name
+    dataset = (saved_config(results) or {}).get("dataset")
+    return str(dataset) if dataset else results.name
 
 
 def run_row(results: Path, run_dir: Path, dataset: str) -> dict:

@@ -140,9 +140,13 @@ def evidence(study: Study, metric: str, dim: int, a: str, b: str) -> Evidence:
     return judge(sa["mean"] - sb["mean"], n, se_a=sa["se"], se_b=sb["se"], test=row)
 
 
-def test_methods(study: Study) -> set[str]:
-    """How the study's pairs were tested: tests.csv's methods, without "" (not tested)."""
-    return set(study.tests["method"]) - {""} if "method" in study.tests.columns else set()
+def test_methods(study: Study, metric: str | None = None) -> set[str]:
+    """How the study's pairs were tested (on `metric`, else on any measure): tests.csv's methods, without ""
+    (not tested)."""
+    tests = study.tests
+    if "method" not in tests.columns:
+        return set()
+    return set(tests["method"] if metric is None else tests.loc[tests["metric"] == metric, "method"]) - {""}
 
 
 def images_resampled(study: Study) -> int | None:

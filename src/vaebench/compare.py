@@ -9,13 +9,12 @@ import math
 from dataclasses import dataclass
 
 import pandas as pd
-from scipy import stats as sps
 
 from vaebench import analysis
 from vaebench.findings.seed_claims import claims
 from vaebench.readme import markdown_table
-from vaebench.report import saved_config
-from vaebench.results import Study
+from vaebench.results import Study, saved_config
+from vaebench.robustness import tau
 from vaebench.utils import finite
 from vaebench.words import fmt, label
 
@@ -41,6 +40,7 @@ class Changes:
     latent size both studies have, and each claim's two verdicts."""
 
     setup: list[tuple[str, str, str]]
+    unsaved: list[str]  # the results without a study.yaml: their configs are not compared
     values: pd.DataFrame
     taus: dict[int, float]
     verdicts: pd.DataFrame  # claim, before, after, evidence_before, evidence_after
@@ -71,6 +71,8 @@ def setup_changes(before: dict, after: dict) -> list[tuple[str, str, str]]:
             continue
         old, new = a.get(key), b.get(key)
         if key == "losses" and isinstance(old, list) and isinstance(new, list):
+            if set(old) == set(new):
+                continue  # the same families in another order
             added, dropped = [f for f in new if f not in old], [f for f in old if f not in new]
             change = [f"added {shown(added)}"] * bool(added) + [f"dropped {shown(dropped)}"] * bool(dropped)
             rows.append((key, f"{len(old)} families", f"{len(new)} families ({'; '.join(change)})"))
@@ -101,9 +103,11 @@ def recorded(study: Study) -> dict[str, str]:
 
 
 def changes(before: Study, after: Study, metric: str = METRIC) -> Changes:
-    setup = setup_changes(saved_config(before.results) or {}, saved_config(after.results) or {})
+    configs = saved_config(before.results), saved_config(after.results)
+    setup = setup_changes(*configs) if None not in configs else []
     a, b = recorded(before), recorded(after)
     setup += [(key, a[key], b[key]) for key in a if a[key] != b[key]]
+    unsaved = [str(s.results) for s, c in zip((before, after), configs, strict=True) if c is None]
     a, b = means(before, metric), means(after, metric)
     keys = sorted(set(a.index) | set(b.index), key=lambda k: (after.families + before.families).index(k[0]))
     values = pd.DataFrame(
@@ -111,10 +115,11 @@ def changes(before: Study, after: Study, metric: str = METRIC) -> Changes:
         columns=["family", "latent_dim", "before", "after"],
     )
     values["change"] = values["after"] - values["before"]
-    taus = {}
-    for dim, at in values.dropna(subset=["before", "after"]).groupby("latent_dim"):
-        if len(at) >= 2:
-            taus[int(dim)] = float(sps.kendalltau(at["before"], at["after"]).statistic)
+    taus = {
+        int(dim): tau(at["before"], at["after"])
+        for dim, at in values.dropna(subset=["before", "after"]).groupby("latent_dim")
+        if len(at) >= 2
+    }
     earlier = {f.key: f for f in claims(before)}
     rows = [
         (
@@ -127,7 +132,7 @@ def changes(before: Study, after: Study, metric: str = METRIC) -> Changes:
         for f in claims(after)
     ]
     verdicts = pd.DataFrame(rows, columns=["claim", "before", "after", "evidence_before", "evidence_after"])
-    return Changes(setup, values, taus, verdicts)
+    return Changes(setup, unsaved, values, taus, verdicts)
 
 
 def markdown(before: Study, after: Study, found: Changes) -> str:
@@ -150,17 +155,24 @@ def markdown(before: Study, after: Study, found: Changes) -> str:
     claims_rows = [
         [r.claim, r.before or "–", r.after, r.evidence_after or "–"] for r in found.verdicts.itertuples()
     ]
-    settings = (
-        markdown_table(["setting", "before", "after"], [list(r) for r in found.setup], numeric=False)
-        if found.setup
-        else "The two studies' configs do not differ in their design, or one has none (study.yaml).\n"
+    unsaved = (
+        f"Not compared: the settings of {' and '.join(found.unsaved)}, which has no study.yaml.\n"
+        if found.unsaved
+        else ""
     )
+    settings = (
+        markdown_table(["setting", "before", "after"], [list(r) for r in found.setup], left=3)
+        if found.setup
+        else "The two studies' designs do not differ in their configs.\n"
+        if not found.unsaved
+        else ""
+    ) + unsaved
     return "\n".join(
         [
             settings,
             markdown_table(header, rows),
             f"Kendall's tau of the two rankings, families in both: {taus}.\n",
-            markdown_table(["claim", "before", "after", "evidence after"], claims_rows, numeric=False),
+            markdown_table(["claim", "before", "after", "evidence after"], claims_rows, left=4),
         ]
     )
 

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from vaebench import catalog
 from vaebench.errors import VaebenchError
@@ -29,6 +30,7 @@ from vaebench.layout import (
     PER_IMAGE_INDEX,
     PER_IMAGE_TABLE,
     SELECTION,
+    STUDY_CONFIG,
     TABLES,
     per_image_column,
 )
@@ -191,6 +193,23 @@ def read_reference(path: Path | None, what: str) -> dict | None:
     except ValueError as err:
         raise ResultsError(f"{what} {path}: {err}") from None
     return obj
+
+
+def read_config(path: Path) -> dict | None:
+    """A study config (YAML): its mapping, None if it holds none; a one-line error if missing or not YAML."""
+    try:
+        config = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ResultsError(f"config {path} does not exist") from None
+    except yaml.YAMLError as err:
+        raise ResultsError(f"config {path} is not valid YAML ({type(err).__name__})") from None
+    return config if isinstance(config, dict) else None
+
+
+def saved_config(results: Path) -> dict | None:
+    """The validated config a study's run saved beside its tables (layout.STUDY_CONFIG); None without one."""
+    path = results / STUDY_CONFIG
+    return read_config(path) if path.exists() else None
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:

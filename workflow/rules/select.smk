@@ -45,6 +45,8 @@ checkpoint select_round:
         layout.SELECTION_ROUND,
     log:
         "logs/select/{study}/{loss}/round{round}.log",
+    benchmark:
+        "benchmarks/select/{study}/{loss}/round{round}.tsv"
     localrule: True
     conda:
         "../../environment.yml"

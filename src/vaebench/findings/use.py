@@ -139,7 +139,7 @@ def verdict_avoid(study: Study) -> list[Finding]:
             for f, ev in against_references(study, dim, histogram).items()
             if ev.better("bpd_disc") < 0
         }
-        beaten -= set(uniform)  # said already: worse than uniform, a histogram beats them too
+        beaten -= set(uniform)  # named already, for the graver reason
         if beaten:
             parts.append(f"{named(study, list(beaten))} (a per-pixel histogram without a latent beats them)")
     if not parts:

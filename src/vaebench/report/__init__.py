@@ -9,32 +9,10 @@ section (`tables`, `setup`, `runs`), assembled by `page.render` into templates/r
 """
 
 import argparse
-from pathlib import Path
 
-import yaml
-
-from vaebench.layout import STUDY_CONFIG
 from vaebench.report.page import render, write_index
-from vaebench.results import ResultsError, Study
+from vaebench.results import ResultsError, Study, read_config
 from vaebench.utils import atomic_write
-
-
-def load_config(path: Path | None) -> dict | None:
-    if path is None:
-        return None
-    try:
-        config = yaml.safe_load(path.read_text())
-    except FileNotFoundError:
-        raise ResultsError(f"config {path} does not exist") from None
-    except yaml.YAMLError as err:
-        raise ResultsError(f"config {path} is not valid YAML ({type(err).__name__})") from None
-    return config if isinstance(config, dict) else None
-
-
-def saved_config(results: Path) -> dict | None:
-    """The study's validated config beside its tables (layout.STUDY_CONFIG); None where there is none."""
-    path = results / STUDY_CONFIG
-    return load_config(path) if path.exists() else None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
             f"figures folder {figures} does not exist: run `vaebench figures --results "
             f"{args.results}` first, or point --figures at it"
         )
-    page = render(study, load_config(args.config), figures, args.captions)
+    page = render(study, read_config(args.config) if args.config else None, figures, args.captions)
     atomic_write(args.out, lambda tmp: tmp.write_text(page, encoding="utf-8"))
     if args.index is not None:
         write_index(args.index)

@@ -133,7 +133,7 @@ def cell(column: str, r: pd.Series) -> tuple[str, str]:
 
 
 def runs(study: Study) -> str:
-    """Every run, one row each in three tables (status and likelihoods, other measures, cost and
+    """Every run, one row each in four tables (status and likelihoods, other measures, training, cost and
     provenance), folded away."""
     m = study.metrics
     blocks = []

@@ -264,7 +264,8 @@ def endings(study: Study) -> str:
         + table(ENDINGS_HEADER, rows, "id='endings-table'")
         + (
             "<p class='small'>The ok runs of each family and latent size: why each stopped (converged: the "
-            "stopping rule ended it; epoch cap: the cap came first), the epochs trained and the epoch kept "
+            "stopping rule ended it; epoch cap: the cap came first; unknown: a run trained before runs "
+            "recorded why), the epochs trained and the epoch kept "
             "(best validation ELBO) over the seeds, the most times a run's learning rate was cut, and the "
             "largest drift: how much the best validation ELBO still rose, in bits/dim, over the last "
             "patience epochs before the stop, what the run was still gaining.</p>"

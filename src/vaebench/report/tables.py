@@ -119,6 +119,16 @@ def baseline_rows(study: Study) -> str:
     return "\n" + "\n".join(out)
 
 
+def spread(s: dict) -> tuple[str, str]:
+    """A headline value as shown, 'mean ± half the 95% t-interval across seeds' (kind 'interval'), else
+    'mean ± the test-set SE' with one seed ('se'), else the mean alone (''); `s` is Study.stat's."""
+    if finite(s["high"]):
+        return f"{fmt(s['mean'])} ± {fmt(s['high'] - s['mean'])}", "interval"
+    if finite(s["se"]):
+        return f"{fmt(s['mean'])} ± {fmt(s['se'])}", "se"
+    return fmt(s["mean"]), ""
+
+
 def headline_cell(
     study: Study,
     footnotes: Footnotes,
@@ -138,13 +148,12 @@ def headline_cell(
         detail = counts or ("no ok run" if not note else "")
         return f"<td class='num'>n/a{note}<br><span class='small'>{detail}</span></td>"
     seeds = stats.count(s["n"], "seed")
-    if finite(s["high"]):
-        shown = f"{fmt(s['mean'])} ± {fmt(s['high'] - s['mean'])}"
-        detail = [f"95% CI, {seeds}"] + ([f"SE {fmt(s['se'])}"] if finite(s["se"]) else [])
-    elif finite(s["se"]):
-        shown, detail = f"{fmt(s['mean'])} ± {fmt(s['se'])}", [f"± test-set SE, {seeds}"]
-    else:
-        shown, detail = fmt(s["mean"]), [seeds]
+    shown, kind = spread(s)
+    detail = {
+        "interval": [f"95% CI, {seeds}"] + ([f"SE {fmt(s['se'])}"] if finite(s["se"]) else []),
+        "se": [f"± test-set SE, {seeds}"],
+        "": [seeds],
+    }[kind]
     css = "num best" if family == best else "num"
     if worse_than_uniform:
         css += " worse-uniform"
