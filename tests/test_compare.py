@@ -47,6 +47,8 @@ def test_compare_gives_each_familys_change_the_rankings_tau_and_the_claims(tmp_p
     # the literal squared error was not run before: its claims were not testable, and now they are
     assert verdicts.loc["BCE gives a nicer latent space", "before"] == "not testable here"
     assert verdicts.loc["BCE gives a nicer latent space", "after"] != "not testable here"
+    why = f"the study has no ok runs of {label(study_of(after), 'squared_error')}"  # said beside the verdict
+    assert verdicts.loc["BCE gives a nicer latent space", "evidence_before"] == why
     aggregate_cli(before), aggregate_cli(after)
     assert main(["compare", "--before", str(before.results), "--after", str(after.results)]) == 0
     printed = capsys.readouterr().out
@@ -54,6 +56,7 @@ def test_compare_gives_each_familys_change_the_rankings_tau_and_the_claims(tmp_p
     assert "| family | z = 8: before → after (change) |" in printed
     assert f"| {label(study_of(after), 'bernoulli')} | {old:.3f} → 0.500 ({0.5 - old:+.3f}) |" in printed
     assert "Kendall's tau of the two rankings" in printed and "| BCE converges quicker |" in printed
+    assert f"| BCE gives a nicer latent space | not testable here: {why} |" in printed
 
 
 def test_a_study_without_its_config_is_said_not_compared(tmp_path):

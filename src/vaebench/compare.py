@@ -43,7 +43,7 @@ class Changes:
     unsaved: list[str]  # the results without a study.yaml: their configs are not compared
     values: pd.DataFrame
     taus: dict[int, float]
-    verdicts: pd.DataFrame  # claim, before, after, evidence_before, evidence_after
+    verdicts: pd.DataFrame  # claim, before, after, evidence_before, evidence_after (why, if not testable)
 
 
 def flat(config: dict, prefix: str = "") -> dict[str, object]:
@@ -135,6 +135,11 @@ def changes(before: Study, after: Study, metric: str = METRIC) -> Changes:
     return Changes(setup, unsaved, values, taus, verdicts)
 
 
+def verdict_said(verdict: str, evidence: str) -> str:
+    """'supported: for 2, against 0 of 2 comparisons', or why the claim could not be tested."""
+    return f"{verdict}: {evidence}" if verdict and evidence else verdict or "–"
+
+
 def markdown(before: Study, after: Study, found: Changes) -> str:
     """The four tables, as Markdown."""
     dims = sorted(found.values["latent_dim"].unique())
@@ -153,7 +158,8 @@ def markdown(before: Study, after: Study, found: Changes) -> str:
     header = ["family", *(f"z = {d}: before → after (change)" for d in dims)]
     taus = "; ".join(f"z = {d}: {t:.2f}" for d, t in found.taus.items()) or "no latent size in both"
     claims_rows = [
-        [r.claim, r.before or "–", r.after, r.evidence_after or "–"] for r in found.verdicts.itertuples()
+        [r.claim, verdict_said(r.before, r.evidence_before), verdict_said(r.after, r.evidence_after)]
+        for r in found.verdicts.itertuples()
     ]
     unsaved = (
         f"Not compared: the settings of {' and '.join(found.unsaved)}, which has no study.yaml.\n"
@@ -172,7 +178,7 @@ def markdown(before: Study, after: Study, found: Changes) -> str:
             settings,
             markdown_table(header, rows),
             f"Kendall's tau of the two rankings, families in both: {taus}.\n",
-            markdown_table(["claim", "before", "after", "evidence after"], claims_rows, left=4),
+            markdown_table(["claim", "before", "after"], claims_rows, left=3),
         ]
     )
 

@@ -148,7 +148,7 @@ def judge_claim(study: Study, claim: Claim) -> Finding:
     why = untestable(study, claimant, rivals, claim)
     if why:
         return Finding(
-            claim.key, claim.quote, f"Not testable here: {why}.", NOT_TESTABLE, measure, "", stands
+            claim.key, claim.quote, f"Not testable here: {why}.", NOT_TESTABLE, measure, why, stands
         )
     wins, losses, open_ = compare(study, claimant, rivals, measures)
     outcomes = {"better than": wins, "worse than": losses, "not separated from": open_}
