@@ -109,9 +109,11 @@ def parse_per_image_column(column: str) -> tuple[str, str, int, int] | None:
 
 
 def point_name(settings: dict[str, float]) -> str:
-    """A grid point's directory name, its settings in order (lr0.001, lr0.001-sigma0.1): named by its
-    settings, not by its place in the grid, so a point that the grid's extension adds has its own."""
-    return "-".join(f"{key}{float(value)!r}" for key, value in settings.items())
+    """A grid point's directory name (lr0.001, lr0.001-sigma0.1): named by its settings, not by its place
+    in the grid, so a point that the grid's extension adds has its own; the learning rate first and the
+    rest by name, so one point has one name whatever order its settings come in (JSON sorts them)."""
+    keys = sorted(settings, key=lambda key: (key != "lr", key))
+    return "-".join(f"{key}{float(settings[key])!r}" for key in keys)
 
 
 def parse_point(name: str) -> dict[str, float]:
