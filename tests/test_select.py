@@ -106,16 +106,15 @@ def test_a_fixed_scale_at_its_edge_steps_outward_at_the_chosen_learning_rate():
 def test_the_next_points_read_back_from_the_round_name_directories_the_workflow_can_make(tmp_path):
     """The round's JSON sorts the settings (laplace_b before lr); the names must not follow that order."""
     records = scored("laplace_fixed", {1e-3: 2.0, 3e-3: 1.0}, laplace_b=0.05)
-    records += scored("laplace_fixed", {1e-3: 1.0}, laplace_b=0.025) + scored(
-        "laplace_fixed", {1e-3: 1.5}, laplace_b=0.1
-    )
+    records += scored("laplace_fixed", {1e-3: 1.0}, laplace_b=0.025)
+    records += scored("laplace_fixed", {1e-3: 1.5}, laplace_b=0.1)
     round_json = write_json(tmp_path / "round0.json", decide(records, "laplace_fixed", 0, 2))
     (point,) = read_json(round_json, "not written")["next"]
     assert list(point) == ["laplace_b", "lr"]
     name = layout.point_name(point)
     assert re.fullmatch(layout.WILDCARDS["point"], name), name
     assert name == layout.point_name({"lr": point["lr"], "laplace_b": 0.05})
-    assert [layout.point_name(p) for p in grid("laplace_fixed", SELECTION)][0] == "lr0.001-laplace_b0.02"
+    assert layout.point_name(grid("laplace_fixed", SELECTION)[0]) == "lr0.001-laplace_b0.02"
 
 
 def test_at_the_limit_a_choice_at_an_edge_is_final_and_says_so():
